@@ -1,0 +1,33 @@
+# The two commands in the README: `make demo` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test unit integration bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[embedded,data,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/radstream demo
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: install
+	$(BIN)/python -m pytest -q tests/integration tests/e2e
+
+bench: install
+	$(BIN)/radstream bench
+
+clean:
+	rm -rf $(VENV) .radstream *.egg-info

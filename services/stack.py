@@ -1,0 +1,70 @@
+"""A whole local pipeline: the embedded broker (unless a bootstrap is given), the topics,
+and every stage as a supervised child process. Used by `up`, `demo`, `bench` and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from radstream.services.broker import EmbeddedBroker
+from radstream.services.supervisor import Supervisor, child_env, stage_children
+from radstream.streams.config import Config
+from radstream.streams.kafka.topics import create_topics
+from radstream.streams.stages.registry import models_in_force
+
+log = logging.getLogger(__name__)
+
+
+class Stack:
+    def __init__(self, config: Config, bootstrap: str | None = None, env: dict[str, str] | None = None,
+                 broker_port: int | None = None) -> None:
+        self.config = config
+        self._bootstrap = bootstrap
+        self._broker_port = broker_port
+        self._env = env or {}
+        self.broker: EmbeddedBroker | None = None
+        self.supervisor: Supervisor | None = None
+        self.bootstrap = bootstrap or ""
+
+    def start(self) -> "Stack":
+        home = self.config.home
+        home.mkdir(parents=True, exist_ok=True)
+        if not self._bootstrap:
+            self.broker = EmbeddedBroker(self._broker_port, log_path=home / "broker.log").start()
+            self.bootstrap = self.broker.bootstrap
+            log.info("embedded broker on %s", self.bootstrap)
+        settings = self.config.kafka.with_bootstrap(self.bootstrap)
+        created = create_topics(settings, self.config.partitions)
+        log.info("topics ready (%d created)", len(created))
+        models = sorted(models_in_force(self.config))
+        env = child_env(self.bootstrap, {"RADSTREAM_HOME": str(home), **self._env})
+        self.supervisor = Supervisor(stage_children(models), env, log_dir=home / "logs")
+        self.supervisor.start()
+        return self
+
+    def poll(self) -> None:
+        if self.supervisor:
+            self.supervisor.poll()
+
+    def run_forever(self, stop: "callable[[], bool]") -> None:
+        while not stop():
+            self.poll()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.supervisor:
+            self.supervisor.stop()
+        if self.broker:
+            self.broker.stop()
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def logs(self) -> Path:
+        return self.config.home / "logs"

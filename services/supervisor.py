@@ -1,0 +1,110 @@
+"""`radstream up`: every stage as its own child process, restarted when it dies.
+
+Each child is `radstream stage NAME [--model M]`, exactly what a Kubernetes
+Deployment runs, so local runs and production share one code path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Child:
+    stage: str
+    model: str | None = None
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    log_path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.stage}:{self.model}" if self.model else self.stage
+
+    def argv(self) -> list[str]:
+        args = [sys.executable, "-m", "radstream.services.cli", "stage", self.stage]
+        return args + (["--model", self.model] if self.model else [])
+
+
+@dataclass
+class Supervisor:
+    """Starts children, restarts any that exit unexpectedly (with backoff), stops all on request."""
+
+    children: list[Child]
+    env: dict[str, str]
+    log_dir: Path | None = None
+    restart: bool = True
+    _stopping: bool = field(default=False, init=False)
+
+    def start(self) -> None:
+        for child in self.children:
+            self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        out = subprocess.DEVNULL
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            child.log_path = self.log_dir / f"{child.label.replace(':', '-')}.log"
+            out = open(child.log_path, "ab")
+        child.proc = subprocess.Popen(child.argv(), env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %d)", child.label, child.proc.pid)
+
+    def poll(self) -> None:
+        """Restart children that exited; call regularly."""
+        for child in self.children:
+            if child.proc is None or child.proc.poll() is None or self._stopping or not self.restart:
+                continue
+            code = child.proc.returncode
+            backoff = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+            if time.monotonic() - child.started_at < backoff:
+                continue
+            child.restarts += 1
+            log.warning("%s exited with code %s; restart #%d", child.label, code, child.restarts)
+            self._spawn(child)
+
+    def find(self, label: str) -> Child:
+        return next(c for c in self.children if c.label == label)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        self._stopping = True
+        for child in self.children:
+            if child.proc and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for child in self.children:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", child.label)
+                child.proc.kill()
+                child.proc.wait()
+
+
+def stage_children(models: list[str]) -> list[Child]:
+    """The pipeline's processes: one per stage, and one infer process per model."""
+    return (
+        [Child("decode"), Child("preprocess")]
+        + [Child("infer", m) for m in models]
+        + [Child("fuse"), Child("qc")]
+    )
+
+
+def child_env(bootstrap: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["RADSTREAM_BOOTSTRAP"] = bootstrap
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(extra or {})
+    return env

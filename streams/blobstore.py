@@ -1,0 +1,90 @@
+"""Content-addressed blob store for the claim-check pattern: pixels never travel in Kafka.
+
+Events carry a BlobRef (uri, sha256, size, media type, shape, dtype); consumers
+verify the hash on every read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from radstream.streams.errors import PermanentError, TransientError
+
+BlobRef = dict[str, Any]
+
+
+class FileBlobStore:
+    """Blobs as files under `root/<sha[:2]>/<sha>`; writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def put(self, data: bytes, media_type: str, shape: tuple[int, ...] = (), dtype: str = "") -> BlobRef:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.root / digest[:2] / digest
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return {
+            "uri": path.as_uri(),
+            "sha256": digest,
+            "size_bytes": len(data),
+            "media_type": media_type,
+            "shape": [int(s) for s in shape],
+            "dtype": dtype,
+        }
+
+    def get(self, ref: BlobRef) -> bytes:
+        """Read and verify a blob. Missing or corrupt blobs are permanent errors."""
+        path = self._path(ref["uri"])
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise PermanentError(f"blob not found: {ref['uri']}", code="blob_missing") from None
+        except OSError as exc:
+            raise TransientError(f"cannot read blob {ref['uri']}: {exc.strerror}", code="blob_io") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != ref["sha256"]:
+            raise PermanentError(f"blob hash mismatch for {ref['uri']}", code="blob_hash_mismatch")
+        return data
+
+    def put_array(self, array: np.ndarray) -> BlobRef:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+        return self.put(buf.getvalue(), "application/x-npy", array.shape, str(array.dtype))
+
+    def get_array(self, ref: BlobRef) -> np.ndarray:
+        return np.load(io.BytesIO(self.get(ref)), allow_pickle=False)
+
+    def _path(self, uri: str) -> Path:
+        parsed = urlparse(uri)
+        if parsed.scheme != "file":
+            raise PermanentError(f"unsupported blob URI scheme: {uri}", code="blob_uri")
+        path = Path(unquote(parsed.path)).resolve()
+        if not path.is_relative_to(self.root):
+            raise PermanentError(f"blob URI outside the blob store: {uri}", code="blob_uri")
+        return path
+
+
+def open_blob_store(url: str) -> FileBlobStore:
+    """`file:///path` or a plain path. Other schemes are refused with a clear error."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        return FileBlobStore(unquote(parsed.path) if parsed.scheme else url)
+    raise ValueError(f"unsupported blob store URL {url!r}: only file:// (or a path) is implemented")

@@ -1,0 +1,58 @@
+"""Errors as values with a class: transient ones are retried, permanent ones go to the DLQ.
+
+Every stage raises one of these (or lets the runtime classify a foreign exception),
+so that the runtime can decide retry-or-dead-letter in one place.
+"""
+
+from __future__ import annotations
+
+
+class StageError(Exception):
+    """Base class. `reason` is one line a human understands; `code` is a stable slug for metrics."""
+
+    transient: bool = False
+
+    def __init__(self, reason: str, code: str = "error") -> None:
+        super().__init__(reason)
+        self.reason = reason.replace("\n", " ").strip()
+        self.code = code
+
+    @property
+    def error_class(self) -> str:
+        return "transient" if self.transient else "permanent"
+
+
+class PermanentError(StageError):
+    """Retrying cannot help: bad input, unsupported data, a contract violation."""
+
+
+class TransientError(StageError):
+    """Retrying may help: a blob store hiccup, a broker timeout, an exhausted resource."""
+
+    transient = True
+
+
+class NotAnImage(PermanentError):
+    """The instance is a valid DICOM object that carries no image (SR, PR, KO, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, code="not_an_image")
+
+
+class Rejected(PermanentError):
+    """The input is an image we refuse by policy or cannot decode, with the reason."""
+
+    def __init__(self, reason: str, code: str = "rejected") -> None:
+        super().__init__(reason, code=code)
+
+
+def classify(exc: BaseException) -> StageError:
+    """Map any exception to a StageError. Unknown exceptions are permanent: a bug or
+    bad data that a retry would only repeat. OSError and timeouts are transient."""
+    if isinstance(exc, StageError):
+        return exc
+    if isinstance(exc, (TimeoutError, ConnectionError, MemoryError)):
+        return TransientError(f"{type(exc).__name__}: {exc}", code="transient_io")
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        return TransientError(f"{type(exc).__name__}: {exc}", code="transient_io")
+    return PermanentError(f"{type(exc).__name__}: {exc}", code=type(exc).__name__.lower())

@@ -1,0 +1,70 @@
+"""Topic names and their creation. Logical names here; KafkaSettings.topic() adds the prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from radstream.streams.kafka.settings import KafkaSettings
+
+DICOM_ARRIVED = "dicom.arrived"
+IMAGE_DECODED = "image.decoded"
+IMAGE_PREPROCESSED = "image.preprocessed"
+INFERENCE_RESULTS = "inference.results"
+FINDINGS_FUSED = "findings.fused"
+STUDY_RESULTS = "study.results"
+CONFIG_THRESHOLDS = "config.thresholds"
+
+PIPELINE = [DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED, INFERENCE_RESULTS, FINDINGS_FUSED, STUDY_RESULTS]
+# Topics a stage consumes: each gets a dead-letter topic.
+CONSUMED = [DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED, INFERENCE_RESULTS, FINDINGS_FUSED]
+# Stateful stages keep a compacted changelog, co-partitioned with their input.
+CHANGELOGS = {"fuse": "radstream.fuse.changelog", "qc": "radstream.qc.changelog"}
+
+
+def dlq(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+def topic_specs(partitions: int = 3) -> list[TopicSpec]:
+    specs = [TopicSpec(t, partitions) for t in PIPELINE]
+    specs += [TopicSpec(dlq(t), partitions) for t in CONSUMED]
+    specs += [TopicSpec(t, partitions, compacted=True) for t in CHANGELOGS.values()]
+    specs.append(TopicSpec(CONFIG_THRESHOLDS, 1, compacted=True))
+    return specs
+
+
+def create_topics(settings: KafkaSettings, partitions: int = 3, timeout: float = 30.0) -> list[str]:
+    """Create every topic that does not exist yet; return the names created."""
+    admin = AdminClient(settings.admin_config())
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    new = [
+        NewTopic(
+            settings.topic(s.name),
+            num_partitions=s.partitions,
+            replication_factor=-1,  # the broker's default
+            config={"cleanup.policy": "compact"} if s.compacted else {},
+        )
+        for s in topic_specs(partitions)
+        if settings.topic(s.name) not in existing
+    ]
+    if not new:
+        return []
+    created = []
+    for name, future in admin.create_topics(new, request_timeout=timeout).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created

@@ -1,0 +1,23 @@
+"""Prometheus metrics shared by every stage process (one registry per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+processed = Counter("radstream_messages_processed", "Input messages fully handled", ["stage"], registry=REGISTRY)
+failed = Counter("radstream_messages_failed", "Processing attempts that raised", ["stage", "error_class", "code"], registry=REGISTRY)
+dead_lettered = Counter("radstream_messages_dead_lettered", "Messages sent to the DLQ", ["stage", "code"], registry=REGISTRY)
+skipped = Counter("radstream_messages_skipped", "Messages skipped on purpose (e.g. not an image)", ["stage", "reason"], registry=REGISTRY)
+produced = Counter("radstream_messages_produced", "Output events produced", ["stage", "topic"], registry=REGISTRY)
+compute_seconds = Histogram("radstream_stage_compute_seconds", "Time in the stage's own function per message", ["stage"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+wall_seconds = Histogram("radstream_stage_wall_seconds", "Wall time per message including Kafka and commits", ["stage"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+end_to_end_seconds = Histogram("radstream_end_to_end_seconds", "Arrival to output of this stage", ["stage"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+batch_size = Histogram("radstream_batch_size", "Messages per processed batch", ["stage"], buckets=(1, 2, 4, 8, 16, 32, 64), registry=REGISTRY)
+config_version = Gauge("radstream_config_version", "Config version in force", ["stage"], registry=REGISTRY)
+last_progress = Gauge("radstream_last_progress_timestamp_seconds", "Unix time of the last processed message", ["stage"], registry=REGISTRY)
+consumer_lag = Gauge("radstream_consumer_lag", "High watermark minus committed offset", ["stage", "partition"], registry=REGISTRY)
+model_seconds = Histogram("radstream_model_inference_seconds", "Per-batch model inference time", ["stage", "model"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)

@@ -1,0 +1,301 @@
+"""The one Kafka runtime: consume, call the stage, produce, then commit.
+
+Delivery guarantee: at-least-once. Input offsets are committed only after the
+idempotent producer has had every output (and every DLQ record) acknowledged.
+Stateful stages additionally write their changelog after the outputs are
+acknowledged and before the commit, so a crash can only repeat work (outputs
+carry idempotency keys) and never lose it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from radstream.streams import metrics
+from radstream.streams.codec import Codec
+from radstream.streams.errors import StageError, TransientError
+from radstream.streams.health import HealthServer, register_process
+from radstream.streams.kafka.settings import KafkaSettings
+from radstream.streams.kafka.topics import CHANGELOGS, dlq
+from radstream.streams.stage import Inbound, Output, Result, Stage
+from radstream.streams.state import ChangelogStore
+
+log = logging.getLogger(__name__)
+
+PROPAGATED_HEADERS = ("traceparent", "tracestate")
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker did not acknowledge outputs: the process exits without committing."""
+
+
+class StageRunner:
+    """Runs one Stage against Kafka until SIGTERM."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        settings: KafkaSettings,
+        codec: Codec | None = None,
+        health_port: int = 0,
+        max_attempts: int = 3,
+        backoff_s: float = 0.2,
+        config_version: int = 0,
+    ) -> None:
+        self.stage = stage
+        self.settings = settings
+        self.codec = codec or Codec(settings.schema_registry_url)
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.config_version = config_version
+        self.input_topic = settings.topic(stage.input_topic)
+        self.dlq_topic = settings.topic(dlq(stage.input_topic))
+        self._producer = Producer(settings.producer_config())
+        self._consumer = Consumer(settings.consumer_config(stage.group_id))
+        self._delivery_errors: list[str] = []
+        self._stopping = False
+        self._assigned: list[int] = []
+        self._last_progress = time.time()
+        self._processed = 0
+        self._last_lag_check = 0.0
+        self.state: ChangelogStore | None = None
+        if stage.stateful:
+            self.state = ChangelogStore(settings, CHANGELOGS[stage.name])
+            stage.state = self.state  # type: ignore[attr-defined]
+        self._health = HealthServer(self.health, port=health_port)
+
+    # -- lifecycle -------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self._health.start()
+        reg = register_process(self.stage.name, self._health.url, {"group": self.stage.group_id})
+        metrics.config_version.labels(self.stage.name).set(self.config_version)
+        log.info("stage %s started: group %s, input %s, health %s",
+                 self.stage.name, self.stage.group_id, self.input_topic, self._health.url)
+        self._consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        try:
+            while not self._stopping:
+                self._step()
+        finally:
+            log.info("stage %s draining and leaving the group", self.stage.name)
+            self._producer.flush(10)
+            self._consumer.close()
+            self.stage.close()
+            self._health.stop()
+            reg.unlink(missing_ok=True)
+        return 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stopping = True
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        parts = [p.partition for p in partitions]
+        self._assigned = sorted(set(self._assigned) | set(parts))
+        if self.state is not None:
+            self.state.restore(parts)
+        log.info("assigned partitions %s", parts)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        parts = [p.partition for p in partitions]
+        self._assigned = [p for p in self._assigned if p not in parts]
+        if self.state is not None:
+            self.state.drop(parts)
+        log.info("revoked partitions %s", parts)
+
+    # -- one iteration -----------------------------------------------------------
+    def _step(self) -> None:
+        msgs = self._poll_batch()
+        if self.state is not None:
+            ticked = self.stage.on_tick(int(time.time() * 1000))
+            if ticked:
+                self._produce_all([(o, []) for o in ticked])
+                self._flush()
+                self._flush_state()
+        if msgs:
+            self._handle(msgs)
+        self._update_lag()
+
+    def _poll_batch(self) -> list[Message]:
+        first = self._consumer.poll(0.2)
+        if first is None:
+            return []
+        batch = [first]
+        if self.stage.max_batch > 1:
+            batch += self._consumer.consume(self.stage.max_batch - 1, self.stage.max_wait_ms / 1000)
+        good = []
+        for m in batch:
+            err = m.error()
+            if err is None:
+                good.append(m)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", err)
+        return good
+
+    def _handle(self, msgs: list[Message]) -> None:
+        started = time.perf_counter()
+        results: list[Result | None] = [None] * len(msgs)
+        inbound: dict[int, Inbound] = {}
+        for i, m in enumerate(msgs):
+            try:
+                _, value = self.codec.decode(m.value(), expect=self.stage.input_schema)
+            except StageError as exc:
+                results[i] = exc
+                continue
+            key = m.key().decode("utf-8", "replace") if m.key() is not None else None
+            inbound[i] = Inbound(value, key, m.partition(), m.offset(), list(m.headers() or []))
+
+        attempts = {i: 0 for i in inbound}
+        pending = list(inbound)
+        compute = 0.0
+        while pending:
+            t0 = time.perf_counter()
+            got = self._process([inbound[i] for i in pending])
+            compute += time.perf_counter() - t0
+            retry = []
+            for i, res in zip(pending, got):
+                attempts[i] += 1
+                results[i] = res
+                if isinstance(res, StageError):
+                    metrics.failed.labels(self.stage.name, res.error_class, res.code).inc()
+                    if res.transient and attempts[i] < self.max_attempts:
+                        retry.append(i)
+            if retry:
+                time.sleep(self.backoff_s * 2 ** (attempts[retry[0]] - 1))
+            pending = retry
+
+        to_produce: list[tuple[Output, list]] = []
+        for i, (m, res) in enumerate(zip(msgs, results)):
+            if isinstance(res, StageError):
+                self._dead_letter(m, res, attempts.get(i, 1))
+            else:
+                headers = [(k, v) for k, v in (m.headers() or []) if k in PROPAGATED_HEADERS]
+                to_produce += [(o, headers) for o in res or []]
+        self._produce_all(to_produce, stage_ms=1000 * compute / max(1, len(inbound)))
+        self._flush()
+        self._flush_state()
+        self._commit(msgs)
+
+        n = len(msgs)
+        wall = time.perf_counter() - started
+        self._processed += n
+        self._last_progress = time.time()
+        metrics.processed.labels(self.stage.name).inc(n)
+        metrics.batch_size.labels(self.stage.name).observe(n)
+        metrics.last_progress.labels(self.stage.name).set(self._last_progress)
+        for _ in range(n):
+            metrics.compute_seconds.labels(self.stage.name).observe(compute / n)
+            metrics.wall_seconds.labels(self.stage.name).observe(wall / n)
+        now_ms = time.time() * 1000
+        for ev in inbound.values():
+            if "arrived_at" in ev.value:
+                metrics.end_to_end_seconds.labels(self.stage.name).observe(max(0.0, now_ms - ev.value["arrived_at"]) / 1000)
+
+    def _process(self, events: list[Inbound]) -> list[Result]:
+        if self.state is None:
+            return self.stage.process_batch(events)
+        results: list[Result] = []
+        for ev in events:  # stateful: one at a time, so state writes land in the input's partition
+            self.state.current_partition = ev.partition
+            results += self.stage.process_batch([ev])
+        return results
+
+    # -- producing and committing -----------------------------------------------
+    def _produce_all(self, outputs: list[tuple[Output, list]], stage_ms: float | None = None) -> None:
+        for out, headers in outputs:
+            topic = self.settings.topic(out.topic)
+            if stage_ms is not None and "stage_ms" in out.value:
+                out.value["stage_ms"] = {**out.value["stage_ms"], self.stage.timing_label: round(stage_ms, 3)}
+            value = self.codec.encode(out.schema, out.value, topic)
+            hdrs = headers + [("radstream-stage", self.stage.name.encode())]
+            if "idempotency_key" in out.value:
+                hdrs.append(("radstream-idempotency-key", out.value["idempotency_key"].encode()))
+            self._produce(topic, out.key.encode(), value, hdrs)
+            metrics.produced.labels(self.stage.name, out.topic).inc()
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list, partition: int | None = None) -> None:
+        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": headers, "on_delivery": self._on_delivery}
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self._producer.produce(topic, **kwargs)
+                return
+            except BufferError:  # local queue full: let it drain, then retry
+                self._producer.poll(0.1)
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._delivery_errors.append(f"{msg.topic()}: {err}")
+
+    def _flush(self) -> None:
+        remaining = self._producer.flush(30)
+        if remaining or self._delivery_errors:
+            errors = "; ".join(self._delivery_errors[:3]) or f"{remaining} messages unacknowledged"
+            raise DeliveryFailed(f"outputs not acknowledged, not committing: {errors}")
+
+    def _flush_state(self) -> None:
+        if self.state is not None and self.state.flush_to(self._producer):
+            self._flush()
+
+    def _commit(self, msgs: list[Message]) -> None:
+        last: dict[int, int] = {}
+        for m in msgs:
+            last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
+        offsets = [TopicPartition(self.input_topic, p, o + 1) for p, o in last.items()]
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _dead_letter(self, m: Message, err: StageError, attempts: int) -> None:
+        record = {
+            "stage": self.stage.name,
+            "source_topic": m.topic(),
+            "partition": m.partition(),
+            "offset": m.offset(),
+            "key": m.key(),
+            "value": m.value(),
+            "headers": [{"key": k, "value": v} for k, v in (m.headers() or [])],
+            "error_class": "TRANSIENT_EXHAUSTED" if isinstance(err, TransientError) else "PERMANENT",
+            "error_code": err.code,
+            "error_message": err.reason,
+            "attempts": attempts,
+            "failed_at": int(time.time() * 1000),
+        }
+        log.warning("dead-lettered %s[%d]@%d: %s (%s)", m.topic(), m.partition(), m.offset(), err.reason, err.code)
+        self._produce(self.dlq_topic, m.key(), self.codec.encode("DeadLetter", record, self.dlq_topic), list(m.headers() or []))
+        metrics.dead_lettered.labels(self.stage.name, err.code).inc()
+
+    # -- observability -------------------------------------------------------------
+    def _update_lag(self) -> None:
+        now = time.time()
+        if now - self._last_lag_check < 5 or not self._assigned:
+            return
+        self._last_lag_check = now
+        parts = [TopicPartition(self.input_topic, p) for p in self._assigned]
+        try:
+            committed = self._consumer.committed(parts, timeout=2)
+        except Exception as exc:  # lag is best-effort telemetry; log and carry on
+            log.debug("lag check failed: %s", exc)
+            return
+        for tp in committed:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
+            offset = tp.offset if tp.offset >= 0 else 0
+            metrics.consumer_lag.labels(self.stage.name, str(tp.partition)).set(max(0, high - offset))
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage.name,
+            "group": self.stage.group_id,
+            "pid": os.getpid(),
+            "healthy": True,
+            "partitions": self._assigned,
+            "last_progress_age_s": round(time.time() - self._last_progress, 3),
+            "processed": self._processed,
+            "config_version": self.config_version,
+            **self.stage.health(),
+        }

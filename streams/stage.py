@@ -1,0 +1,90 @@
+"""What a stage is: a pure function from an input event to output events, plus a registration.
+
+The Kafka loop, retries, commits, DLQ, health and metrics live once, in
+streams/runtime.py, and wrap any Stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from radstream.streams.errors import StageError, classify
+
+
+@dataclass
+class Output:
+    """One event to produce. `topic` is the logical name; the runtime adds the prefix."""
+
+    topic: str
+    key: str
+    schema: str
+    value: dict[str, Any]
+
+
+@dataclass
+class Inbound:
+    """A decoded input event with where it came from."""
+
+    value: dict[str, Any]
+    key: str | None = None
+    partition: int = 0
+    offset: int = 0
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+
+
+Result = list[Output] | StageError
+
+
+class Stage:
+    """Base class. Subclasses set the class attributes and implement `process`.
+
+    Stateful stages set `stateful = True`; the runtime then gives them `self.state`
+    (a changelog-backed store) and calls `on_tick` regularly for deadlines.
+    """
+
+    name: ClassVar[str]
+    input_topic: ClassVar[str]
+    input_schema: ClassVar[str]
+    stateful: ClassVar[bool] = False
+    max_batch: int = 1
+    max_wait_ms: int = 0
+
+    @property
+    def group_id(self) -> str:
+        return f"radstream-{self.name}"
+
+    @property
+    def timing_label(self) -> str:
+        """Key under which this stage's compute time is recorded in events' `stage_ms`."""
+        return self.name
+
+    def process(self, event: Inbound) -> list[Output]:
+        raise NotImplementedError
+
+    def process_batch(self, events: list[Inbound]) -> list[Result]:
+        """Default: one at a time, each failure classified on its own."""
+        results: list[Result] = []
+        for event in events:
+            try:
+                results.append(self.process(event))
+            except Exception as exc:  # classified, never swallowed: becomes a retry or a DLQ record
+                results.append(classify(exc))
+        return results
+
+    def on_tick(self, now_ms: int) -> list[Output]:
+        return []
+
+    def health(self) -> dict[str, Any]:
+        """Extra fields for /healthz (loaded models, backend, ...)."""
+        return {}
+
+    def close(self) -> None:
+        """Release resources on shutdown."""
+
+
+def idempotency_key(*parts: object) -> str:
+    """Stable key from the input's UIDs plus model and config versions."""
+    text = "|".join(str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

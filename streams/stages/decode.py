@@ -1,0 +1,87 @@
+"""decode: DICOM blob -> sanitized full-range pixels + display image, one event per frame.
+
+The pure work is streams/dicom (decode_instance); this stage adds the claim
+check (verify and store blobs) and maps the allow-listed metadata onto the
+ImageDecoded contract. Nothing outside the allow-list can reach the bus.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.dicom.decode import DecodeLimits, decode_instance
+from radstream.streams.errors import Rejected
+from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED
+from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
+
+CARRIED = ("study_uid", "series_uid", "sop_uid", "site", "expected_instances", "arrived_at", "config_version",
+           "trace_id")
+
+
+def image_key(sop_uid: str, frame: int) -> str:
+    """Kafka key on image-level topics: the SOP Instance UID, plus the frame number past frame 0."""
+    return sop_uid if frame == 0 else f"{sop_uid}#{frame}"
+
+
+def image_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """The allow-listed DICOM attributes, in the ImageMetadata contract's field names."""
+    spacing = None
+    if meta.get("PixelSpacingRow") is not None:
+        spacing = [meta["PixelSpacingRow"], meta["PixelSpacingColumn"]]
+    return {
+        "sop_class_uid": meta.get("SOPClassUID") or "",
+        "modality": meta.get("Modality"),
+        "body_part": meta.get("BodyPartExamined"),
+        "view_position": meta.get("ViewPosition"),
+        "laterality": meta.get("ImageLaterality") or meta.get("Laterality"),
+        "manufacturer": meta.get("Manufacturer"),
+        "manufacturer_model": meta.get("ManufacturerModelName"),
+        "pixel_spacing_mm": spacing,
+        "rows": meta.get("Rows") or 0,
+        "columns": meta.get("Columns") or 0,
+        "frames": meta.get("NumberOfFrames") or 1,
+        "photometric_interpretation": meta.get("PhotometricInterpretation") or "",
+        "bits_stored": meta.get("BitsStored"),
+        "transfer_syntax_uid": meta.get("TransferSyntaxUID") or "",
+    }
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise Rejected("display image could not be encoded as PNG", code="display_encode")
+    return buf.tobytes()
+
+
+class DecodeStage(Stage):
+    name = "decode"
+    input_topic = DICOM_ARRIVED
+    input_schema = "DicomArrived"
+
+    def __init__(self, store: FileBlobStore, limits: DecodeLimits = DecodeLimits()) -> None:
+        self.store = store
+        self.limits = limits
+
+    def process(self, event: Inbound) -> list[Output]:
+        arrival = event.value
+        decoded = decode_instance(self.store.get(arrival["blob"]), self.limits)
+        if decoded.metadata.get("SOPInstanceUID") not in (None, arrival["sop_uid"]):
+            raise Rejected("the event's SOP Instance UID disagrees with the file's", code="uid_mismatch")
+        metadata = image_metadata(decoded.metadata)
+        outputs = []
+        for frame, (pixels, display) in enumerate(zip(decoded.frames, decoded.display)):
+            value = {k: arrival[k] for k in CARRIED}
+            value.update({
+                "idempotency_key": idempotency_key(arrival["sop_uid"], frame, arrival["blob"]["sha256"]),
+                "frame": frame,
+                "pixels": self.store.put_array(pixels.astype(np.float32, copy=False)),
+                "display": self.store.put(encode_png(display), "image/png", display.shape, "uint8"),
+                "metadata": metadata,
+                "stage_ms": dict(arrival["stage_ms"]),
+            })
+            outputs.append(Output(IMAGE_DECODED, image_key(arrival["sop_uid"], frame), "ImageDecoded", value))
+        return outputs

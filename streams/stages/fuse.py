@@ -1,0 +1,125 @@
+"""fuse: join every expected model's output for one image, fuse boxes, apply rules.
+
+State (changelog-backed) per image key `<sop>#<frame>`: the model outputs seen so
+far and what was emitted. Complete joins are emitted at once; joins still missing
+models at the deadline are emitted as partial results that name the missing
+models; a late output after a partial emission produces an update.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from radstream.streams.config import ThresholdSet
+from radstream.streams.fusion import ModelBoxes, weighted_boxes_fusion
+from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS
+from radstream.streams.rules import Rule, apply_rules
+from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
+
+CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
+           "display", "metadata", "trace_id")
+
+
+@dataclass(frozen=True)
+class ExpectedModel:
+    name: str
+    task: str
+    weight: float = 1.0
+
+
+class FuseStage(Stage):
+    name = "fuse"
+    input_topic = INFERENCE_RESULTS
+    input_schema = "InferenceResult"
+    stateful = True
+
+    def __init__(self, models: list[ExpectedModel], rules: list[Rule], thresholds: ThresholdSet,
+                 deadline_s: float = 30.0, iou_thr: float = 0.55, skip_box_thr: float = 0.0) -> None:
+        self.models = {m.name: m for m in models}
+        self.rules = rules
+        self.thresholds = thresholds
+        self.deadline_ms = int(deadline_s * 1000)
+        self.retention_ms = max(self.deadline_ms * 4, 300_000)
+        self.iou_thr = iou_thr
+        self.skip_box_thr = skip_box_thr
+        self.state: Any = None  # set by the runtime
+
+    def process(self, event: Inbound) -> list[Output]:
+        result = event.value
+        model = result["model"]["name"]
+        if model not in self.models:
+            return []  # a model outside the set in force: not part of this join
+        key = f"{result['sop_uid']}#{result['frame']}"
+        entry = self.state.get(key) or {"first_seen_ms": _now_ms(), "results": {}, "emitted": None}
+        if model in entry["results"] and entry["emitted"] == "complete":
+            return []  # redelivery of an output already fused
+        entry["results"][model] = result
+        missing = self._missing(entry)
+        outputs: list[Output] = []
+        if not missing:
+            outputs.append(self.fuse(entry["results"], []))
+            entry["emitted"], entry["emitted_ms"] = "complete", _now_ms()
+        self.state.put(key, entry)
+        return outputs
+
+    def on_tick(self, now_ms: int) -> list[Output]:
+        outputs = []
+        for key, entry in self.state.items():
+            if entry["emitted"] is None and now_ms - entry["first_seen_ms"] >= self.deadline_ms:
+                outputs.append(self.fuse(entry["results"], self._missing(entry)))
+                entry["emitted"], entry["emitted_ms"] = "partial", now_ms
+                self.state.put(key, entry)
+            elif entry["emitted"] and now_ms - entry.get("emitted_ms", now_ms) >= self.retention_ms:
+                self.state.delete(key)
+        return outputs
+
+    def fuse(self, results: dict[str, dict], missing: list[str]) -> Output:
+        """Pure: model outputs for one image -> one FindingsFused event."""
+        first = next(iter(results.values()))
+        detectors = [
+            ModelBoxes(
+                model=name,
+                boxes=[d["box"] for d in r["detections"]],
+                scores=[d["score"] for d in r["detections"]],
+                labels=[d["label"] for d in r["detections"]],
+                weight=self.models[name].weight,
+            )
+            for name, r in sorted(results.items())
+            if self.models[name].task == "detector"
+        ]
+        fused = weighted_boxes_fusion(detectors, self.iou_thr, self.skip_box_thr) if detectors else []
+        classifier_outputs = [
+            {"model": name, "label": label, "probability": float(p)}
+            for name, r in sorted(results.items())
+            for label, p in sorted(r["classifications"].items())
+        ]
+        versions = {name: r["model"]["version"] for name, r in results.items()}
+        stage_ms: dict[str, float] = {}
+        for r in results.values():
+            stage_ms.update(r["stage_ms"])
+        value = {k: first[k] for k in CARRIED}
+        value.update({
+            "idempotency_key": idempotency_key(first["sop_uid"], first["frame"], sorted(versions.items()),
+                                               self.thresholds.version, sorted(missing)),
+            "expected_models": sorted(self.models),
+            "missing_models": sorted(missing),
+            "model_versions": versions,
+            "fused_boxes": [{"label": f.label, "score": f.score, "box": f.box, "sources": f.sources} for f in fused],
+            "classifier_outputs": classifier_outputs,
+            "findings": apply_rules(self.rules, fused, classifier_outputs, self.thresholds),
+            "config_version": self.thresholds.version,
+            "stage_ms": stage_ms,
+        })
+        return Output(FINDINGS_FUSED, first["study_uid"], "FindingsFused", value)
+
+    def _missing(self, entry: dict) -> list[str]:
+        return sorted(set(self.models) - set(entry["results"]))
+
+    def health(self) -> dict[str, Any]:
+        return {"expected_models": sorted(self.models), "open_joins": len(self.state) if self.state else 0}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,115 @@
+"""infer: one model, one consumer group, batched.
+
+Dynamic batching: the runtime collects up to `max_batch` messages or waits
+`max_wait_ms` after the first, whichever comes first; the whole batch runs as one
+forward pass and its offsets are committed after every output is acknowledged.
+Boxes leave this stage in original-image pixels (the letterbox is undone here).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from radstream.models.manifest import ModelManifest
+from radstream.models.profile import Letterbox
+from radstream.streams import metrics
+from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.errors import PermanentError, classify
+from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS
+from radstream.streams.stage import Inbound, Output, Result, Stage, idempotency_key
+from radstream.streams.stages.decode import image_key
+
+log = logging.getLogger(__name__)
+
+CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
+           "config_version", "trace_id", "display", "metadata")
+
+
+def letterbox_of(tensor: dict[str, Any]) -> Letterbox:
+    return Letterbox(tensor["scale_x"], tensor["scale_y"], tensor["pad_x"], tensor["pad_y"],
+                     tensor["orig_height"], tensor["orig_width"])
+
+
+class InferStage(Stage):
+    name = "infer"
+    input_topic = IMAGE_PREPROCESSED
+    input_schema = "ImagePreprocessed"
+
+    def __init__(self, manifest: ModelManifest, backend: Any, store: FileBlobStore,
+                 max_batch: int = 8, max_wait_ms: int = 20, backend_name: str = "torch-cpu") -> None:
+        self.manifest = manifest
+        self.backend = backend
+        self.store = store
+        self.max_batch = max_batch
+        self.max_wait_ms = max_wait_ms
+        self.backend_name = backend_name
+        self.profile_hash = manifest.input_profile.hash()
+
+    @property
+    def group_id(self) -> str:
+        return f"radstream-infer-{self.manifest.name}"
+
+    @property
+    def timing_label(self) -> str:
+        return f"infer:{self.manifest.name}"
+
+    def process_batch(self, events: list[Inbound]) -> list[Result]:
+        results: list[Result | None] = [None] * len(events)
+        tensors, ready = [], []
+        for i, ev in enumerate(events):
+            try:
+                entry = self._tensor_entry(ev.value)
+                tensors.append(self.store.get_array(entry["tensor"]))
+                ready.append((i, entry))
+            except Exception as exc:  # per-message: one bad blob must not fail the batch
+                results[i] = classify(exc)
+        if ready:
+            t0 = time.perf_counter()
+            try:
+                outputs = self.backend.predict(np.stack(tensors))
+            except Exception as exc:  # the whole forward pass failed: every message in it shares the error
+                err = classify(exc)
+                return [r if r is not None else err for r in results]
+            metrics.model_seconds.labels("infer", self.manifest.name).observe(time.perf_counter() - t0)
+            for (i, entry), out in zip(ready, outputs):
+                results[i] = [self._result(events[i].value, entry, out, len(ready))]
+        return [r for r in results]  # type: ignore[misc]
+
+    def _tensor_entry(self, event: dict[str, Any]) -> dict[str, Any]:
+        for entry in event["tensors"]:
+            if entry["profile"] == self.profile_hash:
+                return entry
+        raise PermanentError(
+            f"no tensor for profile {self.profile_hash} of {self.manifest.key} (is preprocess on the same model set?)",
+            code="profile_missing",
+        )
+
+    def _result(self, event: dict[str, Any], entry: dict[str, Any], out: Any, batch: int) -> Output:
+        letterbox = letterbox_of(entry)
+        detections = []
+        if out.detections:
+            boxes = letterbox.to_original(np.array([d.box for d in out.detections], dtype=np.float32))
+            detections = [{"label": d.label, "score": float(d.score), "box": [float(v) for v in b]}
+                          for d, b in zip(out.detections, boxes)]
+        value = {k: event[k] for k in CARRIED}
+        value.update({
+            "idempotency_key": idempotency_key(event["idempotency_key"], self.manifest.key),
+            "model": {"name": self.manifest.name, "version": self.manifest.version, "task": self.manifest.task},
+            "detections": detections,
+            "classifications": {k: float(v) for k, v in out.classifications.items()}
+                               if self.manifest.task == "classifier" else {},
+            "batch_size": batch,
+            "stage_ms": dict(event["stage_ms"]),
+        })
+        return Output(INFERENCE_RESULTS, image_key(event["sop_uid"], event["frame"]), "InferenceResult", value)
+
+    def health(self) -> dict[str, Any]:
+        m = self.manifest
+        return {"models": [{"name": m.name, "version": m.version, "sha256": m.artifact.sha256,
+                            "backend": self.backend_name}]}
+
+

@@ -1,0 +1,48 @@
+"""preprocess: one tensor per distinct input profile of the models in force, not one per model.
+
+The transform itself is models/profile.apply_profile, the same function training
+used, so serving cannot drift from training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from radstream.models.profile import InputProfile, apply_profile
+from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.kafka.topics import IMAGE_DECODED, IMAGE_PREPROCESSED
+from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
+from radstream.streams.stages.decode import image_key
+
+CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
+           "config_version", "trace_id", "display", "metadata")
+
+
+class PreprocessStage(Stage):
+    name = "preprocess"
+    input_topic = IMAGE_DECODED
+    input_schema = "ImageDecoded"
+
+    def __init__(self, store: FileBlobStore, profiles: list[InputProfile]) -> None:
+        self.store = store
+        self.profiles = {p.hash(): p for p in profiles}
+
+    def process(self, event: Inbound) -> list[Output]:
+        decoded = event.value
+        image = self.store.get_array(decoded["pixels"])
+        tensors = []
+        for profile_hash, profile in sorted(self.profiles.items()):
+            tensor, box = apply_profile(image, profile)
+            tensors.append({
+                "profile": profile_hash,
+                "tensor": self.store.put_array(tensor.astype(np.float32, copy=False)),
+                "scale_x": box.scale_x, "scale_y": box.scale_y, "pad_x": box.pad_x, "pad_y": box.pad_y,
+                "orig_width": box.original_width, "orig_height": box.original_height,
+            })
+        value = {k: decoded[k] for k in CARRIED}
+        value.update({
+            "idempotency_key": idempotency_key(decoded["idempotency_key"], sorted(self.profiles)),
+            "tensors": tensors,
+            "stage_ms": dict(decoded["stage_ms"]),
+        })
+        return [Output(IMAGE_PREPROCESSED, image_key(decoded["sop_uid"], decoded["frame"]), "ImagePreprocessed", value)]

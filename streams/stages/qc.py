@@ -1,0 +1,132 @@
+"""qc: header-level checks per image, then study assembly into one StudyResult.
+
+State (changelog-backed) per study: the image results so far. A study is final
+when the expected instance count (from the sender) is reached, or when no image
+has arrived for the quiet period. An image arriving after the final result
+produces an amended final result (completion "late_amendment").
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from radstream.streams.kafka.topics import FINDINGS_FUSED, STUDY_RESULTS
+from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
+
+SUPPORTED_MODALITIES = ("CR", "DX")
+
+
+def header_flags(fused: dict, applicable_body_parts: tuple[str, ...]) -> list[str]:
+    """Header checks that make an image not analysable by the models in force."""
+    meta = fused["metadata"]
+    flags = []
+    if (meta.get("modality") or "") not in SUPPORTED_MODALITIES:
+        flags.append(f"modality {meta.get('modality') or 'missing'} is not a radiograph (CR/DX)")
+    body = (meta.get("body_part") or "").upper()
+    if applicable_body_parts and body and body not in applicable_body_parts:
+        flags.append(f"body part {body} is outside the models' applicability ({', '.join(applicable_body_parts)})")
+    if fused["missing_models"] and set(fused["missing_models"]) == set(fused["expected_models"]):
+        flags.append("no model produced an output before the deadline")
+    return flags
+
+
+def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: int) -> dict:
+    flags = header_flags(fused, applicable_body_parts)
+    analysable = not flags
+    meta = fused["metadata"]
+    return {
+        "sop_uid": fused["sop_uid"],
+        "series_uid": fused["series_uid"],
+        "frame": fused["frame"],
+        "status": "ANALYSED" if analysable else "NOT_ANALYSABLE",
+        "qc_flags": flags,
+        "missing_models": fused["missing_models"],
+        "fused_boxes": fused["fused_boxes"] if analysable else [],
+        "classifier_outputs": fused["classifier_outputs"] if analysable else [],
+        "findings": fused["findings"] if analysable else [],
+        "modality": meta.get("modality"),
+        "body_part": meta.get("body_part"),
+        "view_position": meta.get("view_position"),
+        "display_uri": (fused.get("display") or {}).get("uri"),
+        "stage_ms": fused["stage_ms"],
+        "latency_ms": float(max(0, now_ms - fused["arrived_at"])),
+    }
+
+
+class QcStage(Stage):
+    name = "qc"
+    input_topic = FINDINGS_FUSED
+    input_schema = "FindingsFused"
+    stateful = True
+
+    def __init__(self, quiet_period_s: float = 10.0, applicable_body_parts: tuple[str, ...] = ("CHEST",)) -> None:
+        self.quiet_ms = int(quiet_period_s * 1000)
+        self.retention_ms = max(self.quiet_ms * 6, 600_000)
+        self.applicable = tuple(b.upper() for b in applicable_body_parts)
+        self.state: Any = None
+
+    def process(self, event: Inbound) -> list[Output]:
+        fused = event.value
+        now = _now_ms()
+        study = self.state.get(fused["study_uid"]) or {
+            "images": {}, "expected": fused["expected_instances"], "site": fused["site"],
+            "trace_id": fused["trace_id"], "final_keys": [],
+        }
+        image = image_result(fused, self.applicable, now)
+        image_key = f"{fused['sop_uid']}#{fused['frame']}"
+        study["images"][image_key] = {"result": image, "versions": fused["model_versions"],
+                                      "config_version": fused["config_version"]}
+        study["last_ms"] = now
+        if fused["expected_instances"]:
+            study["expected"] = fused["expected_instances"]
+        outputs = []
+        sops = {k.split("#")[0] for k in study["images"]}
+        if study["final_keys"]:
+            outputs.append(self._final(fused["study_uid"], study, "late_amendment", now))
+        elif study["expected"] and len(sops) >= study["expected"]:
+            outputs.append(self._final(fused["study_uid"], study, "expected_count_reached", now))
+        self.state.put(fused["study_uid"], study)
+        return outputs
+
+    def on_tick(self, now_ms: int) -> list[Output]:
+        outputs = []
+        for study_uid, study in self.state.items():
+            idle = now_ms - study["last_ms"]
+            if not study["final_keys"] and idle >= self.quiet_ms:
+                outputs.append(self._final(study_uid, study, "quiet_period_elapsed", now_ms))
+                self.state.put(study_uid, study)
+            elif study["final_keys"] and idle >= self.retention_ms:
+                self.state.delete(study_uid)
+        return outputs
+
+    def _final(self, study_uid: str, study: dict, completion: str, now_ms: int) -> Output:
+        images = [study["images"][k]["result"] for k in sorted(study["images"])]
+        versions: dict[str, str] = {}
+        for entry in study["images"].values():
+            versions.update(entry["versions"])
+        config_version = max(e["config_version"] for e in study["images"].values())
+        key = idempotency_key(study_uid, sorted(study["images"]), sorted(versions.items()), config_version)
+        study["final_keys"].append(key)
+        value = {
+            "idempotency_key": key,
+            "study_uid": study_uid,
+            "site": study["site"],
+            "final": True,
+            "completion": completion,
+            "expected_instances": study["expected"],
+            "images": images,
+            "model_versions": versions,
+            "created_at": now_ms,
+            "config_version": config_version,
+            "stage_ms": {},
+            "trace_id": study["trace_id"],
+        }
+        return Output(STUDY_RESULTS, study_uid, "StudyResult", value)
+
+    def health(self) -> dict[str, Any]:
+        return {"open_studies": len(self.state) if self.state else 0}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,76 @@
+"""The stage registry: adding a stage means writing its module and one entry here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from radstream.models.manifest import ModelManifest
+from radstream.models.registry import default_registry_dir, load_manifests
+from radstream.streams.blobstore import open_blob_store
+from radstream.streams.config import Config
+from radstream.streams.stage import Stage
+
+
+def models_in_force(config: Config) -> dict[str, ModelManifest]:
+    return load_manifests(config.model_registry or default_registry_dir(), config.models)
+
+
+def _decode(config: Config, model: str | None) -> Stage:
+    from radstream.streams.stages.decode import DecodeStage
+
+    return DecodeStage(open_blob_store(config.blob_url))
+
+
+def _preprocess(config: Config, model: str | None) -> Stage:
+    from radstream.streams.stages.preprocess import PreprocessStage
+
+    profiles = {m.input_profile.hash(): m.input_profile for m in models_in_force(config).values()}
+    return PreprocessStage(open_blob_store(config.blob_url), list(profiles.values()))
+
+
+def _infer(config: Config, model: str | None) -> Stage:
+    from radstream.models.backends.torch_backend import TorchBackend
+    from radstream.streams.stages.infer import InferStage
+
+    manifests = models_in_force(config)
+    if not model:
+        raise ValueError(f"infer needs --model, one of: {', '.join(sorted(manifests))}")
+    if model not in manifests:
+        raise ValueError(f"model {model!r} is not in the set in force ({', '.join(sorted(manifests))})")
+    return InferStage(manifests[model], TorchBackend(manifests[model]), open_blob_store(config.blob_url))
+
+
+def _fuse(config: Config, model: str | None) -> Stage:
+    from radstream.streams.rules import default_rules
+    from radstream.streams.stages.fuse import ExpectedModel, FuseStage
+
+    manifests = models_in_force(config).values()
+    expected = [ExpectedModel(m.name, m.task, m.fusion_weight) for m in manifests]
+    rules = default_rules(
+        [label for m in manifests if m.task == "detector" for label in m.labels],
+        {m.name: list(m.labels) for m in manifests if m.task == "classifier"},
+    )
+    return FuseStage(expected, rules, config.thresholds, deadline_s=config.join_deadline_s)
+
+
+def _qc(config: Config, model: str | None) -> Stage:
+    from radstream.streams.stages.qc import QcStage
+
+    return QcStage(quiet_period_s=config.quiet_period_s)
+
+
+STAGES: dict[str, Callable[[Config, str | None], Stage]] = {
+    "decode": _decode,
+    "preprocess": _preprocess,
+    "infer": _infer,
+    "fuse": _fuse,
+    "qc": _qc,
+}
+
+
+def build_stage(name: str, config: Config, model: str | None = None) -> Stage:
+    try:
+        factory = STAGES[name]
+    except KeyError:
+        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}") from None
+    return factory(config, model)

@@ -1,0 +1,107 @@
+"""Changelog-backed key/value state for the stateful stages (fuse, qc).
+
+State is a dict per input partition, mirrored to a compacted changelog topic that
+is co-partitioned with the input: the state for a key lives in the changelog
+partition with the same number as the input partition that carried the key. On
+assignment, the partition's state is rebuilt by reading its changelog to the end,
+before any input is processed. Writes are buffered and produced by the runtime
+only after the stage's outputs are acknowledged (see runtime.py for the order).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from radstream.streams.kafka.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class ChangelogStore:
+    def __init__(self, settings: KafkaSettings, changelog_topic: str) -> None:
+        self._settings = settings
+        self.topic = settings.topic(changelog_topic)
+        self._parts: dict[int, dict[str, Any]] = {}
+        self._dirty: dict[tuple[int, str], Any] = {}
+        self.current_partition = 0
+
+    # -- the stage-facing API ------------------------------------------------
+    def get(self, key: str) -> Any | None:
+        return self._parts.get(self._partition_of(key), {}).get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        part = self._partition_of(key)
+        self._parts.setdefault(part, {})[key] = value
+        self._dirty[(part, key)] = value
+
+    def delete(self, key: str) -> None:
+        part = self._partition_of(key)
+        if self._parts.get(part, {}).pop(key, None) is not None:
+            self._dirty[(part, key)] = None
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """Every (key, value) of the assigned partitions; safe to mutate while iterating."""
+        for part in list(self._parts):
+            for key, value in list(self._parts.get(part, {}).items()):
+                self.current_partition = part
+                yield key, value
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._parts.values())
+
+    # -- the runtime-facing API ----------------------------------------------
+    def flush_to(self, producer: Producer) -> int:
+        """Produce buffered writes (tombstones for deletes). The caller flushes the producer."""
+        for (part, key), value in self._dirty.items():
+            data = None if value is None else json.dumps(value, separators=(",", ":")).encode()
+            producer.produce(self.topic, key=key.encode(), value=data, partition=part)
+        count = len(self._dirty)
+        self._dirty.clear()
+        return count
+
+    def restore(self, partitions: list[int], timeout_s: float = 60.0) -> int:
+        """Rebuild the given partitions from the changelog; returns records read."""
+        consumer = Consumer(self._settings.consumer_config(None))
+        read = 0
+        try:
+            for part in partitions:
+                self._parts[part] = {}
+                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, part), timeout=timeout_s)
+                if high <= low:
+                    continue
+                consumer.assign([TopicPartition(self.topic, part, OFFSET_BEGINNING)])
+                while True:
+                    msg = consumer.poll(timeout_s)
+                    if msg is None:
+                        raise TimeoutError(f"changelog {self.topic}[{part}] restore stalled before offset {high}")
+                    if msg.error():
+                        continue
+                    key = msg.key().decode()
+                    if msg.value() is None:
+                        self._parts[part].pop(key, None)
+                    else:
+                        self._parts[part][key] = json.loads(msg.value())
+                    read += 1
+                    if msg.offset() >= high - 1:
+                        break
+        finally:
+            consumer.close()
+        log.info("restored %d changelog records for partitions %s of %s", read, partitions, self.topic)
+        return read
+
+    def drop(self, partitions: list[int]) -> None:
+        for part in partitions:
+            self._parts.pop(part, None)
+            for dirty in [d for d in self._dirty if d[0] == part]:
+                self._dirty.pop(dirty)
+
+    def _partition_of(self, key: str) -> int:
+        for part, entries in self._parts.items():
+            if key in entries:
+                return part
+        return self.current_partition

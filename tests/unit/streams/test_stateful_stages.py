@@ -1,0 +1,99 @@
+"""fuse and qc as pure logic over a state store, without a broker (their Kafka side is in tests/integration)."""
+
+from __future__ import annotations
+
+from radstream.streams.config import ThresholdSet
+from radstream.streams.kafka.settings import KafkaSettings
+from radstream.streams.rules import default_rules
+from radstream.streams.stage import Inbound
+from radstream.streams.stages.fuse import ExpectedModel, FuseStage
+from radstream.streams.stages.qc import QcStage
+from radstream.streams.state import ChangelogStore
+from tests.factories import inference_result
+
+DET = {"label": "nodule", "score": 0.9, "box": [10.0, 10.0, 30.0, 30.0]}
+
+
+def _fuse(deadline_s: float = 30.0) -> FuseStage:
+    stage = FuseStage(
+        [ExpectedModel("det", "detector"), ExpectedModel("cls", "classifier")],
+        default_rules(["nodule"], {"cls": ["nodule"]}),
+        ThresholdSet(version=7, values={"rule:nodule-suspected/min_probability": 0.6}),
+        deadline_s=deadline_s,
+    )
+    stage.state = ChangelogStore(KafkaSettings(), "fuse.changelog")
+    return stage
+
+
+def test_fuse_emits_once_when_every_model_answered_and_ignores_redelivery() -> None:
+    stage = _fuse()
+    assert stage.process(Inbound(inference_result("det", "detector", detections=[DET]))) == []
+    out = stage.process(Inbound(inference_result("cls", "classifier", classifications={"nodule": 0.7})))
+    assert len(out) == 1
+    fused = out[0].value
+    assert out[0].key == "1.2.3" and fused["missing_models"] == [] and fused["config_version"] == 7
+    assert fused["fused_boxes"][0]["sources"][0]["model"] == "det"
+    rules = sorted(f["rule_id"] for f in fused["findings"])
+    assert rules == ["nodule-detected", "nodule-suspected"]
+    suspected = next(f for f in fused["findings"] if f["rule_id"] == "nodule-suspected")
+    assert suspected["thresholds"] == {"rule:nodule-suspected/min_probability": 0.6}
+    assert suspected["inputs"] == {"cls/nodule": 0.7}
+    assert stage.process(Inbound(inference_result("cls", "classifier", classifications={"nodule": 0.7}))) == []
+
+
+def test_classifier_below_threshold_fires_no_rule() -> None:
+    stage = _fuse()
+    stage.process(Inbound(inference_result("det", "detector")))
+    out = stage.process(Inbound(inference_result("cls", "classifier", classifications={"nodule": 0.55})))
+    assert out[0].value["findings"] == []
+
+
+def test_fuse_deadline_gives_a_partial_naming_the_missing_model_then_an_update() -> None:
+    stage = _fuse(deadline_s=0.0)
+    first = inference_result("det", "detector", detections=[DET])
+    stage.process(Inbound(first))
+    partial = stage.on_tick(first["arrived_at"] + 10_000)
+    assert len(partial) == 1 and partial[0].value["missing_models"] == ["cls"]
+    assert stage.on_tick(first["arrived_at"] + 20_000) == []  # not emitted twice
+    update = stage.process(Inbound(inference_result("cls", "classifier", classifications={"nodule": 0.1})))
+    assert len(update) == 1 and update[0].value["missing_models"] == []
+    assert update[0].value["idempotency_key"] != partial[0].value["idempotency_key"]
+
+
+def _fused(sop: str, study: str = "9.9", expected: int | None = 2, **meta) -> dict:
+    stage = _fuse()
+    det = inference_result("det", "detector", sop=sop, study=study, expected_instances=expected)
+    cls = inference_result("cls", "classifier", sop=sop, study=study, expected_instances=expected,
+                           classifications={"nodule": 0.9})
+    for res in (det, cls):
+        res["metadata"].update(meta)
+    stage.process(Inbound(det))
+    return stage.process(Inbound(cls))[0].value
+
+
+def _qc(quiet_s: float = 10.0) -> QcStage:
+    stage = QcStage(quiet_period_s=quiet_s)
+    stage.state = ChangelogStore(KafkaSettings(), "qc.changelog")
+    return stage
+
+
+def test_qc_finalises_when_the_expected_count_is_reached_in_any_order() -> None:
+    stage = _qc()
+    assert stage.process(Inbound(_fused("9.9.2"))) == []
+    out = stage.process(Inbound(_fused("9.9.1")))
+    assert len(out) == 1
+    result = out[0].value
+    assert result["final"] and result["completion"] == "expected_count_reached"
+    assert [i["sop_uid"] for i in result["images"]] == ["9.9.1", "9.9.2"]
+    assert result["images"][0]["status"] == "ANALYSED" and result["images"][0]["findings"]
+
+
+def test_qc_quiet_period_and_header_gating() -> None:
+    stage = _qc(quiet_s=0.0)
+    fused = _fused("9.9.1", expected=None, body_part="HAND")
+    assert stage.process(Inbound(fused)) == []
+    out = stage.on_tick(fused["arrived_at"] + 60_000)
+    assert len(out) == 1 and out[0].value["completion"] == "quiet_period_elapsed"
+    image = out[0].value["images"][0]
+    assert image["status"] == "NOT_ANALYSABLE" and image["findings"] == []
+    assert "body part HAND" in image["qc_flags"][0]
