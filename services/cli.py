@@ -133,6 +133,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_config(args), args.bootstrap, synthetic_studies=args.synthetic, timeout_s=args.timeout)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from radstream.services.bench import dump, run_bench
+
+    report = run_bench(_config(args), args.bootstrap, images=args.images, warmup=args.warmup)
+    if args.json_out:
+        dump(report, Path(args.json_out))
+    return 0
+
+
 def cmd_models_build_demo(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir
     from radstream.models.train_demo import build_demo
@@ -188,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--synthetic", type=int, default=2, help="synthetic studies to add (default 2)")
     sp.add_argument("--timeout", type=float, default=300.0)
     sp.set_defaults(func=cmd_demo)
+
+    sp = with_bootstrap(sub.add_parser("bench", help="streamed pipeline vs the same stages in one process"))
+    sp.add_argument("--images", type=int, default=40)
+    sp.add_argument("--warmup", type=int, default=4)
+    sp.add_argument("--json-out", help="also write the figures as JSON")
+    sp.set_defaults(func=cmd_bench)
 
     models = sub.add_parser("models", help="model registry tools").add_subparsers(dest="models_command", required=True)
     sp = models.add_parser("build-demo", help="train the demo models on synthetic phantoms and write their manifests")

@@ -1,0 +1,157 @@
+"""`radstream bench`: throughput and latency of the streamed pipeline against the same
+stages chained in one process without Kafka.
+
+Per-stage overhead is read from each stage's own /metrics: wall time per message
+(decode, produce, flush, commit) minus the time inside the stage's function.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from radstream.services.inprocess import InProcessPipeline
+from radstream.services.publish import publish
+from radstream.services.results import study_results
+from radstream.services.stack import Stack
+from radstream.services.status import stage_statuses
+from radstream.streams.blobstore import open_blob_store
+from radstream.streams.config import Config
+from radstream.streams.kafka.producer import EventProducer
+
+
+@dataclass
+class StageOverhead:
+    stage: str
+    messages: int
+    compute_ms: float
+    wall_ms: float
+
+    @property
+    def overhead_ms(self) -> float:
+        return self.wall_ms - self.compute_ms
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def _histogram_sums(text: str, name: str) -> dict[str, tuple[float, float]]:
+    """{stage: (sum, count)} for a Prometheus histogram in exposition text."""
+    sums: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for suffix, idx in (("_sum", 0), ("_count", 1)):
+            if line.startswith(name + suffix + "{"):
+                stage = line.split('stage="')[1].split('"')[0]
+                sums.setdefault(stage, [0.0, 0.0])[idx] += float(line.rsplit(" ", 1)[1])
+    return {k: (v[0], v[1]) for k, v in sums.items()}
+
+
+def stage_overheads(home: Path) -> list[StageOverhead]:
+    rows = []
+    for entry in stage_statuses(home / "run"):
+        with urllib.request.urlopen(entry["health_url"] + "/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        compute = _histogram_sums(text, "radstream_stage_compute_seconds")
+        wall = _histogram_sums(text, "radstream_stage_wall_seconds")
+        label = entry["stage"] + (f":{entry['health']['models'][0]['name']}" if entry["health"].get("models") else "")
+        for stage, (csum, count) in compute.items():
+            if count:
+                rows.append(StageOverhead(label, int(count), 1000 * csum / count, 1000 * wall[stage][0] / count))
+    return sorted(rows, key=lambda r: r.stage)
+
+
+def _wait_for(pending: set[str], settings, stack: Stack, timeout_s: float) -> dict[str, float]:
+    landed: dict[str, float] = {}
+    for result in study_results(settings, follow=True, idle_timeout_s=timeout_s):
+        stack.poll()
+        if result["study_uid"] in pending and result["study_uid"] not in landed:
+            landed[result["study_uid"]] = time.time()
+            for image in result["images"]:
+                landed.setdefault("latency:" + image["sop_uid"], image["latency_ms"])
+        if len([k for k in landed if not k.startswith("latency:")]) == len(pending):
+            break
+    return landed
+
+
+def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: int = 4, say=print) -> dict:
+    from radstream.models.synthetic_dicom import write_synthetic_study
+
+    data = config.home / "bench-data"
+    say(f"generating {images + warmup} synthetic images ...")
+    warm_dirs = [write_synthetic_study(data / f"warm-{i}", 1, seed=90_000 + i)[0].parent for i in range(warmup)]
+    dirs = [write_synthetic_study(data / f"img-{i}", 1, seed=100_000 + i)[0].parent for i in range(images)]
+
+    with Stack(config, bootstrap) as stack:
+        settings = config.kafka.with_bootstrap(stack.bootstrap)
+        store = open_blob_store(config.blob_url)
+        producer = EventProducer(settings)
+        say(f"pipeline up on {stack.bootstrap}; warming up with {warmup} image(s) ...")
+        warm, _ = publish(producer, store, warm_dirs, log=lambda m: None)
+        _wait_for(set(warm), settings, stack, 300)
+        before = {r.stage: r for r in stage_overheads(config.home)}
+        say(f"streaming {images} image(s) ...")
+        t0 = time.time()
+        studies, _ = publish(producer, store, dirs, log=lambda m: None)
+        landed = _wait_for(set(studies), settings, stack, 600)
+        elapsed = max(v for k, v in landed.items() if not k.startswith("latency:")) - t0
+        after = stage_overheads(config.home)
+    latencies = [v for k, v in landed.items() if k.startswith("latency:")]
+    overheads = []
+    for row in after:  # subtract the warm-up so only steady state counts
+        prev = before.get(row.stage)
+        n = row.messages - (prev.messages if prev else 0)
+        if n <= 0:
+            continue
+        c = (row.compute_ms * row.messages - (prev.compute_ms * prev.messages if prev else 0)) / n
+        w = (row.wall_ms * row.messages - (prev.wall_ms * prev.messages if prev else 0)) / n
+        overheads.append(StageOverhead(row.stage, n, c, w))
+
+    say("running the same stages in one process without Kafka ...")
+    inproc = InProcessPipeline(config)
+    inproc.run(warm_dirs)
+    t1 = time.perf_counter()
+    inproc.stage_seconds.clear()
+    inproc.run(dirs)
+    inproc_elapsed = time.perf_counter() - t1
+
+    total_compute = sum(o.compute_ms * o.messages for o in overheads)
+    total_overhead = sum(o.overhead_ms * o.messages for o in overheads)
+    report = {
+        "images": images,
+        "streamed_images_per_s": images / elapsed,
+        "inprocess_images_per_s": images / inproc_elapsed,
+        "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+                       "p99": percentile(latencies, 99)},
+        "stages": [o.__dict__ | {"overhead_ms": o.overhead_ms} for o in overheads],
+        "overhead_share_of_compute": total_overhead / total_compute if total_compute else None,
+    }
+    report["throughput_ratio_streamed_over_inprocess"] = report["streamed_images_per_s"] / report["inprocess_images_per_s"]
+    say(format_report(report))
+    return report
+
+
+def format_report(r: dict) -> str:
+    lines = [
+        f"images: {r['images']}",
+        f"throughput: streamed {r['streamed_images_per_s']:.2f} img/s, in-process {r['inprocess_images_per_s']:.2f} img/s "
+        f"(ratio {r['throughput_ratio_streamed_over_inprocess']:.2f})",
+        f"end-to-end latency (arrival to study assembly): p50 {r['latency_ms']['p50']:.0f} ms, "
+        f"p95 {r['latency_ms']['p95']:.0f} ms, p99 {r['latency_ms']['p99']:.0f} ms",
+        f"{'stage':<28} {'msgs':>5} {'compute ms':>11} {'wall ms':>9} {'overhead ms':>12}",
+    ]
+    for s in r["stages"]:
+        lines.append(f"{s['stage']:<28} {s['messages']:>5} {s['compute_ms']:>11.2f} {s['wall_ms']:>9.2f} {s['overhead_ms']:>12.2f}")
+    if r["overhead_share_of_compute"] is not None:
+        lines.append(f"streaming overhead: {100 * r['overhead_share_of_compute']:.1f}% of compute")
+    return "\n".join(lines)
+
+
+def dump(report: dict, path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2))
+
+
