@@ -209,7 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--registry", help="registry folder (default: the shipped models/registry)")
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=cmd_models_build_demo)
+
+    for module in _command_modules():
+        module.register(sub)
     return p
+
+
+def _command_modules() -> list:
+    """Every `services/commands/<name>.py`, each adding its own subcommands."""
+    import importlib
+    import pkgutil
+
+    from radstream.services import commands
+
+    return [importlib.import_module(f"{commands.__name__}.{m.name}") for m in pkgutil.iter_modules(commands.__path__)]
 
 
 def main(argv: list[str] | None = None) -> int:
