@@ -42,6 +42,7 @@ class Config:
     join_deadline_s: float
     quiet_period_s: float
     health_port: int
+    health_host: str
     partitions: int
     thresholds: ThresholdSet = field(default_factory=ThresholdSet)
 
@@ -59,5 +60,6 @@ class Config:
             join_deadline_s=float(e.get("RADSTREAM_JOIN_DEADLINE_S", 30)),
             quiet_period_s=float(e.get("RADSTREAM_STUDY_QUIET_PERIOD_S", 10)),
             health_port=int(e.get("RADSTREAM_HEALTH_PORT", 0)),
+            health_host=e.get("RADSTREAM_HEALTH_HOST", "127.0.0.1"),
             partitions=int(e.get("RADSTREAM_PARTITIONS", 3)),
         )

@@ -44,6 +44,7 @@ class StageRunner:
         settings: KafkaSettings,
         codec: Codec | None = None,
         health_port: int = 0,
+        health_host: str = "127.0.0.1",
         max_attempts: int = 3,
         backoff_s: float = 0.2,
         config_version: int = 0,
@@ -68,7 +69,7 @@ class StageRunner:
         if stage.stateful:
             self.state = ChangelogStore(settings, CHANGELOGS[stage.name])
             stage.state = self.state  # type: ignore[attr-defined]
-        self._health = HealthServer(self.health, port=health_port)
+        self._health = HealthServer(self.health, host=health_host, port=health_port)
 
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> int:
