@@ -65,8 +65,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
     _settings(args)
     stage = build_stage(args.name, config, args.model)
     runner = StageRunner(stage, config.kafka, health_port=args.health_port or config.health_port,
-                         health_host=config.health_host,
-                         config_version=config.thresholds.version)
+                         health_host=config.health_host)
     return runner.run()
 
 

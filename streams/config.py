@@ -1,18 +1,32 @@
-"""The one config reader. Every setting a stage or command uses is read here, from
-RADSTREAM_* environment variables with documented defaults (see README).
+"""The one config reader. Every setting a stage or command uses is read here: RADSTREAM_*
+environment variables (see README), and the thresholds on the compacted
+`config.thresholds` topic. No other module reads thresholds (a test enforces it).
 
-Thresholds are part of this config: `ThresholdSet` gives the values in force and
-the version that every output is stamped with. Version 0 means the defaults from
-the model manifests (no push has happened yet).
+Threshold documents: each record has a scope (`global`, `model:<name>`, `rule:<id>`,
+`site:<ae-title>`) and values keyed by full threshold keys (`rule:<id>/<name>` or
+`model:<name>/<label>`). A `model:` or `rule:` scope may only set its own keys.
+More specific scopes win: global < model < rule < site. The effective set's version
+is the highest version among the records that contributed.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from radstream.streams.kafka.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+SCOPE_RE = re.compile(r"^(global|(model|rule|site):[A-Za-z0-9._-]+)$")
+KEY_RE = re.compile(r"^(rule|model):[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
+PRECEDENCE = {"global": 0, "model": 1, "rule": 2, "site": 3}
 
 
 def _env_list(value: str | None) -> list[str] | None:
@@ -21,15 +35,149 @@ def _env_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+class ThresholdError(ValueError):
+    """A threshold document that must not take effect; the message says why."""
+
+
 @dataclass(frozen=True)
 class ThresholdSet:
-    """Operating points in force: `values` maps `<model>/<label>` (or `rule:<id>/<name>`) to a number."""
+    """Operating points in force and the version that produced them."""
 
     version: int = 0
     values: dict[str, float] = field(default_factory=dict)
 
     def get(self, key: str, default: float) -> float:
         return self.values.get(key, default)
+
+
+def scope_kind(scope: str) -> str:
+    return scope.split(":", 1)[0]
+
+
+def validate_document(scope: str, values: dict[str, Any], known_keys: set[str] | None = None) -> None:
+    """Structural checks every reader applies; `known_keys` adds the registry check the CLI makes."""
+    if not SCOPE_RE.match(scope or ""):
+        raise ThresholdError(f"invalid scope {scope!r}: use global, model:<name>, rule:<id> or site:<ae-title>")
+    kind = scope_kind(scope)
+    for key, value in values.items():
+        if not KEY_RE.match(key):
+            raise ThresholdError(f"{scope}: invalid threshold key {key!r} (expected rule:<id>/<name> or model:<name>/<label>)")
+        if kind in ("model", "rule") and not key.startswith(scope + "/"):
+            raise ThresholdError(f"{scope}: key {key!r} belongs to another scope")
+        if known_keys is not None and key not in known_keys:
+            raise ThresholdError(f"{scope}: unknown threshold {key!r} (no such model, label or rule in force)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+            raise ThresholdError(f"{scope}: {key} = {value!r} is out of range [0, 1]")
+
+
+def validate_record(record: dict[str, Any]) -> None:
+    if record.get("version", 0) <= 0:
+        raise ThresholdError(f"version must be positive, got {record.get('version')!r}")
+    if not record.get("author"):
+        raise ThresholdError("a threshold record needs an author")
+    validate_document(record.get("scope", ""), record.get("values", {}))
+
+
+def effective(records: dict[str, dict[str, Any]], site: str | None = None) -> ThresholdSet:
+    """Merge the latest record per scope by precedence (site only for the given site)."""
+    chosen = [r for s, r in records.items() if scope_kind(s) != "site" or (site and s == f"site:{site}")]
+    chosen.sort(key=lambda r: (PRECEDENCE[scope_kind(r["scope"])], r["scope"]))
+    values: dict[str, float] = {}
+    for record in chosen:
+        values.update(record["values"])
+    return ThresholdSet(max((r["version"] for r in chosen), default=0), values)
+
+
+class ThresholdBook:
+    """The latest good record per scope, plus what was rejected and why."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.rejections = 0
+        self.last_error: str | None = None
+
+    def apply(self, record: dict[str, Any]) -> bool:
+        try:
+            validate_record(record)
+            current = self.records.get(record["scope"])
+            if current and record["version"] <= current["version"]:
+                raise ThresholdError(f"{record['scope']}: version {record['version']} is not newer than {current['version']}")
+        except ThresholdError as exc:
+            self.rejections += 1
+            self.last_error = str(exc)
+            log.error("rejected threshold record, keeping the last good version: %s", exc)
+            return False
+        self.records[record["scope"]] = record
+        return True
+
+    def effective(self, site: str | None = None) -> ThresholdSet:
+        return effective(self.records, site)
+
+    @property
+    def version(self) -> int:
+        return max((r["version"] for r in self.records.values()), default=0)
+
+
+class ConfigWatcher:
+    """Follows `config.thresholds`: read to the end at startup, then apply updates live."""
+
+    def __init__(self, settings: KafkaSettings, codec: Any = None) -> None:
+        from confluent_kafka import Consumer
+
+        from radstream.streams.codec import Codec
+        from radstream.streams.kafka.topics import CONFIG_THRESHOLDS
+
+        self.book = ThresholdBook()
+        self.topic = settings.topic(CONFIG_THRESHOLDS)
+        self._codec = codec or Codec(settings.schema_registry_url)
+        self._consumer = Consumer(settings.consumer_config(None))
+        self._settings = settings
+
+    def load(self, timeout_s: float = 60.0) -> ThresholdBook:
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        meta = self._consumer.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
+        if meta is None or meta.error is not None:
+            raise RuntimeError(f"config topic {self.topic} is missing (run `radstream topics create`)")
+        parts = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        ends = {p.partition: self._consumer.get_watermark_offsets(p, timeout=timeout_s)[1] for p in parts}
+        self._consumer.assign(parts)
+        pending = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"config topic {self.topic} not read to its end within {timeout_s:.0f}s")
+            msg = self._consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            self._apply(msg.value())
+            if msg.offset() >= ends[msg.partition()] - 1:
+                pending.discard(msg.partition())
+        log.info("config loaded: version %d from %s", self.book.version, self.topic)
+        return self.book
+
+    def poll(self) -> bool:
+        """Apply whatever arrived since the last call; True when the book changed."""
+        changed = False
+        for msg in self._consumer.consume(100, 0):
+            if not msg.error():
+                changed |= self._apply(msg.value())
+        return changed
+
+    def _apply(self, data: bytes | None) -> bool:
+        if data is None:
+            return False  # a tombstone: scopes are never deleted, only overridden
+        try:
+            _, record = self._codec.decode(data, expect="ThresholdSet")
+        except Exception as exc:  # a foreign or corrupt record: counted and shown, never fatal
+            self.book.rejections += 1
+            self.book.last_error = f"undecodable threshold record: {exc}"
+            log.error("rejected threshold record, keeping the last good version: %s", exc)
+            return False
+        return self.book.apply(record)
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 @dataclass(frozen=True)
@@ -44,7 +192,6 @@ class Config:
     health_port: int
     health_host: str
     partitions: int
-    thresholds: ThresholdSet = field(default_factory=ThresholdSet)
 
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "Config":

@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from radstream.streams import metrics
 from radstream.streams.codec import Codec
+from radstream.streams.config import ConfigWatcher
 from radstream.streams.errors import StageError, TransientError
 from radstream.streams.health import HealthServer, register_process
 from radstream.streams.kafka.settings import KafkaSettings
@@ -47,14 +48,12 @@ class StageRunner:
         health_host: str = "127.0.0.1",
         max_attempts: int = 3,
         backoff_s: float = 0.2,
-        config_version: int = 0,
     ) -> None:
         self.stage = stage
         self.settings = settings
         self.codec = codec or Codec(settings.schema_registry_url)
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
-        self.config_version = config_version
         self.input_topic = settings.topic(stage.input_topic)
         self.dlq_topic = settings.topic(dlq(stage.input_topic))
         self._producer = Producer(settings.producer_config())
@@ -69,6 +68,8 @@ class StageRunner:
         if stage.stateful:
             self.state = ChangelogStore(settings, CHANGELOGS[stage.name])
             stage.state = self.state  # type: ignore[attr-defined]
+        self._config = ConfigWatcher(settings, self.codec)
+        stage.config = self._config.book
         self._health = HealthServer(self.health, host=health_host, port=health_port)
 
     # -- lifecycle -------------------------------------------------------------
@@ -77,7 +78,8 @@ class StageRunner:
         signal.signal(signal.SIGINT, self._on_signal)
         self._health.start()
         reg = register_process(self.stage.name, self._health.url, {"group": self.stage.group_id})
-        metrics.config_version.labels(self.stage.name).set(self.config_version)
+        self._config.load()  # the whole config topic before any work
+        self._config_changed()
         log.info("stage %s started: group %s, input %s, health %s",
                  self.stage.name, self.stage.group_id, self.input_topic, self._health.url)
         self._consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -88,6 +90,7 @@ class StageRunner:
             log.info("stage %s draining and leaving the group", self.stage.name)
             self._producer.flush(10)
             self._consumer.close()
+            self._config.close()
             self.stage.close()
             self._health.stop()
             reg.unlink(missing_ok=True)
@@ -111,7 +114,15 @@ class StageRunner:
         log.info("revoked partitions %s", parts)
 
     # -- one iteration -----------------------------------------------------------
+    def _config_changed(self) -> None:
+        metrics.config_version.labels(self.stage.name).set(self._config.book.version)
+        metrics.config_rejections.labels(self.stage.name).set(self._config.book.rejections)
+        log.info("config version %d in force", self._config.book.version)
+
     def _step(self) -> None:
+        if self._config.poll():  # between batches only: a message is processed wholly under one version
+            self._config_changed()
+        metrics.config_rejections.labels(self.stage.name).set(self._config.book.rejections)
         msgs = self._poll_batch()
         if self.state is not None:
             ticked = self.stage.on_tick(int(time.time() * 1000))
@@ -297,6 +308,8 @@ class StageRunner:
             "partitions": self._assigned,
             "last_progress_age_s": round(time.time() - self._last_progress, 3),
             "processed": self._processed,
-            "config_version": self.config_version,
+            "config_version": self._config.book.version,
+            "config_rejections": self._config.book.rejections,
+            "config_last_error": self._config.book.last_error,
             **self.stage.health(),
         }

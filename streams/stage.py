@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from radstream.streams.config import ThresholdBook, ThresholdSet
 from radstream.streams.errors import StageError, classify
 
 
@@ -50,6 +51,11 @@ class Stage:
     stateful: ClassVar[bool] = False
     max_batch: int = 1
     max_wait_ms: int = 0
+    config: ThresholdBook | None = None  # set by the runtime; updated only between batches
+
+    def thresholds(self, site: str | None = None) -> ThresholdSet:
+        """The effective thresholds for a message from `site` (version 0: manifest defaults)."""
+        return self.config.effective(site) if self.config else ThresholdSet()
 
     @property
     def group_id(self) -> str:

@@ -16,6 +16,8 @@ INFERENCE_RESULTS = "inference.results"
 FINDINGS_FUSED = "findings.fused"
 STUDY_RESULTS = "study.results"
 CONFIG_THRESHOLDS = "config.thresholds"
+# Every pushed record, never compacted: `radstream thresholds history` reads this.
+CONFIG_AUDIT = "config.thresholds.audit"
 
 PIPELINE = [DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED, INFERENCE_RESULTS, FINDINGS_FUSED, STUDY_RESULTS]
 # Topics a stage consumes: each gets a dead-letter topic.
@@ -33,6 +35,12 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    retain_forever: bool = False
+
+    def topic_config(self) -> dict[str, str]:
+        if self.compacted:
+            return {"cleanup.policy": "compact"}
+        return {"retention.ms": "-1"} if self.retain_forever else {}
 
 
 def topic_specs(partitions: int = 3) -> list[TopicSpec]:
@@ -40,6 +48,7 @@ def topic_specs(partitions: int = 3) -> list[TopicSpec]:
     specs += [TopicSpec(dlq(t), partitions) for t in CONSUMED]
     specs += [TopicSpec(t, partitions, compacted=True) for t in CHANGELOGS.values()]
     specs.append(TopicSpec(CONFIG_THRESHOLDS, 1, compacted=True))
+    specs.append(TopicSpec(CONFIG_AUDIT, 1, retain_forever=True))
     return specs
 
 
@@ -52,7 +61,7 @@ def create_topics(settings: KafkaSettings, partitions: int = 3, timeout: float =
             settings.topic(s.name),
             num_partitions=s.partitions,
             replication_factor=-1,  # the broker's default
-            config={"cleanup.policy": "compact"} if s.compacted else {},
+            config=s.topic_config(),
         )
         for s in topic_specs(partitions)
         if settings.topic(s.name) not in existing

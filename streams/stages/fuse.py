@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from radstream.streams.config import ThresholdSet
 from radstream.streams.fusion import ModelBoxes, weighted_boxes_fusion
 from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS
 from radstream.streams.rules import Rule, apply_rules
@@ -35,11 +34,9 @@ class FuseStage(Stage):
     input_schema = "InferenceResult"
     stateful = True
 
-    def __init__(self, models: list[ExpectedModel], rules: list[Rule], thresholds: ThresholdSet,
-                 deadline_s: float = 30.0, iou_thr: float = 0.55, skip_box_thr: float = 0.0) -> None:
+    def __init__(self, models: list[ExpectedModel], rules: list[Rule], deadline_s: float = 30.0, iou_thr: float = 0.55, skip_box_thr: float = 0.0) -> None:
         self.models = {m.name: m for m in models}
         self.rules = rules
-        self.thresholds = thresholds
         self.deadline_ms = int(deadline_s * 1000)
         self.retention_ms = max(self.deadline_ms * 4, 300_000)
         self.iou_thr = iou_thr
@@ -78,6 +75,7 @@ class FuseStage(Stage):
     def fuse(self, results: dict[str, dict], missing: list[str]) -> Output:
         """Pure: model outputs for one image -> one FindingsFused event."""
         first = next(iter(results.values()))
+        thresholds = self.thresholds(first["site"])
         detectors = [
             ModelBoxes(
                 model=name,
@@ -102,14 +100,14 @@ class FuseStage(Stage):
         value = {k: first[k] for k in CARRIED}
         value.update({
             "idempotency_key": idempotency_key(first["sop_uid"], first["frame"], sorted(versions.items()),
-                                               self.thresholds.version, sorted(missing)),
+                                               thresholds.version, sorted(missing)),
             "expected_models": sorted(self.models),
             "missing_models": sorted(missing),
             "model_versions": versions,
             "fused_boxes": [{"label": f.label, "score": f.score, "box": f.box, "sources": f.sources} for f in fused],
             "classifier_outputs": classifier_outputs,
-            "findings": apply_rules(self.rules, fused, classifier_outputs, self.thresholds),
-            "config_version": self.thresholds.version,
+            "findings": apply_rules(self.rules, fused, classifier_outputs, thresholds),
+            "config_version": thresholds.version,
             "stage_ms": stage_ms,
         })
         return Output(FINDINGS_FUSED, first["study_uid"], "FindingsFused", value)

@@ -90,11 +90,14 @@ class InferStage(Stage):
 
     def _result(self, event: dict[str, Any], entry: dict[str, Any], out: Any, batch: int) -> Output:
         letterbox = letterbox_of(entry)
+        thresholds = self.thresholds(event["site"])
+        # model:<name>/<label> is this model's score floor for that label (pushed live).
+        kept = [d for d in out.detections if d.score >= thresholds.get(f"model:{self.manifest.name}/{d.label}", 0.0)]
         detections = []
-        if out.detections:
-            boxes = letterbox.to_original(np.array([d.box for d in out.detections], dtype=np.float32))
+        if kept:
+            boxes = letterbox.to_original(np.array([d.box for d in kept], dtype=np.float32))
             detections = [{"label": d.label, "score": float(d.score), "box": [float(v) for v in b]}
-                          for d, b in zip(out.detections, boxes)]
+                          for d, b in zip(kept, boxes)]
         value = {k: event[k] for k in CARRIED}
         value.update({
             "idempotency_key": idempotency_key(event["idempotency_key"], self.manifest.key),
@@ -103,6 +106,7 @@ class InferStage(Stage):
             "classifications": {k: float(v) for k, v in out.classifications.items()}
                                if self.manifest.task == "classifier" else {},
             "batch_size": batch,
+            "config_version": thresholds.version,
             "stage_ms": dict(event["stage_ms"]),
         })
         return Output(INFERENCE_RESULTS, image_key(event["sop_uid"], event["frame"]), "InferenceResult", value)

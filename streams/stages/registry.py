@@ -15,6 +15,24 @@ def models_in_force(config: Config) -> dict[str, ModelManifest]:
     return load_manifests(config.model_registry or default_registry_dir(), config.models)
 
 
+def rules_in_force(manifests: dict[str, ModelManifest]) -> list:
+    from radstream.streams.rules import default_rules
+
+    models = manifests.values()
+    return default_rules(
+        [label for m in models if m.task == "detector" for label in m.labels],
+        {m.name: list(m.labels) for m in models if m.task == "classifier"},
+    )
+
+
+def known_threshold_keys(config: Config) -> set[str]:
+    """Every threshold key a push may set: the rules' keys and one score floor per model label."""
+    manifests = models_in_force(config)
+    keys = {r.threshold_key for r in rules_in_force(manifests)}
+    keys |= {f"model:{m.name}/{label}" for m in manifests.values() for label in m.labels}
+    return keys
+
+
 def _decode(config: Config, model: str | None) -> Stage:
     from radstream.streams.stages.decode import DecodeStage
 
@@ -41,16 +59,11 @@ def _infer(config: Config, model: str | None) -> Stage:
 
 
 def _fuse(config: Config, model: str | None) -> Stage:
-    from radstream.streams.rules import default_rules
     from radstream.streams.stages.fuse import ExpectedModel, FuseStage
 
-    manifests = models_in_force(config).values()
-    expected = [ExpectedModel(m.name, m.task, m.fusion_weight) for m in manifests]
-    rules = default_rules(
-        [label for m in manifests if m.task == "detector" for label in m.labels],
-        {m.name: list(m.labels) for m in manifests if m.task == "classifier"},
-    )
-    return FuseStage(expected, rules, config.thresholds, deadline_s=config.join_deadline_s)
+    manifests = models_in_force(config)
+    expected = [ExpectedModel(m.name, m.task, m.fusion_weight) for m in manifests.values()]
+    return FuseStage(expected, rules_in_force(manifests), deadline_s=config.join_deadline_s)
 
 
 def _qc(config: Config, model: str | None) -> Stage:
