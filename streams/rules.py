@@ -24,16 +24,24 @@ class Rule:
     default_threshold: float
 
 
-def default_rules(detector_labels: list[str], classifiers: dict[str, list[str]]) -> list[Rule]:
-    """One rule per detector label and per classifier label of the models in force."""
+def default_rules(detectors: dict[str, dict[str, float]], classifiers: dict[str, dict[str, float]]) -> list[Rule]:
+    """One rule per detector label and per classifier label of the models in force.
+
+    Arguments map model name -> {label: default threshold from its manifest}. A fused
+    box rule defaults to the lowest default among the detectors that emit the label.
+    """
+    box_defaults: dict[str, float] = {}
+    for labels in detectors.values():
+        for label, value in labels.items():
+            box_defaults[label] = min(value, box_defaults.get(label, value))
     rules = [
-        Rule(f"{label}-detected", "1", "fused_box", label, "fused", f"rule:{label}-detected/min_score", 0.5)
-        for label in sorted(set(detector_labels))
+        Rule(f"{label}-detected", "1", "fused_box", label, "fused", f"rule:{label}-detected/min_score", value)
+        for label, value in sorted(box_defaults.items())
     ]
     for model, labels in sorted(classifiers.items()):
         rules += [
-            Rule(f"{label}-suspected", "1", "classifier", label, model, f"rule:{label}-suspected/min_probability", 0.5)
-            for label in labels
+            Rule(f"{label}-suspected", "1", "classifier", label, model, f"rule:{label}-suspected/min_probability", value)
+            for label, value in sorted(labels.items())
         ]
     return rules
 

@@ -18,10 +18,13 @@ def models_in_force(config: Config) -> dict[str, ModelManifest]:
 def rules_in_force(manifests: dict[str, ModelManifest]) -> list:
     from radstream.streams.rules import default_rules
 
+    def defaults(m: ModelManifest) -> dict[str, float]:
+        return {label: m.default_thresholds.get(label, 0.5) for label in m.labels}
+
     models = manifests.values()
     return default_rules(
-        [label for m in models if m.task == "detector" for label in m.labels],
-        {m.name: list(m.labels) for m in models if m.task == "classifier"},
+        {m.name: defaults(m) for m in models if m.task == "detector"},
+        {m.name: defaults(m) for m in models if m.task == "classifier"},
     )
 
 

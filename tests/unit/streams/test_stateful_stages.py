@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from radstream.streams.config import ThresholdSet
+from radstream.streams.config import ThresholdBook
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.rules import default_rules
 from radstream.streams.stage import Inbound
@@ -17,10 +17,12 @@ DET = {"label": "nodule", "score": 0.9, "box": [10.0, 10.0, 30.0, 30.0]}
 def _fuse(deadline_s: float = 30.0) -> FuseStage:
     stage = FuseStage(
         [ExpectedModel("det", "detector"), ExpectedModel("cls", "classifier")],
-        default_rules(["nodule"], {"cls": ["nodule"]}),
-        ThresholdSet(version=7, values={"rule:nodule-suspected/min_probability": 0.6}),
+        default_rules({"det": {"nodule": 0.5}}, {"cls": {"nodule": 0.5}}),
         deadline_s=deadline_s,
     )
+    stage.config = ThresholdBook()
+    assert stage.config.apply({"version": 7, "scope": "rule:nodule-suspected", "author": "t", "reason": "r",
+                               "created_at": 0, "values": {"rule:nodule-suspected/min_probability": 0.6}})
     stage.state = ChangelogStore(KafkaSettings(), "fuse.changelog")
     return stage
 
