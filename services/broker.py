@@ -50,14 +50,19 @@ class EmbeddedBroker:
             stdout=out, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout_s
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # wait for the port first: librdkafka logs every refused connect
             if self._proc.poll() is not None:
                 raise BrokerError(f"embedded broker exited with code {self._proc.returncode}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    break
+            time.sleep(0.05)
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        while time.monotonic() < deadline:
             try:
                 admin.list_topics(timeout=1)
                 return self
-            except Exception:  # not listening yet; retried until the deadline
+            except Exception:  # listening but not serving metadata yet; retried until the deadline
                 time.sleep(0.1)
         self.stop()
         raise BrokerError(f"embedded broker did not answer on {self.bootstrap} within {timeout_s:.0f}s")

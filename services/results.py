@@ -31,10 +31,12 @@ def summary_line(result: dict) -> str:
     parts = []
     for img in result["images"]:
         if img["status"] == "NOT_ANALYSABLE":
-            parts.append(f"{img['sop_uid'][-12:]}: not analysable ({'; '.join(img['qc_flags'])})")
+            parts.append(f"...{img['sop_uid'][-10:]}: not analysable ({'; '.join(img['qc_flags'])})")
         else:
-            found = ", ".join(f"{f['label']} {f['confidence']:.2f} [{f['rule_id']}]" for f in img["findings"]) or "no findings"
-            parts.append(f"{img['sop_uid'][-12:]}: {found}")
+            top = sorted(img["findings"], key=lambda f: f["confidence"], reverse=True)
+            shown = ", ".join(f"{f['label']} {f['confidence']:.2f} [{f['rule_id']}]" for f in top[:3])
+            more = f" (+{len(top) - 3} more)" if len(top) > 3 else ""
+            parts.append(f"...{img['sop_uid'][-10:]}: {shown + more if top else 'no findings'}")
     return (f"study {result['study_uid']} ({len(result['images'])} image(s), {result['completion']}, "
             f"config v{result['config_version']}): " + " | ".join(parts))
 
