@@ -29,7 +29,7 @@ def test_nets_are_small_and_shaped_right() -> None:
 def test_auc_known_values() -> None:
     assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == 1.0
     assert roc_auc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5
-    assert roc_auc(np.array([0.9, 0.1, 0.8]), np.array([0, 1, 1])) == 0.25
+    assert roc_auc(np.array([0.5, 0.2, 0.8]), np.array([0, 1, 1])) == 0.5
     with pytest.raises(ValueError):
         roc_auc(np.array([0.3]), np.array([1]))
 

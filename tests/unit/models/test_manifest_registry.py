@@ -38,12 +38,11 @@ def test_load_selected_names_only() -> None:
 
 def test_round_trip_preserves_everything(tmp_path: Path) -> None:
     original = load_manifests(default_registry_dir(), ["demo-classifier"])["demo-classifier"]
-    original_dir = original.manifest_dir
     original.write(tmp_path / "demo-classifier.json")
     reread = ModelManifest.read(tmp_path / "demo-classifier.json")
     assert reread == original
     assert reread.input_profile.hash() == original.input_profile.hash()
-    original.manifest_dir = original_dir
+    assert reread.manifest_dir == tmp_path.resolve()
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,0 +1,78 @@
+"""Held-out evaluation of a loaded model, through the same path inference uses.
+
+Raw phantom -> apply_profile -> backend.predict -> Letterbox.to_original, then
+compared with the phantom's true boxes in original pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from .metrics import detection_recall_precision, roc_auc, sensitivity_specificity
+from .outputs import ModelOutput
+from .manifest import ModelManifest
+from .phantoms import Phantom
+from .profile import Letterbox, apply_profile
+
+
+class Predictor(Protocol):
+    manifest: ModelManifest
+
+    def predict(self, batch: np.ndarray) -> list[ModelOutput]: ...
+
+
+def predict_images(
+    backend: Predictor, images: list[np.ndarray], batch_size: int = 32
+) -> list[tuple[ModelOutput, Letterbox]]:
+    """Preprocess with the manifest's profile and predict, keeping each image's geometry."""
+    profile = backend.manifest.input_profile
+    results: list[tuple[ModelOutput, Letterbox]] = []
+    for start in range(0, len(images), batch_size):
+        prepared = [apply_profile(image, profile) for image in images[start : start + batch_size]]
+        outputs = backend.predict(np.stack([tensor for tensor, _ in prepared]))
+        results.extend(zip(outputs, [geometry for _, geometry in prepared]))
+    return results
+
+
+def evaluate_classifier(backend: Predictor, phantoms: list[Phantom], label: str = "nodule") -> dict[str, Any]:
+    """AUC, and sensitivity/specificity at the manifest's default threshold."""
+    threshold = backend.manifest.default_thresholds[label]
+    results = predict_images(backend, [p.image for p in phantoms])
+    scores = np.array([output.classifications[label] for output, _ in results])
+    truth = np.array([label in p.labels for p in phantoms])
+    sensitivity, specificity = sensitivity_specificity(scores, truth, threshold)
+    return {
+        "n_images": len(phantoms),
+        "n_positive": int(truth.sum()),
+        "auc": round(roc_auc(scores, truth), 4),
+        "threshold": threshold,
+        "sensitivity": round(sensitivity, 4),
+        "specificity": round(specificity, 4),
+    }
+
+
+def evaluate_detector(
+    backend: Predictor, phantoms: list[Phantom], label: str = "nodule", min_iou: float = 0.3
+) -> dict[str, Any]:
+    """Recall and precision at IoU >= min_iou and the default score threshold, in original pixels."""
+    threshold = backend.manifest.default_thresholds[label]
+    results = predict_images(backend, [p.image for p in phantoms])
+    predictions = []
+    for output, geometry in results:
+        kept = [d for d in output.thresholded({label: threshold}).detections if d.label == label]
+        boxes = geometry.to_original(np.array([d.box for d in kept], dtype=np.float32).reshape(-1, 4))
+        predictions.append((boxes, np.array([d.score for d in kept])))
+    truths = [p.boxes[[l == label for l in p.labels]] for p in phantoms]
+    recall, precision = detection_recall_precision(predictions, truths, min_iou)
+    image_scores = np.array([output.classifications[label] for output, _ in results])
+    return {
+        "n_images": len(phantoms),
+        "n_lesions": int(sum(len(t) for t in truths)),
+        "min_iou": min_iou,
+        "threshold": threshold,
+        "recall": round(recall, 4),
+        "precision": round(precision, 4),
+        "image_auc": round(roc_auc(image_scores, np.array([len(t) > 0 for t in truths])), 4),
+    }

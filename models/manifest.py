@@ -1,0 +1,133 @@
+"""Model manifests: the JSON contract between a trained artifact and the inference stage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .profile import InputProfile
+
+Task = Literal["detector", "classifier"]
+_TASKS = ("detector", "classifier")
+
+
+class ModelLoadError(Exception):
+    """A model cannot be used: manifest missing or invalid, artifact missing or tampered with."""
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """Weights file, relative to the manifest's folder, and its expected sha256."""
+
+    path: str
+    sha256: str
+
+
+@dataclass
+class ModelManifest:
+    name: str
+    version: str
+    task: Task
+    family: str
+    labels: list[str]
+    input_profile: InputProfile
+    artifact: ArtifactRef
+    default_thresholds: dict[str, float]
+    fusion_weight: float = 1.0
+    architecture: dict[str, int] = field(default_factory=dict)  # constructor kwargs of the net
+    validation: dict[str, Any] = field(default_factory=dict)
+    not_for_clinical_use: bool = True
+    manifest_dir: Path | None = field(default=None, compare=False)  # set when loaded from disk
+
+    def __post_init__(self) -> None:
+        if self.task not in _TASKS:
+            raise ValueError(f"task must be one of {_TASKS}, got {self.task!r}")
+        if not self.labels:
+            raise ValueError("a model needs at least one label")
+        unknown = set(self.default_thresholds) - set(self.labels)
+        if unknown:
+            raise ValueError(f"thresholds for unknown labels: {sorted(unknown)}")
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    def artifact_path(self) -> Path:
+        if self.manifest_dir is None:
+            raise ModelLoadError(f"{self.key}: manifest was not loaded from disk; artifact path unknown")
+        return (self.manifest_dir / self.artifact.path).resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "task": self.task,
+            "family": self.family,
+            "labels": list(self.labels),
+            "input_profile": self.input_profile.to_dict(),
+            "input_profile_hash": self.input_profile.hash(),
+            "artifact": {"path": self.artifact.path, "sha256": self.artifact.sha256},
+            "default_thresholds": dict(self.default_thresholds),
+            "fusion_weight": self.fusion_weight,
+            "architecture": dict(self.architecture),
+            "validation": self.validation,
+            "not_for_clinical_use": self.not_for_clinical_use,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], manifest_dir: Path | None = None) -> ModelManifest:
+        values = dict(data)
+        recorded_hash = values.pop("input_profile_hash", None)
+        profile = InputProfile.from_dict(values.pop("input_profile"))
+        if recorded_hash is not None and recorded_hash != profile.hash():
+            raise ValueError(f"input_profile_hash {recorded_hash} does not match the profile ({profile.hash()})")
+        return cls(
+            input_profile=profile,
+            artifact=ArtifactRef(**values.pop("artifact")),
+            manifest_dir=manifest_dir,
+            **values,
+        )
+
+    def write(self, path: Path) -> None:
+        """Write as JSON; the artifact path stays relative, so read the file back to use it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> ModelManifest:
+        """Load one manifest; any problem becomes a one-line ModelLoadError."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelLoadError(f"model manifest not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise ModelLoadError(f"model manifest {path} is not valid JSON: {exc}") from None
+        try:
+            return cls.from_dict(data, manifest_dir=path.parent.resolve())
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"model manifest {path} is invalid: {exc}") from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_artifact(manifest: ModelManifest) -> Path:
+    """Return the artifact path after checking it exists and matches the recorded sha256."""
+    path = manifest.artifact_path()
+    if not path.is_file():
+        raise ModelLoadError(f"{manifest.key}: artifact not found: {path}")
+    actual = sha256_file(path)
+    if actual != manifest.artifact.sha256:
+        raise ModelLoadError(
+            f"{manifest.key}: artifact sha256 mismatch for {path} "
+            f"(expected {manifest.artifact.sha256[:12]}…, got {actual[:12]}…)"
+        )
+    return path
