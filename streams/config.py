@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,25 +133,11 @@ class ConfigWatcher:
         self._settings = settings
 
     def load(self, timeout_s: float = 60.0) -> ThresholdBook:
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+        from radstream.streams.kafka.reader import partitions_of, read_to_end
 
-        meta = self._consumer.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
-        if meta is None or meta.error is not None:
-            raise RuntimeError(f"config topic {self.topic} is missing (run `radstream topics create`)")
-        parts = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-        ends = {p.partition: self._consumer.get_watermark_offsets(p, timeout=timeout_s)[1] for p in parts}
-        self._consumer.assign(parts)
-        pending = {p for p, end in ends.items() if end > 0}
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"config topic {self.topic} not read to its end within {timeout_s:.0f}s")
-            msg = self._consumer.poll(0.2)
-            if msg is None or msg.error():
-                continue
+        for msg in read_to_end(self._consumer, self.topic, partitions_of(self._consumer, self.topic, timeout_s),
+                               timeout_s):
             self._apply(msg.value())
-            if msg.offset() >= ends[msg.partition()] - 1:
-                pending.discard(msg.partition())
         log.info("config loaded: version %d from %s", self.book.version, self.topic)
         return self.book
 

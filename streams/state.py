@@ -15,8 +15,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
+from radstream.streams.kafka.reader import read_to_end
 from radstream.streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -68,27 +69,17 @@ class ChangelogStore:
         """Rebuild the given partitions from the changelog; returns records read."""
         consumer = Consumer(self._settings.consumer_config(None))
         read = 0
+        for part in partitions:
+            self._parts[part] = {}
         try:
-            for part in partitions:
-                self._parts[part] = {}
-                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, part), timeout=timeout_s)
-                if high <= low:
-                    continue
-                consumer.assign([TopicPartition(self.topic, part, OFFSET_BEGINNING)])
-                while True:
-                    msg = consumer.poll(timeout_s)
-                    if msg is None:
-                        raise TimeoutError(f"changelog {self.topic}[{part}] restore stalled before offset {high}")
-                    if msg.error():
-                        continue
-                    key = msg.key().decode()
-                    if msg.value() is None:
-                        self._parts[part].pop(key, None)
-                    else:
-                        self._parts[part][key] = json.loads(msg.value())
-                    read += 1
-                    if msg.offset() >= high - 1:
-                        break
+            for msg in read_to_end(consumer, self.topic, partitions, timeout_s):
+                entries = self._parts[msg.partition()]
+                key = msg.key().decode()
+                if msg.value() is None:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = json.loads(msg.value())
+                read += 1
         finally:
             consumer.close()
         log.info("restored %d changelog records for partitions %s of %s", read, partitions, self.topic)

@@ -1,7 +1,11 @@
-"""Read a whole topic without joining a group: for commands (results, dlq) and tests.
+"""Reading topics without joining a group: changelog restore, the config topic, and commands.
 
-Assigns every partition from the beginning and stops at the high watermarks seen
-at start, or follows forever with `follow=True`.
+`read_to_end` is the one place that decides when a partition has been read to its
+end. It does not trust the high watermark alone: Tansu 0.6.0 reports it as the
+first offset of the last batch + 1 (docs/evidence/faust-on-tansu.md), which would
+silently drop the tail of that batch. So after reaching the reported end it keeps
+reading until no data has arrived for `settle_s`. On Apache Kafka the watermark is
+exact and the settle only costs that much time once.
 """
 
 from __future__ import annotations
@@ -14,39 +18,59 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 from radstream.streams.kafka.settings import KafkaSettings
 
 
+def partitions_of(consumer: Consumer, topic: str, timeout_s: float = 30.0) -> list[int]:
+    meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if meta is None or meta.error is not None:
+        raise LookupError(f"topic {topic} does not exist (run `radstream topics create`)")
+    return sorted(meta.partitions)
+
+
+def read_to_end(consumer: Consumer, topic: str, partitions: list[int], timeout_s: float = 60.0,
+                settle_s: float = 0.5) -> Iterator[Message]:
+    """Assign `partitions` of `topic` from the beginning; yield every message up to the end.
+
+    The consumer stays assigned afterwards, so a caller may go on following the topic.
+    """
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1] for p in partitions}
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    pending = {p for p, end in ends.items() if end > 0}
+    deadline = time.monotonic() + timeout_s
+    last_data = time.monotonic()
+    while True:
+        msg = consumer.poll(0.05)
+        now = time.monotonic()
+        if msg is None or msg.error():
+            if msg is not None and msg.error().code() != KafkaError._PARTITION_EOF:
+                raise RuntimeError(f"reading {topic}: {msg.error()}")
+            if not pending and now - last_data >= settle_s:
+                return
+            if now > deadline:
+                raise TimeoutError(f"{topic} not read to its end within {timeout_s:.0f}s (ends {ends})")
+            continue
+        last_data = now
+        if msg.offset() >= ends[msg.partition()] - 1:
+            pending.discard(msg.partition())
+        yield msg
+
+
 def read_topic(settings: KafkaSettings, topic: str, follow: bool = False, idle_timeout_s: float | None = None,
                timeout_s: float = 30.0) -> Iterator[Message]:
-    """Yield messages of `topic` (logical name). `idle_timeout_s` ends a follow after that long without data."""
+    """Yield messages of `topic` (logical name) to its end, or forever with `follow=True`.
+
+    `idle_timeout_s` ends a follow after that long without data.
+    """
     physical = settings.topic(topic)
     consumer = Consumer(settings.consumer_config(None))
     try:
-        meta = consumer.list_topics(physical, timeout=timeout_s).topics.get(physical)
-        if meta is None or meta.error is not None:
-            raise LookupError(f"topic {physical} does not exist (run `radstream topics create`)")
-        parts = sorted(meta.partitions)
-        ends = {}
-        for p in parts:
-            low, high = consumer.get_watermark_offsets(TopicPartition(physical, p), timeout=timeout_s)
-            ends[p] = high
-        consumer.assign([TopicPartition(physical, p, OFFSET_BEGINNING) for p in parts])
-        done = {p for p in parts if ends[p] <= 0}
+        yield from read_to_end(consumer, physical, partitions_of(consumer, physical, timeout_s), timeout_s)
         last_data = time.monotonic()
-        while follow or len(done) < len(parts):
+        while follow:
             msg = consumer.poll(0.2)
-            if msg is None:
+            if msg is None or msg.error():
                 if idle_timeout_s is not None and time.monotonic() - last_data > idle_timeout_s:
                     return
-                if not follow and time.monotonic() - last_data > timeout_s:
-                    raise TimeoutError(f"reading {physical} stalled before the end offsets {ends}")
-                continue
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(f"reading {physical}: {msg.error()}")
                 continue
             last_data = time.monotonic()
-            if not follow and msg.offset() >= ends[msg.partition()] - 1:
-                done.add(msg.partition())
-            if follow or msg.offset() < ends[msg.partition()]:
-                yield msg
+            yield msg
     finally:
         consumer.close()
