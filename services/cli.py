@@ -40,12 +40,18 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
     broker = EmbeddedBroker(args.port).start()
     print(f"embedded broker listening on {broker.bootstrap} (memory storage; Ctrl-C to stop)", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: broker.stop())
+
+    def _stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
-        return broker.wait()
+        code = broker.wait()
+        raise CliError(f"embedded broker exited with code {code}")
     except KeyboardInterrupt:
-        broker.stop()
         return 0
+    finally:
+        broker.stop()
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
@@ -74,9 +80,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    stack = Stack(_config(args), args.bootstrap).start()
+    config = _config(args)  # --bootstrap, else RADSTREAM_BOOTSTRAP, else the embedded broker
+    stack = Stack(config, config.kafka.bootstrap or None).start()
     assert stack.supervisor is not None
-    print(f"radstream up on {stack.bootstrap}: {', '.join(c.label for c in stack.supervisor.children)}", flush=True)
+    print(f"radstream up on {stack.bootstrap} (topics ready): {', '.join(c.label for c in stack.supervisor.children)}", flush=True)
     print(f"logs in {stack.logs}; `radstream status` shows health; Ctrl-C or SIGTERM stops", flush=True)
     try:
         stack.run_forever(lambda: bool(stopping))
@@ -130,13 +137,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from radstream.services.demo import run_demo
 
-    return run_demo(_config(args), args.bootstrap, synthetic_studies=args.synthetic, timeout_s=args.timeout)
+    config = _config(args)
+    return run_demo(config, config.kafka.bootstrap or None, synthetic_studies=args.synthetic, timeout_s=args.timeout)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from radstream.services.bench import dump, run_bench
 
-    report = run_bench(_config(args), args.bootstrap, images=args.images, warmup=args.warmup)
+    config = _config(args)
+    report = run_bench(config, config.kafka.bootstrap or None, images=args.images, warmup=args.warmup)
     if args.json_out:
         dump(report, Path(args.json_out))
     return 0
@@ -246,4 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: command modules raise
+    # radstream.services.cli.CliError, which must be the class main() catches.
+    from radstream.services.cli import main as _main
+
+    sys.exit(_main())

@@ -16,7 +16,6 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from radstream.streams.blobstore import FileBlobStore
-from radstream.streams.codec import Codec
 from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.topics import DICOM_ARRIVED
 from radstream.streams.stage import idempotency_key

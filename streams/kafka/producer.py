@@ -34,5 +34,6 @@ class EventProducer:
     def flush(self, timeout_s: float = 30.0) -> None:
         remaining = self._producer.flush(timeout_s)
         if remaining or self._errors:
-            raise RuntimeError(f"broker did not acknowledge {remaining or len(self._errors)} message(s): "
-                               + "; ".join(self._errors[:3]))
+            errors, self._errors = self._errors, []  # reported once; the next flush starts clean
+            raise RuntimeError(f"broker did not acknowledge {remaining or len(errors)} message(s): "
+                               + "; ".join(errors[:3]))

@@ -1,0 +1,63 @@
+"""The CLI as an outside check would drive it: `up`, `publish`, `results`, `status`, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from radstream.services.demo import real_radiographs
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "radstream.services.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
+    env = {**os.environ, **pipeline_env}
+    up = subprocess.Popen([sys.executable, "-m", "radstream.services.cli", "up"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert "radstream up on" in up.stdout.readline()  # printed once the topics exist
+        pub = _cli(env, "publish", *map(str, real_radiographs()[:2]))
+        assert pub.returncode == 0, pub.stderr
+        study = pub.stdout.strip().splitlines()[-1]
+        deadline = time.monotonic() + 120
+        lines: list[str] = []
+        while time.monotonic() < deadline and not lines:
+            res = _cli(env, "results", "--json", "--study", study)
+            assert res.returncode == 0, res.stderr
+            lines = [line for line in res.stdout.splitlines() if line.strip()]
+            time.sleep(1)
+        assert len(lines) == 1, "exactly one result after dedupe"
+        result = json.loads(lines[0])
+        assert result["study_uid"] == study and result["final"]
+
+        status = json.loads(_cli(env, "status", "--json").stdout)
+        stages = sorted(r["stage"] for r in status)
+        assert stages == ["decode", "fuse", "infer", "infer", "preprocess", "qc"]
+        assert all(r["health"]["healthy"] and r["health"]["partitions"] for r in status)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        out, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, out
+    assert _cli(env, "status").stdout.startswith("no radstream stage is running")
+
+
+def test_errors_are_one_line_without_traceback(pipeline_env, tmp_path) -> None:
+    env = {k: v for k, v in {**os.environ, **pipeline_env}.items() if k != "RADSTREAM_BOOTSTRAP"}
+    res = _cli(env, "results")
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "bootstrap" in res.stderr
+    env = {**os.environ, **pipeline_env}
+    res = _cli(env, "publish", str(tmp_path / "missing.dcm"))
+    assert res.returncode == 1 and "no such file" in res.stderr and "Traceback" not in res.stderr
+    res = _cli(env, "stage", "nonsense")
+    assert res.returncode == 1 and "unknown stage" in res.stderr and "Traceback" not in res.stderr
