@@ -40,7 +40,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 
 DEID_KEY_ENV = "RADSTREAM_DEID_KEY"
-METHOD = "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile (radstream; UIDs: HMAC-SHA256 -> 2.25)"
+METHOD = "PS3.15 Annex E Basic Profile; UIDs HMAC-SHA256 2.25"  # LO: at most 64 characters
 BASIC_PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 
 

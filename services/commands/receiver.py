@@ -1,0 +1,49 @@
+"""`radstream receiver`: the DICOM C-STORE SCP in the foreground until SIGTERM (see services/receiver.py)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sp = subparsers.add_parser("receiver", help="DICOM C-STORE SCP: store, publish DicomArrived, then acknowledge")
+    sp.add_argument("--port", type=int, required=True, help="DICOM port to listen on (0: any free port)")
+    sp.add_argument("--ae-title", required=True, help="this SCP's AE title")
+    sp.add_argument("--host", help="address to bind (default: $RADSTREAM_RECEIVER_HOST or 127.0.0.1)")
+    sp.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $RADSTREAM_BOOTSTRAP)")
+    sp.set_defaults(func=cmd_receiver)
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from radstream.services.cli import EXIT_USAGE, CliError
+    from radstream.services.receiver import InstanceSink, Receiver, receiver_settings_from_env
+    from radstream.streams.blobstore import open_blob_store
+    from radstream.streams.config import Config
+    from radstream.streams.kafka.producer import EventProducer
+
+    config = Config.from_env(args.bootstrap)
+    if not config.kafka.bootstrap:
+        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", EXIT_USAGE)
+    if not 0 < len(args.ae_title.strip()) <= 16:
+        raise CliError("--ae-title must be 1 to 16 characters", EXIT_USAGE)
+    settings = receiver_settings_from_env()
+    if args.host:
+        settings = replace(settings, host=args.host)
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    sink = InstanceSink(open_blob_store(config.blob_url), lambda: EventProducer(config.kafka), settings.ack_timeout_s)
+    try:
+        receiver = Receiver(args.ae_title.strip(), args.port, sink, settings).start()
+    except OSError as exc:
+        raise CliError(f"cannot listen on {settings.host}:{args.port}: {exc.strerror or exc}") from None
+    print(f"receiver {receiver.ae_title} listening on {settings.host}:{receiver.port} "
+          f"(publishing to {config.kafka.topic('dicom.arrived')}; SIGTERM stops)", flush=True)
+    stopping.wait()
+    receiver.stop()
+    return 0

@@ -1,0 +1,70 @@
+"""The receiver's core without the network: ack only after the broker did; failures are statuses."""
+
+from __future__ import annotations
+
+import pytest
+from tests.fixtures.instances import instance_bytes
+
+from radstream.services.receiver import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS, InstanceSink
+from radstream.streams.blobstore import FileBlobStore
+
+
+class FakeProducer:
+    def __init__(self, fail_flush: bool = False) -> None:
+        self.fail_flush = fail_flush
+        self.sent: list[tuple] = []
+        self.flushed: list[tuple] = []
+
+    def send(self, topic: str, key: str, schema: str, value: dict) -> None:
+        self.sent.append((topic, key, schema, value))
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        if self.fail_flush:
+            raise RuntimeError("broker did not acknowledge 1 message(s)")
+        self.flushed.extend(self.sent)
+
+
+@pytest.fixture
+def store(tmp_path) -> FileBlobStore:
+    return FileBlobStore(tmp_path / "blobs")
+
+
+def test_stores_publishes_flushes_then_succeeds(store: FileBlobStore) -> None:
+    producer = FakeProducer()
+    data = instance_bytes(NumberOfStudyRelatedInstances=4)
+    assert InstanceSink(store, lambda: producer, clock=lambda: 12.5).accept(data, "PACS1") == SUCCESS
+    (topic, key, schema, event), = producer.flushed
+    assert (topic, schema, event["site"], event["expected_instances"]) == ("dicom.arrived", "DicomArrived", "PACS1", 4)
+    assert key == event["sop_uid"] and event["arrived_at"] == 12500
+    assert store.get(event["blob"]) == data
+
+
+def test_no_expected_count_without_number_of_study_related_instances(store: FileBlobStore) -> None:
+    producer = FakeProducer()
+    InstanceSink(store, lambda: producer).accept(instance_bytes(), "PACS1")
+    assert producer.flushed[0][3]["expected_instances"] is None
+
+
+def test_an_unacknowledged_event_is_a_failure_and_the_producer_is_replaced(store: FileBlobStore) -> None:
+    producers = [FakeProducer(fail_flush=True), FakeProducer()]
+    made = iter(producers)
+    sink = InstanceSink(store, lambda: next(made))
+    assert sink.accept(instance_bytes(), "PACS1") == OUT_OF_RESOURCES
+    assert sink.accept(instance_bytes(), "PACS1") == SUCCESS
+    assert len(producers[1].flushed) == 1
+
+
+def test_garbage_cannot_be_understood(store: FileBlobStore) -> None:
+    producer = FakeProducer()
+    assert InstanceSink(store, lambda: producer).accept(b"\x00" * 300, "PACS1") == CANNOT_UNDERSTAND
+    assert producer.sent == []
+
+
+def test_a_failing_blob_store_is_out_of_resources(store: FileBlobStore, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "put", broken)
+    producer = FakeProducer()
+    assert InstanceSink(store, lambda: producer).accept(instance_bytes(), "PACS1") == OUT_OF_RESOURCES
+    assert producer.sent == []
