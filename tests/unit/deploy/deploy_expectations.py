@@ -1,0 +1,74 @@
+"""What the deployment files must contain, computed from the code (not copied from them).
+
+Every consumer of the pipeline is a stage worker: one per stage, and one per model for
+infer. Its consumer group and input topic come from the Stage classes themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+from radstream.streams.stage import Stage
+from radstream.streams.stages.registry import STAGES
+
+REPO = Path(__file__).resolve().parents[3]
+MODEL_REGISTRY = REPO / "models" / "registry"
+PER_MODEL_STAGES = {"infer"}
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One stage worker as deployed: `radstream stage <stage> [--model <model>]`."""
+
+    stage: str
+    model: str | None
+    group_id: str
+    input_topic: str  # logical name; the deployed one carries RADSTREAM_TOPIC_PREFIX
+
+    @property
+    def instance(self) -> str:
+        """The name of its Deployment (radstream-<instance>) and compose service."""
+        return f"{self.stage}-{self.model}" if self.model else self.stage
+
+    @property
+    def args(self) -> list[str]:
+        return ["stage", self.stage] + (["--model", self.model] if self.model else [])
+
+
+def stage_class(name: str) -> type[Stage]:
+    module = importlib.import_module(f"radstream.streams.stages.{name}")
+    for _, cls in inspect.getmembers(module, inspect.isclass):
+        if issubclass(cls, Stage) and cls is not Stage and getattr(cls, "name", None) == name:
+            return cls
+    raise LookupError(f"no Stage subclass named {name!r} in {module.__name__}")
+
+
+def model_names() -> list[str]:
+    """Models with a manifest in models/registry/*.json (the default set in force)."""
+    names = []
+    for path in sorted(MODEL_REGISTRY.glob("*.json")):
+        names.append(json.loads(path.read_text()).get("name", path.stem))
+    return names
+
+
+def _group_id(cls: type[Stage], model: str | None) -> str:
+    # The Stage's own group_id property, evaluated without building the stage
+    # (which would load models and open the blob store).
+    fake_self = SimpleNamespace(name=cls.name, manifest=SimpleNamespace(name=model))
+    group_id = inspect.getattr_static(cls, "group_id")
+    return group_id.fget(fake_self)
+
+
+def consumers(models: list[str]) -> list[Consumer]:
+    """Every stage worker: per-model stages once per model in `models`."""
+    result = []
+    for name in STAGES:
+        cls = stage_class(name)
+        for model in (models if name in PER_MODEL_STAGES else [None]):
+            result.append(Consumer(name, model, _group_id(cls, model), cls.input_topic))
+    return result
