@@ -155,3 +155,75 @@ def dump(report: dict, path: Path) -> None:
     path.write_text(json.dumps(report, indent=2))
 
 
+
+
+def _stage_versions(home: Path) -> list[int]:
+    return [r["health"].get("config_version", -1) for r in stage_statuses(home / "run")]
+
+
+def run_config_push_bench(config: Config, bootstrap: str | None, pushes: int = 20, images: int = 20,
+                          say=print) -> dict:
+    """Push `pushes` threshold versions while `images` flow; time until every stage applies each.
+
+    Also checks the switch drops and duplicates nothing: every image's study gets exactly one
+    final result after dedupe.
+    """
+    import threading
+
+    from radstream.models.synthetic_dicom import write_synthetic_study
+    from radstream.services.thresholds import push
+    from radstream.streams.stages.registry import known_threshold_keys
+
+    data = config.home / "bench-config-data"
+    dirs = [write_synthetic_study(data / f"img-{i}", 1, seed=200_000 + i)[0].parent for i in range(images)]
+    keys = known_threshold_keys(config)
+    key = sorted(k for k in keys if k.startswith("rule:"))[0]
+    with Stack(config, bootstrap) as stack:
+        settings = config.kafka.with_bootstrap(stack.bootstrap)
+        n_stages = len(stack.supervisor.children) if stack.supervisor else 0
+        deadline = time.monotonic() + 120
+        while len(_stage_versions(config.home)) < n_stages and time.monotonic() < deadline:
+            stack.poll()
+            time.sleep(0.2)
+        say(f"{n_stages} stages up; pushing {pushes} versions of {key} while {images} images flow ...")
+        producer = EventProducer(settings)
+        store = open_blob_store(config.blob_url)
+        studies: list[str] = []
+
+        def feed() -> None:
+            for d in dirs:
+                studies.extend(publish(producer, store, [d], log=lambda m: None)[0])
+                time.sleep(0.1)
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        delays = []
+        for i in range(pushes):
+            value = 0.5 + 0.01 * (i % 2)
+            t0 = time.monotonic()
+            version = push(settings, [{"scope": key.split("/")[0], "values": {key: value}}], "bench",
+                           "propagation benchmark", keys)
+            while min(_stage_versions(config.home) or [0]) < version:
+                if time.monotonic() - t0 > 30:
+                    raise TimeoutError(f"version {version} not applied by every stage within 30 s")
+                stack.poll()
+                time.sleep(0.01)
+            delays.append(1000 * (time.monotonic() - t0))
+        feeder.join()
+        results: dict[str, set[str]] = {}
+        for result in study_results(settings, follow=True, idle_timeout_s=120):
+            results.setdefault(result["study_uid"], set()).add(result["idempotency_key"])
+            if set(studies) <= set(results):
+                break
+    report = {
+        "pushes": pushes,
+        "propagation_ms": {"p50": percentile(delays, 50), "p99": percentile(delays, 99), "max": max(delays)},
+        "images": images,
+        "studies_with_result": len(set(studies) & set(results)),
+        "studies_with_more_than_one_result": sum(1 for k in results.values() if len(k) > 1),
+    }
+    say(f"propagation to every stage (push call included): p50 {report['propagation_ms']['p50']:.0f} ms, "
+        f"p99 {report['propagation_ms']['p99']:.0f} ms, max {report['propagation_ms']['max']:.0f} ms; "
+        f"{report['studies_with_result']}/{images} studies got a result, "
+        f"{report['studies_with_more_than_one_result']} got more than one")
+    return report

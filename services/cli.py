@@ -142,10 +142,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from radstream.services.bench import dump, run_bench
+    from radstream.services.bench import dump, run_bench, run_config_push_bench
 
     config = _config(args)
-    report = run_bench(config, config.kafka.bootstrap or None, images=args.images, warmup=args.warmup)
+    if args.config_pushes:
+        report = run_config_push_bench(config, config.kafka.bootstrap or None, pushes=args.config_pushes)
+    else:
+        report = run_bench(config, config.kafka.bootstrap or None, images=args.images, warmup=args.warmup)
     if args.json_out:
         dump(report, Path(args.json_out))
     return 0
@@ -211,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--images", type=int, default=40)
     sp.add_argument("--warmup", type=int, default=4)
     sp.add_argument("--json-out", help="also write the figures as JSON")
+    sp.add_argument("--config-pushes", type=int, metavar="N",
+                    help="instead: push N threshold versions under load and time their propagation")
     sp.set_defaults(func=cmd_bench)
 
     models = sub.add_parser("models", help="model registry tools").add_subparsers(dest="models_command", required=True)

@@ -67,3 +67,25 @@ def test_matches_reference_implementation(seed: int) -> None:
     ref_sorted = sorted((f"l{int(l)}", round(float(s), 6), *[round(float(v), 6) for v in b])
                         for b, s, l in zip(boxes, scores, labels))
     assert ours_sorted == ref_sorted
+
+
+def test_fuse_cli_on_json_lines() -> None:
+    import json
+    import subprocess
+    import sys
+
+    lines = "\n".join(json.dumps(r) for r in [
+        {"image": "i1", "model": "a", "boxes": [[0, 0, 10, 10]], "scores": [0.8], "labels": ["nodule"]},
+        {"image": "i1", "model": "b", "boxes": [[2, 0, 12, 10]], "scores": [0.4], "labels": ["nodule"]},
+        {"image": "i2", "model": "a", "boxes": [], "scores": [], "labels": []},
+    ])
+    res = subprocess.run([sys.executable, "-m", "radstream.services.cli", "fuse", "--iou", "0.5", "--weights", "a=1,b=1"],
+                         input=lines, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [o["image"] for o in out] == ["i1", "i2"]
+    assert out[0]["scores"] == pytest.approx([0.6]) and len(out[0]["sources"][0]) == 2
+    assert out[1]["boxes"] == []
+    bad = subprocess.run([sys.executable, "-m", "radstream.services.cli", "fuse"], input='{"image": 1}\n',
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "stdin line 1" in bad.stderr and "Traceback" not in bad.stderr
