@@ -46,7 +46,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from radstream.evaluation.evaluate import DEFAULT_MIN_POSITIVES, EvaluationOptions, evaluate
     from radstream.evaluation.metrics import DEFAULT_TIER_WEIGHTS
     from radstream.evaluation.operating_point import parse_pick, write_threshold_file
-    CliError = _cli_error_class()
+    from radstream.services.cli import CliError
 
     try:
         picks = tuple(parse_pick(p) for p in args.pick)
@@ -98,20 +98,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cli_error_class() -> type[Exception]:
-    """The CliError that the running `main` catches. Under `python -m radstream.services.cli` the module runs
-    as `__main__`, whose CliError is a different class object from radstream.services.cli.CliError."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name == "radstream.services.cli":
-        return main.CliError
-    from radstream.services.cli import CliError
-
-    return CliError
-
-
 def _results_from_kafka(args: argparse.Namespace) -> list[dict]:
-    CliError = _cli_error_class()
+    from radstream.services.cli import CliError
     from radstream.services.results import study_results
     from radstream.streams.config import Config
 
@@ -128,7 +116,7 @@ def _results_from_kafka(args: argparse.Namespace) -> list[dict]:
 
 
 def _write_thresholds(doc: dict, path: Path, write) -> None:
-    CliError = _cli_error_class()
+    from radstream.services.cli import CliError
 
     points = [p for p in doc["operating_points"] if p["threshold"] is not None]
     if not points:
