@@ -7,7 +7,6 @@ blob is stored and hashed), then the small event on `dicom.arrived`.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from radstream.streams.blobstore import FileBlobStore
+from radstream.streams import telemetry
 from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.topics import DICOM_ARRIVED
 from radstream.streams.stage import idempotency_key
@@ -68,7 +68,7 @@ def arrival_event(inst: Instance, blob: dict, site: str, expected: int | None, n
         "blob": blob,
         "config_version": 0,
         "stage_ms": {},
-        "trace_id": uuid.uuid4().hex,
+        "trace_id": telemetry.trace_id_hex(telemetry.study_context(inst.study_uid)),
     }
 
 
@@ -83,10 +83,13 @@ def publish(producer: EventProducer, store: FileBlobStore, paths: list[Path], si
         except PublishError as exc:
             errors.append(str(exc))
     per_study = Counter(i.study_uid for i in instances)
+    telemetry.setup_tracing("publish")
+    topic = producer.settings.topic(DICOM_ARRIVED)
     for inst in instances:
         blob = store.put(inst.path.read_bytes(), "application/dicom")
         event = arrival_event(inst, blob, site, per_study[inst.study_uid], int(time.time() * 1000))
-        producer.send(DICOM_ARRIVED, inst.sop_uid, "DicomArrived", event)
+        headers = telemetry.producer_headers("publish", topic, telemetry.study_context(inst.study_uid))
+        producer.send(DICOM_ARRIVED, inst.sop_uid, "DicomArrived", event, headers)
     producer.flush()
     studies = list(dict.fromkeys(i.study_uid for i in instances))
     log(f"published {len(instances)} instance(s) of {len(studies)} study(ies)")

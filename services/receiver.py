@@ -49,6 +49,7 @@ from pydicom.uid import (
 )
 
 from radstream.services.publish import Instance, arrival_event
+from radstream.streams import telemetry
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.topics import DICOM_ARRIVED
@@ -121,7 +122,8 @@ class InstanceSink:
         event = arrival_event(instance, blob, calling_ae, expected, int(self._clock() * 1000))
         with self._lock:
             try:
-                self._producer.send(DICOM_ARRIVED, instance.sop_uid, "DicomArrived", event)
+                headers = telemetry.producer_headers("receiver", DICOM_ARRIVED, telemetry.study_context(instance.study_uid))
+                self._producer.send(DICOM_ARRIVED, instance.sop_uid, "DicomArrived", event, headers)
                 self._producer.flush(self._ack_timeout_s)
             except Exception as exc:  # BufferError, KafkaException, or flush's RuntimeError: all mean "not acked"
                 log.error("broker did not acknowledge %s: %s", instance.sop_uid, exc)
@@ -176,6 +178,8 @@ class Receiver:
 
     def start(self) -> "Receiver":
         from pynetdicom import evt
+
+        telemetry.setup_tracing("receiver")
 
         handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_ACCEPTED, _log_association, ["accepted"]),
                     (evt.EVT_ABORTED, _log_association, ["aborted"])]

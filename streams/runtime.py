@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from radstream.streams import metrics
+from radstream.streams import metrics, telemetry
 from radstream.streams.codec import Codec
 from radstream.streams.config import ConfigWatcher
 from radstream.streams.errors import StageError, TransientError
@@ -28,9 +28,6 @@ from radstream.streams.stage import Inbound, Output, Result, Stage
 from radstream.streams.state import ChangelogStore
 
 log = logging.getLogger(__name__)
-
-PROPAGATED_HEADERS = ("traceparent", "tracestate")
-
 
 class DeliveryFailed(RuntimeError):
     """The broker did not acknowledge outputs: the process exits without committing."""
@@ -76,6 +73,7 @@ class StageRunner:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        telemetry.setup_tracing(self.stage.timing_label)
         self._health.start()
         reg = register_process(self.stage.name, self._health.url, {"group": self.stage.group_id})
         self._config.load()  # the whole config topic before any work
@@ -93,6 +91,7 @@ class StageRunner:
             self._config.close()
             self.stage.close()
             self._health.stop()
+            telemetry.shutdown()
             reg.unlink(missing_ok=True)
         return 0
 
@@ -127,7 +126,7 @@ class StageRunner:
         if self.state is not None:
             ticked = self.stage.on_tick(int(time.time() * 1000))
             if ticked:
-                self._produce_all([(o, []) for o in ticked])
+                self._produce_all([(o, telemetry.context_from(o.trace_parent)) for o in ticked])
                 self._flush()
                 self._flush_state()
         if msgs:
@@ -152,6 +151,7 @@ class StageRunner:
 
     def _handle(self, msgs: list[Message]) -> None:
         started = time.perf_counter()
+        spans = [telemetry.start_consumer_span(self.stage.timing_label, m.topic(), m.headers()) for m in msgs]
         results: list[Result | None] = [None] * len(msgs)
         inbound: dict[int, Inbound] = {}
         for i, m in enumerate(msgs):
@@ -182,17 +182,19 @@ class StageRunner:
                 time.sleep(self.backoff_s * 2 ** (attempts[retry[0]] - 1))
             pending = retry
 
-        to_produce: list[tuple[Output, list]] = []
+        to_produce: list[tuple[Output, Any]] = []
         for i, (m, res) in enumerate(zip(msgs, results)):
             if isinstance(res, StageError):
                 self._dead_letter(m, res, attempts.get(i, 1))
+                spans[i].set_status(telemetry.trace.Status(telemetry.trace.StatusCode.ERROR, res.reason))
             else:
-                headers = [(k, v) for k, v in (m.headers() or []) if k in PROPAGATED_HEADERS]
-                to_produce += [(o, headers) for o in res or []]
+                to_produce += [(o, telemetry.span_context(spans[i])) for o in res or []]
         self._produce_all(to_produce, stage_ms=1000 * compute / max(1, len(inbound)))
         self._flush()
         self._flush_state()
         self._commit(msgs)
+        for span in spans:
+            span.end()
 
         n = len(msgs)
         wall = time.perf_counter() - started
@@ -219,9 +221,11 @@ class StageRunner:
         return results
 
     # -- producing and committing -----------------------------------------------
-    def _produce_all(self, outputs: list[tuple[Output, list]], stage_ms: float | None = None) -> None:
-        for out, headers in outputs:
+    def _produce_all(self, outputs: list[tuple[Output, Any]], stage_ms: float | None = None) -> None:
+        """Encode and produce; each output gets a producer span under its parent trace context."""
+        for out, parent in outputs:
             topic = self.settings.topic(out.topic)
+            headers = telemetry.producer_headers(self.stage.timing_label, topic, parent)
             if stage_ms is not None and "stage_ms" in out.value:
                 out.value["stage_ms"] = {**out.value["stage_ms"], self.stage.timing_label: round(stage_ms, 3)}
             value = self.codec.encode(out.schema, out.value, topic)

@@ -22,6 +22,8 @@ class Output:
     key: str
     schema: str
     value: dict[str, Any]
+    # Trace parent for outputs made by a timer (on_tick), which have no input message.
+    trace_parent: list[tuple[str, bytes | None]] | None = None
 
 
 @dataclass
@@ -88,6 +90,18 @@ class Stage:
 
     def close(self) -> None:
         """Release resources on shutdown."""
+
+
+def traceparent_of(event: Inbound) -> str | None:
+    """The trace parent of an input, kept in state so a timer's output joins the same trace."""
+    for key, value in event.headers:
+        if key == "traceparent" and value:
+            return value.decode()
+    return None
+
+
+def trace_parent(traceparent: str | None) -> list[tuple[str, bytes | None]] | None:
+    return [("traceparent", traceparent.encode())] if traceparent else None
 
 
 def idempotency_key(*parts: object) -> str:

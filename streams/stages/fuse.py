@@ -15,7 +15,7 @@ from typing import Any
 from radstream.streams.fusion import ModelBoxes, weighted_boxes_fusion
 from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS
 from radstream.streams.rules import Rule, apply_rules
-from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
+from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
 
 CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
            "display", "metadata", "trace_id")
@@ -49,7 +49,8 @@ class FuseStage(Stage):
         if model not in self.models:
             return []  # a model outside the set in force: not part of this join
         key = f"{result['sop_uid']}#{result['frame']}"
-        entry = self.state.get(key) or {"first_seen_ms": _now_ms(), "results": {}, "emitted": None}
+        entry = self.state.get(key) or {"first_seen_ms": _now_ms(), "results": {}, "emitted": None,
+                                        "traceparent": traceparent_of(event)}
         if model in entry["results"] and entry["emitted"] == "complete":
             return []  # redelivery of an output already fused
         entry["results"][model] = result
@@ -65,7 +66,9 @@ class FuseStage(Stage):
         outputs = []
         for key, entry in self.state.items():
             if entry["emitted"] is None and now_ms - entry["first_seen_ms"] >= self.deadline_ms:
-                outputs.append(self.fuse(entry["results"], self._missing(entry)))
+                partial = self.fuse(entry["results"], self._missing(entry))
+                partial.trace_parent = trace_parent(entry.get("traceparent"))
+                outputs.append(partial)
                 entry["emitted"], entry["emitted_ms"] = "partial", now_ms
                 self.state.put(key, entry)
             elif entry["emitted"] and now_ms - entry.get("emitted_ms", now_ms) >= self.retention_ms:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from radstream.streams.kafka.topics import FINDINGS_FUSED, STUDY_RESULTS
-from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
+from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
 
 SUPPORTED_MODALITIES = ("CR", "DX")
 
@@ -71,7 +71,7 @@ class QcStage(Stage):
         now = _now_ms()
         study = self.state.get(fused["study_uid"]) or {
             "images": {}, "expected": fused["expected_instances"], "site": fused["site"],
-            "trace_id": fused["trace_id"], "final_keys": [],
+            "trace_id": fused["trace_id"], "final_keys": [], "traceparent": traceparent_of(event),
         }
         image = image_result(fused, self.applicable, now)
         image_key = f"{fused['sop_uid']}#{fused['frame']}"
@@ -94,7 +94,9 @@ class QcStage(Stage):
         for study_uid, study in self.state.items():
             idle = now_ms - study["last_ms"]
             if not study["final_keys"] and idle >= self.quiet_ms:
-                outputs.append(self._final(study_uid, study, "quiet_period_elapsed", now_ms))
+                final = self._final(study_uid, study, "quiet_period_elapsed", now_ms)
+                final.trace_parent = trace_parent(study.get("traceparent"))
+                outputs.append(final)
                 self.state.put(study_uid, study)
             elif study["final_keys"] and idle >= self.retention_ms:
                 self.state.delete(study_uid)

@@ -15,7 +15,7 @@ class FakeProducer:
         self.sent: list[tuple] = []
         self.flushed: list[tuple] = []
 
-    def send(self, topic: str, key: str, schema: str, value: dict) -> None:
+    def send(self, topic: str, key: str, schema: str, value: dict, headers: list | None = None) -> None:
         self.sent.append((topic, key, schema, value))
 
     def flush(self, timeout_s: float = 30.0) -> None:

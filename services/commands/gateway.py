@@ -1,0 +1,107 @@
+"""`radstream gateway` (live results over HTTP/SSE and the viewer) and `radstream forward` (webhook)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sp = subparsers.add_parser("gateway", help="HTTP gateway: live study events (SSE), study state, images, viewer")
+    sp.add_argument("--port", type=int, required=True, help="HTTP port (0: any free port)")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 in containers)")
+    sp.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $RADSTREAM_BOOTSTRAP)")
+    sp.add_argument("--tokens", metavar="FILE",
+                    help="token file, `TOKEN [SITE,SITE]` per line (default: $RADSTREAM_GATEWAY_TOKENS)")
+    sp.add_argument("--no-auth", action="store_true", help="serve every site to anyone (local demos only)")
+    sp.add_argument("--heartbeat", type=float, default=15.0, metavar="S", help="seconds between `: ping` comments")
+    sp.add_argument("--max-studies", type=int, default=1000, help="studies kept in memory (least recent evicted)")
+    sp.set_defaults(func=cmd_gateway)
+
+    fp = subparsers.add_parser("forward", help="POST each final study result to a webhook (Idempotency-Key header)")
+    fp.add_argument("--url", required=True, help="webhook URL (http or https)")
+    fp.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $RADSTREAM_BOOTSTRAP)")
+    fp.add_argument("--max-attempts", type=int, default=6, help="POST attempts per result before the DLQ")
+    fp.add_argument("--all", action="store_true", help="forward non-final results too")
+    fp.set_defaults(func=cmd_forward)
+
+
+def _config(bootstrap: str | None):
+    from radstream.services.cli import EXIT_USAGE, CliError
+    from radstream.streams.config import Config
+
+    config = Config.from_env(bootstrap)
+    if not config.kafka.bootstrap:
+        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", EXIT_USAGE)
+    return config
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from radstream.services.cli import EXIT_USAGE, CliError
+    from radstream.services.gateway import (Authenticator, EventHub, Gateway, HubLimits, KafkaEventSource,
+                                            StreamSettings, create_app, load_token_file)
+    from radstream.streams.blobstore import open_blob_store
+
+    config = _config(args.bootstrap)
+    token_file = args.tokens or os.environ.get("RADSTREAM_GATEWAY_TOKENS")
+    try:
+        tokens = load_token_file(token_file) if token_file else None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read the token file: {exc}", EXIT_USAGE) from None
+    try:
+        auth = Authenticator(tokens, os.environ.get("RADSTREAM_GATEWAY_JWT_SECRET"), open_access=args.no_auth)
+    except ValueError:
+        raise CliError("no auth configured: pass --tokens FILE, set RADSTREAM_GATEWAY_TOKENS or "
+                       "RADSTREAM_GATEWAY_JWT_SECRET, or --no-auth for a local demo", EXIT_USAGE) from None
+    hub = EventHub(HubLimits(max_studies=args.max_studies))
+    gateway = Gateway(hub, auth, open_blob_store(config.blob_url), KafkaEventSource(config.kafka),
+                      StreamSettings(heartbeat_s=args.heartbeat))
+
+    def announce(_: str) -> None:
+        print(f"gateway listening on http://{args.host}:{port[0]} (epoch {hub.epoch}; following "
+              f"{config.kafka.topic('study.results')} and 3 more topics; SIGTERM stops)", flush=True)
+
+    port = [args.port]
+    if args.port == 0:
+        from radstream.services.broker import free_port
+
+        port[0] = free_port()
+    try:
+        web.run_app(create_app(gateway), host=args.host, port=port[0], print=announce, access_log=None,
+                    handle_signals=True)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{port[0]}: {exc.strerror or exc}") from None
+    return 0
+
+
+def cmd_forward(args: argparse.Namespace) -> int:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from radstream.services.cli import EXIT_USAGE, CliError
+    from radstream.services.gateway.forward import RetryPolicy, WebhookForwarder
+    from radstream.streams.kafka.topics import STUDY_RESULTS, dlq
+    from radstream.streams.runtime import StageRunner
+
+    if not args.url.startswith(("http://", "https://")):
+        raise CliError("--url must be an http:// or https:// URL", EXIT_USAGE)
+    if args.max_attempts < 1:
+        raise CliError("--max-attempts must be at least 1", EXIT_USAGE)
+    config = _config(args.bootstrap)
+    # study.results has no consumer in the pipeline, so `topics create` makes no DLQ for it.
+    admin = AdminClient(config.kafka.admin_config())
+    dlq_topic = config.kafka.topic(dlq(STUDY_RESULTS))
+    if dlq_topic not in admin.list_topics(timeout=30).topics:
+        for future in admin.create_topics([NewTopic(dlq_topic, num_partitions=config.partitions,
+                                                    replication_factor=-1)]).values():
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - racing creators are fine; anything else is reported
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise CliError(f"cannot create {dlq_topic}: {exc}") from None
+    stage = WebhookForwarder(args.url, RetryPolicy(max_attempts=args.max_attempts), final_only=not args.all)
+    print(f"forwarding {config.kafka.topic(STUDY_RESULTS)} to {args.url} (SIGTERM stops)", flush=True)
+    # Retries happen inside the stage (bounded backoff), so the runtime makes one attempt.
+    return StageRunner(stage, config.kafka, max_attempts=1, health_host=config.health_host,
+                       health_port=config.health_port).run()

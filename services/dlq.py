@@ -1,0 +1,112 @@
+"""Dead letters: list them, and replay them onto the topic they came from.
+
+A stage's DLQ is `<input topic>.dlq` (the runtime writes it). Each DeadLetter keeps
+the original key, value bytes and headers, so a replay re-produces exactly the
+message that failed, plus one header saying where it came from. Replaying twice, or
+replaying a message that later succeeded, is harmless: every output carries an
+idempotency key derived from its inputs, and consumers deduplicate on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from radstream.streams.codec import Codec
+from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.reader import read_topic
+from radstream.streams.kafka.settings import KafkaSettings
+from radstream.streams.kafka.topics import dlq
+from radstream.streams.stage import Stage
+
+REPLAYED_FROM = "radstream-replayed-from"
+
+
+def input_topic(stage: str) -> str:
+    """The logical input topic of a stage, from its Stage class (`streams/stages/<stage>.py`)."""
+    from radstream.streams.stages.registry import STAGES
+
+    if stage not in STAGES:
+        raise LookupError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    module = importlib.import_module(f"radstream.streams.stages.{stage}")
+    for _, cls in inspect.getmembers(module, inspect.isclass):
+        if issubclass(cls, Stage) and cls is not Stage and getattr(cls, "name", None) == stage:
+            return cls.input_topic
+    raise LookupError(f"no Stage class named {stage!r} in {module.__name__}")
+
+
+def parse_time(text: str) -> int:
+    """Epoch milliseconds from epoch ms (digits) or ISO 8601 (no zone = UTC)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (ISO 8601, e.g. 2026-11-27T10:00:00Z, or epoch milliseconds)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One DLQ record and where it sits in the DLQ topic."""
+
+    dlq_topic: str  # physical
+    partition: int
+    offset: int
+    record: dict
+
+    @property
+    def origin(self) -> str:
+        return f"{self.dlq_topic}@{self.partition}:{self.offset}"
+
+    def replay_headers(self) -> list[tuple[str, bytes | None]]:
+        """The original headers, with one `radstream-replayed-from` naming this DLQ record (the latest replay wins)."""
+        kept = [(h["key"], h["value"]) for h in self.record["headers"] if h["key"] != REPLAYED_FROM]
+        return kept + [(REPLAYED_FROM, self.origin.encode())]
+
+    def summary(self) -> str:
+        r = self.record
+        key = r["key"].decode("utf-8", "replace") if r["key"] is not None else "-"
+        return (f"{iso(r['failed_at'])} {self.partition}:{self.offset} {r['error_code']} key={key} "
+                f"attempts={r['attempts']} {r['error_message']}")
+
+
+def in_window(failed_at: int, since: int | None, until: int | None) -> bool:
+    return (since is None or failed_at >= since) and (until is None or failed_at <= until)
+
+
+def dead_letters(settings: KafkaSettings, stage: str, since: int | None = None, until: int | None = None,
+                 codec: Codec | None = None) -> Iterator[DeadLetter]:
+    """Every DLQ record of `stage` (oldest first per partition) whose failed_at is in [since, until]."""
+    codec = codec or Codec(settings.schema_registry_url)
+    logical = dlq(input_topic(stage))
+    physical = settings.topic(logical)
+    for msg in read_topic(settings, logical):
+        _, record = codec.decode(msg.value(), expect="DeadLetter")
+        if in_window(record["failed_at"], since, until):
+            yield DeadLetter(physical, msg.partition(), msg.offset(), record)
+
+
+def replay(settings: KafkaSettings, letters: list[DeadLetter], producer: EventProducer | None = None,
+           dry_run: bool = False) -> list[tuple[DeadLetter, str]]:
+    """Re-produce each letter's original key, value and headers onto its source topic; (letter, topic) pairs."""
+    done = []
+    for letter in letters:
+        target = letter.record["source_topic"]
+        if not dry_run:
+            producer = producer or EventProducer(settings)
+            producer.send_raw(target, letter.record["key"], letter.record["value"], letter.replay_headers())
+        done.append((letter, target))
+    if producer is not None and not dry_run:
+        producer.flush()
+    return done

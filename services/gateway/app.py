@@ -1,0 +1,178 @@
+"""The gateway's HTTP surface (aiohttp): thin handlers over the hub, the auth and the blob store.
+
+Public: `/` (the viewer), `/static/*`, `/healthz`. Everything else needs a bearer
+token (`Authorization: Bearer ...`, or `?access_token=` because EventSource and
+<img> cannot send headers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from radstream.services.gateway.auth import Authenticator, AuthError, Principal
+from radstream.services.gateway.events import EventFilter
+from radstream.services.gateway.hub import EventHub
+from radstream.services.gateway.source import KafkaEventSource
+from radstream.services.gateway.sse import StreamSettings, stream_events
+from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.errors import StageError
+
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass
+class Gateway:
+    hub: EventHub
+    auth: Authenticator
+    blobs: FileBlobStore | None
+    source: KafkaEventSource | None = None
+    stream: StreamSettings = StreamSettings()
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def create_app(gateway: Gateway) -> web.Application:
+    app = web.Application(middlewares=[_errors_as_json])
+    app[GATEWAY] = gateway
+    app.router.add_get("/", _index)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/events", _all_events)
+    app.router.add_get("/studies", _studies)
+    app.router.add_get("/studies/{study_uid}", _study)
+    app.router.add_get("/studies/{study_uid}/events", _study_events)
+    app.router.add_get("/studies/{study_uid}/images/{sop_uid}.png", _image)
+    app.router.add_static("/static/", STATIC, name="static")
+    app.on_startup.append(_start_source)
+    app.on_cleanup.append(_stop_source)
+    return app
+
+
+async def _start_source(app: web.Application) -> None:
+    gw = app[GATEWAY]
+    if gw.source is not None:
+        gw.source.start(asyncio.get_running_loop(), gw.hub)
+
+
+async def _stop_source(app: web.Application) -> None:
+    gw = app[GATEWAY]
+    if gw.source is not None:
+        await asyncio.get_running_loop().run_in_executor(None, gw.source.stop)
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "www-authenticate"}
+        text = exc.text or ""
+        message = exc.reason if not text or text.startswith(f"{exc.status}: ") else text
+        return web.json_response({"error": message}, status=exc.status, headers=headers)
+
+
+# -- auth ---------------------------------------------------------------------------
+def _principal(request: web.Request) -> Principal:
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    token = token or request.query.get("access_token")
+    try:
+        return request.app[GATEWAY].auth.authenticate(token)
+    except AuthError as exc:
+        raise web.HTTPUnauthorized(text=str(exc), headers={"WWW-Authenticate": 'Bearer realm="radstream"'}) from None
+
+
+def _authorize_study(request: web.Request, principal: Principal, must_exist: bool) -> str:
+    study_uid = request.match_info["study_uid"]
+    state = request.app[GATEWAY].hub.study(study_uid)
+    if state is None:
+        if must_exist:
+            raise web.HTTPNotFound(text=f"no events for study {study_uid} (yet)")
+        return study_uid
+    if not principal.may_see(state.site):
+        raise web.HTTPForbidden(text=f"this token is not scoped to site {state.site or '(none)'}")
+    return study_uid
+
+
+# -- handlers -----------------------------------------------------------------------
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    stats = gw.hub.stats()
+    if gw.source is not None:
+        stats["undecodable_skipped"] = gw.source.undecodable
+    return web.json_response({"status": "ok", **stats})
+
+
+async def _studies(request: web.Request) -> web.Response:
+    principal = _principal(request)
+    event_filter = EventFilter.from_query(request.query)
+    hub = request.app[GATEWAY].hub
+    out = []
+    for entry in reversed(hub.studies.values()):  # most recently updated first
+        state = entry.state
+        if not principal.may_see(state.site) or not entry.events or not event_filter.matches(entry.events[-1]):
+            continue
+        out.append(state.summary())
+    return web.json_response({"studies": out, "last_event_id": hub.event_id(hub.seq) if hub.seq else None})
+
+
+async def _study(request: web.Request) -> web.Response:
+    study_uid = _authorize_study(request, _principal(request), must_exist=True)
+    return web.json_response(request.app[GATEWAY].hub.study(study_uid).as_json())
+
+
+async def _study_events(request: web.Request) -> web.StreamResponse:
+    principal = _principal(request)
+    study_uid = _authorize_study(request, principal, must_exist=False)
+    return await _stream(request, principal, study_uid, EventFilter())
+
+
+async def _all_events(request: web.Request) -> web.StreamResponse:
+    return await _stream(request, _principal(request), None, EventFilter.from_query(request.query))
+
+
+async def _stream(request: web.Request, principal: Principal, study_uid: str | None,
+                  event_filter: EventFilter) -> web.StreamResponse:
+    gw = request.app[GATEWAY]
+    last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    sub, replay = gw.hub.subscribe(study_uid, principal.sites, event_filter, last_id)
+    return await stream_events(request, gw.hub, sub, replay, gw.stream)
+
+
+async def _image(request: web.Request) -> web.Response:
+    study_uid = _authorize_study(request, _principal(request), must_exist=True)
+    gw = request.app[GATEWAY]
+    sop_uid = request.match_info["sop_uid"]
+    try:
+        frame = int(request.query.get("frame", "0"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="frame must be an integer") from None
+    ref = gw.hub.study(study_uid).display_ref(sop_uid, frame)
+    if ref is None or gw.blobs is None:
+        raise web.HTTPNotFound(text=f"no display image for {sop_uid} frame {frame}")
+    etag = f'"{ref["sha256"]}"'
+    cache = {"Cache-Control": "private, max-age=86400, immutable", "ETag": etag}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=cache)
+    try:
+        data = await asyncio.get_running_loop().run_in_executor(None, gw.blobs.get, ref)
+    except StageError as exc:
+        status = 503 if exc.transient else 404 if exc.code == "blob_missing" else 502
+        raise _http_error(status, exc.reason) from None
+    return web.Response(body=data, content_type=ref.get("media_type") or "image/png", headers=cache)
+
+
+def _http_error(status: int, text: str) -> web.HTTPException:
+    cls = {404: web.HTTPNotFound, 502: web.HTTPBadGateway, 503: web.HTTPServiceUnavailable}[status]
+    return cls(text=text)

@@ -1,0 +1,104 @@
+"""`radstream forward`: post each final study result to a webhook, once per idempotency key.
+
+A Stage with no outputs, run by the shared runtime (consumer group
+`radstream-forward`): offsets are committed only after the webhook acknowledged
+(2xx), so a restart re-posts at most the last batch, and every POST carries an
+`Idempotency-Key` header for the receiver to drop repeats. Retries use bounded
+exponential backoff; a 4xx other than 408/429 is permanent. Either way a result the
+webhook would not take goes to `study.results.dlq` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from radstream.streams.errors import PermanentError, TransientError
+from radstream.streams.kafka.topics import STUDY_RESULTS
+from radstream.streams.stage import Inbound, Output, Stage
+
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_s: float = 0.5
+    cap_s: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return min(self.cap_s, self.base_s * 2 ** (attempt - 1))
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+    """POST and return the HTTP status; connection failures raise OSError."""
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+class WebhookForwarder(Stage):
+    name = "forward"
+    input_topic = STUDY_RESULTS
+    input_schema = "StudyResult"
+
+    def __init__(self, url: str, policy: RetryPolicy = RetryPolicy(), timeout_s: float = 10.0,
+                 final_only: bool = True, remember: int = 100_000,
+                 post: Callable[[str, bytes, dict[str, str], float], int] = post_json,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.url = url
+        self.policy = policy
+        self.timeout_s = timeout_s
+        self.final_only = final_only
+        self._remember = remember
+        self._posted: OrderedDict[str, None] = OrderedDict()
+        self._post = post
+        self._sleep = sleep
+        self.delivered = 0
+
+    def process(self, event: Inbound) -> list[Output]:
+        result = event.value
+        key = result["idempotency_key"]
+        if (self.final_only and not result["final"]) or key in self._posted:
+            return []
+        self.deliver(key, json.dumps(result, sort_keys=True).encode("utf-8"))
+        self._posted[key] = None
+        if len(self._posted) > self._remember:
+            self._posted.popitem(last=False)
+        return []
+
+    def deliver(self, key: str, body: bytes) -> None:
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key,
+                   "User-Agent": "radstream-forward/1"}
+        last = ""
+        for attempt in range(1, self.policy.max_attempts + 1):
+            try:
+                status = self._post(self.url, body, headers, self.timeout_s)
+            except OSError as exc:  # refused, reset, DNS, timeout: the webhook may come back
+                status, last = 0, f"{type(exc).__name__}: {exc}"
+            if 200 <= status < 300:
+                self.delivered += 1
+                return
+            if status and status not in RETRYABLE_STATUS:
+                raise PermanentError(f"webhook {self.url} refused the result with HTTP {status}", code="webhook_rejected")
+            last = last if not status else f"HTTP {status}"
+            if attempt < self.policy.max_attempts:
+                self._sleep(self.policy.delay(attempt))
+        raise TransientError(f"webhook {self.url} failed {self.policy.max_attempts} times (last: {last})",
+                             code="webhook_unavailable")
+
+    @property
+    def group_id(self) -> str:
+        return "radstream-forward"
+
+    def health(self) -> dict:
+        return {"webhook": self.url, "delivered": self.delivered}

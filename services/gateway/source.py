@@ -1,0 +1,120 @@
+"""The gateway's one Kafka consumer: every partition of the four result topics, from the beginning.
+
+No consumer group and no commits: the gateway is a read-only view and rebuilds its
+index from the topics on every start. The blocking confluent-kafka poll runs in a
+thread; each polled batch is handed to the asyncio loop with `call_soon_threadsafe`,
+so neither the loop nor the clients can stall the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from radstream.services.gateway.events import KIND_BY_SCHEMA, KINDS, Position
+from radstream.services.gateway.hub import EventHub
+from radstream.streams.codec import Codec
+from radstream.streams.errors import StageError
+from radstream.streams.kafka.reader import partitions_of
+from radstream.streams.kafka.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Batch = list[tuple[str, dict, Position]]
+
+
+class KafkaEventSource:
+    def __init__(self, settings: KafkaSettings, codec: Codec | None = None, batch_size: int = 500,
+                 poll_s: float = 0.2) -> None:
+        self.settings = settings
+        self.codec = codec or Codec(settings.schema_registry_url)
+        self.batch_size = batch_size
+        self.poll_s = poll_s
+        self.undecodable = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._logical = {settings.topic(k): k for k in KINDS}
+
+    def start(self, loop: asyncio.AbstractEventLoop, hub: EventHub) -> None:
+        def deliver(batch: Batch) -> None:
+            for kind, record, position in batch:
+                hub.ingest(kind, record, position)
+
+        def ready() -> None:
+            hub.ready.set()
+
+        self._thread = threading.Thread(
+            target=self._run, name="gateway-kafka",
+            args=(lambda b: loop.call_soon_threadsafe(deliver, b), lambda: loop.call_soon_threadsafe(ready)),
+            daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout_s)
+
+    def _run(self, hand_over: Callable[[Batch], None], on_ready: Callable[[], None]) -> None:
+        consumer = Consumer(self.settings.consumer_config(None))
+        try:
+            ends = self._assign(consumer)
+            if ends is None:
+                return
+            if not ends:
+                on_ready()
+            while not self._stop.is_set():
+                batch: Batch = []
+                for msg in consumer.consume(self.batch_size, self.poll_s):
+                    if msg.error():
+                        log.warning("consumer error: %s", msg.error())
+                        continue
+                    key = (msg.topic(), msg.partition())
+                    if key in ends and msg.offset() >= ends[key] - 1:
+                        del ends[key]
+                        if not ends:
+                            on_ready()
+                    item = self._decode(msg.topic(), msg.partition(), msg.offset(), msg.value())
+                    if item:
+                        batch.append(item)
+                if batch:
+                    hand_over(batch)
+        finally:
+            consumer.close()
+
+    def _assign(self, consumer: Consumer) -> dict[tuple[str, int], int] | None:
+        """Assign every partition from the beginning (waiting for the topics to exist); the start-time ends."""
+        while not self._stop.is_set():
+            try:
+                parts = {t: partitions_of(consumer, t, 10) for t in self._logical}
+                break
+            except LookupError as exc:
+                log.warning("gateway waiting for topics: %s", exc)
+                self._stop.wait(2.0)
+        else:
+            return None
+        ends = {}
+        for topic, ps in parts.items():
+            for p in ps:
+                end = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                if end > 0:
+                    ends[(topic, p)] = end
+        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, ps in parts.items() for p in ps])
+        log.info("gateway following %s (%d partitions)", ", ".join(parts), sum(len(p) for p in parts.values()))
+        return ends
+
+    def _decode(self, topic: str, partition: int, offset: int, value: bytes | None) -> tuple | None:
+        try:
+            name, record = self.codec.decode(value)
+        except StageError as exc:
+            self.undecodable += 1  # the stages dead-letter these; the gateway only shows good events
+            log.warning("skipping undecodable message %s[%d]@%d: %s", topic, partition, offset, exc)
+            return None
+        kind = KIND_BY_SCHEMA.get(name)
+        if kind is None or "study_uid" not in record:
+            return None
+        return kind, record, Position(self._logical.get(topic, topic), partition, offset)
+
