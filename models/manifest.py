@@ -20,10 +20,12 @@ class ModelLoadError(Exception):
 
 @dataclass(frozen=True)
 class ArtifactRef:
-    """Weights file, relative to the manifest's folder, and its expected sha256."""
+    """Weights file, relative to the manifest's folder, and the sha256 of the file as stored
+    (of the ciphertext when `encrypted`)."""
 
     path: str
     sha256: str
+    encrypted: bool = False
 
 
 @dataclass
@@ -69,7 +71,8 @@ class ModelManifest:
             "labels": list(self.labels),
             "input_profile": self.input_profile.to_dict(),
             "input_profile_hash": self.input_profile.hash(),
-            "artifact": {"path": self.artifact.path, "sha256": self.artifact.sha256},
+            "artifact": {"path": self.artifact.path, "sha256": self.artifact.sha256,
+                         "encrypted": self.artifact.encrypted},
             "default_thresholds": dict(self.default_thresholds),
             "fusion_weight": self.fusion_weight,
             "architecture": dict(self.architecture),
@@ -117,6 +120,19 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_weights(manifest: ModelManifest) -> bytes:
+    """The artifact's plaintext bytes, in memory only: verified by sha256, decrypted when encrypted."""
+    from . import crypto
+
+    data = verify_artifact(manifest).read_bytes()
+    if not manifest.artifact.encrypted:
+        return data
+    try:
+        return crypto.decrypt(data, crypto.load_key())
+    except (crypto.ModelKeyError, crypto.DecryptionError) as exc:
+        raise ModelLoadError(f"{manifest.key}: {exc}") from None
 
 
 def verify_artifact(manifest: ModelManifest) -> Path:

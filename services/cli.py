@@ -64,12 +64,17 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from radstream.streams.runtime import StageRunner
+    from radstream.models.manifest import ModelLoadError
+    from radstream.streams.runtime import StageRunner, serve_unhealthy
     from radstream.streams.stages.registry import build_stage
 
     config = _config(args)
     _settings(args)
-    stage = build_stage(args.name, config, args.model)
+    try:
+        stage = build_stage(args.name, config, args.model)
+    except ModelLoadError as exc:
+        label = f"{args.name}:{args.model}" if args.model else args.name
+        return serve_unhealthy(label, str(exc), config.health_host, args.health_port or config.health_port)
     runner = StageRunner(stage, config.kafka, health_port=args.health_port or config.health_port,
                          health_host=config.health_host)
     return runner.run()
@@ -164,6 +169,50 @@ def cmd_models_build_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_encrypt(args: argparse.Namespace) -> int:
+    from radstream.models import crypto
+    from radstream.models.manifest import ArtifactRef, ModelManifest, sha256_file
+
+    try:
+        key = crypto.load_key()
+        data = Path(args.input).read_bytes()
+    except (crypto.ModelKeyError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    if crypto.is_encrypted(data):
+        raise CliError(f"{args.input} is already encrypted")
+    out = Path(args.output)
+    out.write_bytes(crypto.encrypt(data, key))
+    digest = sha256_file(out)
+    print(f"wrote {out} (sha256 {digest})")
+    if args.manifest:
+        manifest = ModelManifest.read(Path(args.manifest))
+        rel = os.path.relpath(out.resolve(), Path(args.manifest).resolve().parent)
+        manifest.artifact = ArtifactRef(rel, digest, encrypted=True)
+        manifest.write(Path(args.manifest))
+        print(f"updated {args.manifest}: artifact {rel}, encrypted")
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    from radstream.models import crypto
+
+    try:
+        crypto.decrypt(Path(args.file).read_bytes(), crypto.load_key())
+    except (crypto.ModelKeyError, crypto.DecryptionError) as exc:
+        raise CliError(f"{args.file}: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror}") from None
+    print(f"{args.file}: authenticates under the key")
+    return 0
+
+
+def cmd_models_keygen(args: argparse.Namespace) -> int:
+    from radstream.models import crypto
+
+    print(crypto.new_key())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radstream", description="Streaming medical-imaging AI on Kafka.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -223,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--registry", help="registry folder (default: the shipped models/registry)")
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=cmd_models_build_demo)
+    sp = models.add_parser("encrypt", help="encrypt weights with AES-256-GCM under RADSTREAM_MODEL_KEY(_FILE)")
+    sp.add_argument("input")
+    sp.add_argument("output")
+    sp.add_argument("--manifest", help="also point this manifest at the encrypted artifact")
+    sp.set_defaults(func=cmd_models_encrypt)
+    sp = models.add_parser("verify", help="exit 0 when an encrypted artifact authenticates under the key")
+    sp.add_argument("file")
+    sp.set_defaults(func=cmd_models_verify)
+    sp = models.add_parser("keygen", help="print a new random 32-byte key, base64")
+    sp.set_defaults(func=cmd_models_keygen)
 
     for module in _command_modules():
         module.register(sub)

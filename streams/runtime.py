@@ -317,3 +317,22 @@ class StageRunner:
             "config_last_error": self._config.book.last_error,
             **self.stage.health(),
         }
+
+
+def serve_unhealthy(stage: str, reason: str, host: str = "127.0.0.1", port: int = 0) -> int:
+    """A stage that cannot start (e.g. a model that fails authentication) keeps answering
+    /healthz with 503 and the reason until SIGTERM, so probes and `radstream status` say why."""
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    server = HealthServer(lambda: {"stage": stage, "pid": os.getpid(), "healthy": False, "error": reason},
+                          host=host, port=port).start()
+    reg = register_process(stage, server.url, {"error": reason})
+    log.error("stage %s cannot start: %s (serving /healthz as unhealthy on %s)", stage, reason, server.url)
+    try:
+        while not stopping:
+            time.sleep(0.2)
+    finally:
+        server.stop()
+        reg.unlink(missing_ok=True)
+    return 1

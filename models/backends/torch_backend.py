@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import logging
+
 import numpy as np
 import torch
 
 from ..centernet import decode_detections
-from ..manifest import ModelLoadError, ModelManifest, verify_artifact
+from ..manifest import ModelLoadError, ModelManifest, read_weights
 from ..nets import build_net
 from ..outputs import Detection, ModelOutput
 
@@ -32,15 +35,19 @@ class TorchBackend:
         self.device = torch.device(device)
         self.score_floor = score_floor
         self.top_k = top_k
-        path = verify_artifact(manifest)
+        weights = read_weights(manifest)  # sha256-verified, decrypted in memory: no plaintext on disk
         profile = manifest.input_profile
+        path = manifest.artifact_path()
         try:
             self.net = build_net(manifest.family, len(manifest.labels), profile.channels, manifest.architecture)
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            state = torch.load(io.BytesIO(weights), map_location=self.device, weights_only=True)
             self.net.load_state_dict(state)
         except (ValueError, RuntimeError, TypeError, OSError) as exc:
             raise ModelLoadError(f"{manifest.key}: cannot load weights from {path}: {exc}") from None
         self.net.to(self.device).eval()
+        logging.getLogger(__name__).debug(
+            "loaded %s from %s (sha256 %s, %s) on %s", manifest.key, path, manifest.artifact.sha256,
+            "encrypted" if manifest.artifact.encrypted else "plaintext", self.device)
 
     def predict(self, batch: np.ndarray) -> list[ModelOutput]:
         """One ModelOutput per image of an (N, C, S, S) float32 batch."""

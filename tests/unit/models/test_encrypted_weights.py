@@ -1,0 +1,109 @@
+"""Weights encrypted at rest: load with the right key, refuse a wrong key or a tampered file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from radstream.models import crypto
+from radstream.models.backends.torch_backend import TorchBackend
+from radstream.models.manifest import ModelLoadError
+from radstream.models.registry import default_registry_dir, load_manifests
+
+
+def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "radstream.services.cli", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def encrypted_registry(tmp_path):
+    reg = tmp_path / "registry"
+    shutil.copytree(default_registry_dir(), reg)
+    art = tmp_path / "artifacts"
+    shutil.copytree(default_registry_dir().parent / "artifacts", art)
+    key = crypto.new_key()
+    env = {"RADSTREAM_MODEL_KEY": key}
+    res = _cli(env, "models", "encrypt", str(art / "demo-classifier-1.pt"), str(art / "demo-classifier-1.pt.enc"),
+               "--manifest", str(reg / "demo-classifier.json"))
+    assert res.returncode == 0, res.stderr
+    (art / "demo-classifier-1.pt").unlink()  # nothing in plaintext left beside it
+    return reg, art, key
+
+
+def test_encrypted_model_loads_and_predicts_like_the_plaintext_one(encrypted_registry, monkeypatch) -> None:
+    reg, _, key = encrypted_registry
+    manifest = load_manifests(reg, ["demo-classifier"])["demo-classifier"]
+    assert manifest.artifact.encrypted and json.loads((reg / "demo-classifier.json").read_text())["artifact"]["encrypted"]
+    monkeypatch.setenv("RADSTREAM_MODEL_KEY", key)
+    plain = TorchBackend(load_manifests(default_registry_dir(), ["demo-classifier"])["demo-classifier"])
+    enc = TorchBackend(manifest)
+    x = np.random.default_rng(0).normal(size=(2, 1, 256, 256)).astype(np.float32)
+    assert [o.classifications for o in enc.predict(x)] == [o.classifications for o in plain.predict(x)]
+
+
+def test_wrong_key_missing_key_and_tampering_are_refused(encrypted_registry, monkeypatch, tmp_path) -> None:
+    reg, art, key = encrypted_registry
+    manifest = load_manifests(reg, ["demo-classifier"])["demo-classifier"]
+    monkeypatch.setenv("RADSTREAM_MODEL_KEY", crypto.new_key())
+    with pytest.raises(ModelLoadError, match="wrong key or tampered"):
+        TorchBackend(manifest)
+    monkeypatch.delenv("RADSTREAM_MODEL_KEY")
+    with pytest.raises(ModelLoadError, match="RADSTREAM_MODEL_KEY"):
+        TorchBackend(manifest)
+    key_file = tmp_path / "key"
+    key_file.write_text(key + "\n")
+    monkeypatch.setenv("RADSTREAM_MODEL_KEY_FILE", str(key_file))
+    TorchBackend(manifest)  # the Secret-mount path works
+    enc = art / "demo-classifier-1.pt.enc"
+    data = bytearray(enc.read_bytes())
+    data[-5] ^= 1
+    enc.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="sha256 mismatch"):
+        TorchBackend(manifest)
+    # Even with the manifest's hash updated, GCM authentication refuses the changed byte.
+    with pytest.raises(crypto.DecryptionError, match="wrong key or tampered"):
+        crypto.decrypt(bytes(data), crypto.parse_key(key))
+
+
+def test_verify_cli_exit_codes(encrypted_registry) -> None:
+    _, art, key = encrypted_registry
+    enc = str(art / "demo-classifier-1.pt.enc")
+    ok = _cli({"RADSTREAM_MODEL_KEY": key}, "models", "verify", enc)
+    assert ok.returncode == 0 and "authenticates" in ok.stdout
+    bad = _cli({"RADSTREAM_MODEL_KEY": crypto.new_key()}, "models", "verify", enc)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "wrong key or tampered" in bad.stderr
+    no_key = _cli({"RADSTREAM_MODEL_KEY": "", "RADSTREAM_MODEL_KEY_FILE": ""}, "models", "verify", enc)
+    assert no_key.returncode == 1 and "RADSTREAM_MODEL_KEY" in no_key.stderr
+
+
+def test_infer_stage_with_a_bad_key_reports_unhealthy(encrypted_registry, tmp_path) -> None:
+    import time
+    import urllib.request
+
+    reg, _, _ = encrypted_registry
+    env = {**os.environ, "RADSTREAM_MODEL_REGISTRY": str(reg), "RADSTREAM_MODEL_KEY": crypto.new_key(),
+           "RADSTREAM_BOOTSTRAP": "127.0.0.1:9", "RADSTREAM_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "radstream.services.cli", "stage", "infer", "--model",
+                             "demo-classifier"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        run_dir = tmp_path / "home" / "run"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(run_dir.glob("*.json")):
+            time.sleep(0.2)
+        entry = json.loads(next(run_dir.glob("*.json")).read_text())
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(entry["health_url"] + "/healthz", timeout=5)
+        assert info.value.code == 503
+        body = json.loads(info.value.read())
+        assert body["healthy"] is False and "wrong key or tampered" in body["error"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 1
