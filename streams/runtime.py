@@ -54,7 +54,8 @@ class StageRunner:
         self.input_topic = settings.topic(stage.input_topic)
         self.dlq_topic = settings.topic(dlq(stage.input_topic))
         self._producer = Producer(settings.producer_config())
-        self._consumer = Consumer(settings.consumer_config(stage.group_id))
+        self.group_id = settings.group(stage.group_id)
+        self._consumer = Consumer(settings.consumer_config(self.group_id))
         self._delivery_errors: list[str] = []
         self._stopping = False
         self._assigned: list[int] = []
@@ -75,11 +76,11 @@ class StageRunner:
         signal.signal(signal.SIGINT, self._on_signal)
         telemetry.setup_tracing(self.stage.timing_label)
         self._health.start()
-        reg = register_process(self.stage.name, self._health.url, {"group": self.stage.group_id})
+        reg = register_process(self.stage.name, self._health.url, {"group": self.group_id})
         self._config.load()  # the whole config topic before any work
         self._config_changed()
         log.info("stage %s started: group %s, input %s, health %s",
-                 self.stage.name, self.stage.group_id, self.input_topic, self._health.url)
+                 self.stage.name, self.group_id, self.input_topic, self._health.url)
         self._consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self._stopping:
@@ -306,7 +307,7 @@ class StageRunner:
     def health(self) -> dict[str, Any]:
         return {
             "stage": self.stage.name,
-            "group": self.stage.group_id,
+            "group": self.group_id,
             "pid": os.getpid(),
             "healthy": True,
             "partitions": self._assigned,

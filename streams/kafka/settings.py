@@ -63,6 +63,11 @@ class KafkaSettings:
         """Physical topic name for a logical one (`dicom.arrived` -> `<prefix>dicom.arrived`)."""
         return f"{self.topic_prefix}{name}"
 
+    def group(self, name: str) -> str:
+        """Physical consumer group id: prefixed like topics, so a shadow or test pipeline
+        with its own prefix never joins the live pipeline's groups."""
+        return f"{self.topic_prefix}{name}"
+
     def _common(self) -> dict[str, object]:
         if not self.bootstrap:
             raise SettingsError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP")
