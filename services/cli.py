@@ -76,7 +76,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
         label = f"{args.name}:{args.model}" if args.model else args.name
         return serve_unhealthy(label, str(exc), config.health_host, args.health_port or config.health_port)
     runner = StageRunner(stage, config.kafka, health_port=args.health_port or config.health_port,
-                         health_host=config.health_host)
+                         health_host=config.health_host, stall_after_s=config.stall_after_s)
     return runner.run()
 
 

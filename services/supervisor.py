@@ -17,6 +17,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+STABLE_AFTER_S = 60.0  # a child that ran this long before exiting restarts without backoff
+
 
 @dataclass
 class Child:
@@ -24,8 +26,15 @@ class Child:
     model: str | None = None
     proc: subprocess.Popen | None = None
     restarts: int = 0
+    restarts_in_a_row: int = 0
     started_at: float = 0.0
+    exited_at: float | None = None
     log_path: Path | None = None
+
+    @property
+    def ran_s(self) -> float:
+        """How long the last run lasted (up to its exit, or until now)."""
+        return (self.exited_at or time.monotonic()) - self.started_at
 
     @property
     def label(self) -> str:
@@ -58,6 +67,7 @@ class Supervisor:
             out = open(child.log_path, "ab")
         child.proc = subprocess.Popen(child.argv(), env=self.env, stdout=out, stderr=subprocess.STDOUT)
         child.started_at = time.monotonic()
+        child.exited_at = None
         log.info("started %s (pid %d)", child.label, child.proc.pid)
 
     def poll(self) -> None:
@@ -66,10 +76,16 @@ class Supervisor:
             if child.proc is None or child.proc.poll() is None or self._stopping or not self.restart:
                 continue
             code = child.proc.returncode
-            backoff = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
-            if time.monotonic() - child.started_at < backoff:
+            if child.exited_at is None:
+                child.exited_at = time.monotonic()
+                if child.ran_s >= STABLE_AFTER_S:
+                    child.restarts_in_a_row = 0  # it had been running fine: restart at once again
+            n = child.restarts_in_a_row
+            backoff = 0.0 if n == 0 else min(30.0, 0.5 * 2 ** min(n - 1, 6))
+            if time.monotonic() - child.exited_at < backoff:
                 continue
             child.restarts += 1
+            child.restarts_in_a_row += 1
             log.warning("%s exited with code %s; restart #%d", child.label, code, child.restarts)
             self._spawn(child)
 

@@ -177,6 +177,7 @@ class Config:
     health_port: int
     health_host: str
     partitions: int
+    stall_after_s: float
 
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "Config":
@@ -194,4 +195,5 @@ class Config:
             health_port=int(e.get("RADSTREAM_HEALTH_PORT", 0)),
             health_host=e.get("RADSTREAM_HEALTH_HOST", "127.0.0.1"),
             partitions=int(e.get("RADSTREAM_PARTITIONS", 3)),
+            stall_after_s=float(e.get("RADSTREAM_STALL_AFTER_S", 600)),
         )

@@ -45,6 +45,7 @@ class StageRunner:
         health_host: str = "127.0.0.1",
         max_attempts: int = 3,
         backoff_s: float = 0.2,
+        stall_after_s: float = 600.0,
     ) -> None:
         self.stage = stage
         self.settings = settings
@@ -62,6 +63,9 @@ class StageRunner:
         self._last_progress = time.time()
         self._processed = 0
         self._last_lag_check = 0.0
+        self._lag: dict[int, int] = {}
+        self._last_loop = time.time()
+        self.stall_after_s = stall_after_s
         self.state: ChangelogStore | None = None
         if stage.stateful:
             self.state = ChangelogStore(settings, CHANGELOGS[stage.name])
@@ -109,6 +113,12 @@ class StageRunner:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         parts = [p.partition for p in partitions]
         self._assigned = [p for p in self._assigned if p not in parts]
+        for p in parts:  # revoked partitions must not keep reporting stale lag
+            self._lag.pop(p, None)
+            try:
+                metrics.consumer_lag.remove(self.stage.name, str(p))
+            except KeyError:
+                pass
         if self.state is not None:
             self.state.drop(parts)
         log.info("revoked partitions %s", parts)
@@ -120,6 +130,7 @@ class StageRunner:
         log.info("config version %d in force", self._config.book.version)
 
     def _step(self) -> None:
+        self._last_loop = time.time()
         if self._config.poll():  # between batches only: a message is processed wholly under one version
             self._config_changed()
         metrics.config_rejections.labels(self.stage.name).set(self._config.book.rejections)
@@ -302,16 +313,26 @@ class StageRunner:
         for tp in committed:
             _, high = self._consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
             offset = tp.offset if tp.offset >= 0 else 0
-            metrics.consumer_lag.labels(self.stage.name, str(tp.partition)).set(max(0, high - offset))
+            self._lag[tp.partition] = max(0, high - offset)
+            metrics.consumer_lag.labels(self.stage.name, str(tp.partition)).set(self._lag[tp.partition])
 
     def health(self) -> dict[str, Any]:
+        """Unhealthy (503) when work waits and nothing moves: lag > 0 with no progress, or a
+        main loop that stopped turning, for `stall_after_s`. An idle stage with no lag is healthy."""
+        now = time.time()
+        lag = sum(self._lag.get(p, 0) for p in self._assigned)
+        progress_age = now - self._last_progress
+        loop_age = now - self._last_loop
+        stalled = (lag > 0 and progress_age > self.stall_after_s) or loop_age > self.stall_after_s
         return {
             "stage": self.stage.name,
             "group": self.group_id,
             "pid": os.getpid(),
-            "healthy": True,
+            "healthy": not stalled,
             "partitions": self._assigned,
-            "last_progress_age_s": round(time.time() - self._last_progress, 3),
+            "lag": lag,
+            "loop_age_s": round(loop_age, 3),
+            "last_progress_age_s": round(progress_age, 3),
             "processed": self._processed,
             "config_version": self._config.book.version,
             "config_rejections": self._config.book.rejections,
