@@ -150,7 +150,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from radstream.services.bench import dump, run_bench, run_config_push_bench
 
     config = _config(args)
-    if args.config_pushes:
+    if args.chaos:
+        from radstream.services.chaos import run_chaos
+
+        report = run_chaos(config, config.kafka.bootstrap or None, kills=args.chaos, events=args.events)
+    elif args.config_pushes:
         report = run_config_push_bench(config, config.kafka.bootstrap or None, pushes=args.config_pushes)
     else:
         report = run_bench(config, config.kafka.bootstrap or None, images=args.images, warmup=args.warmup)
@@ -263,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--images", type=int, default=40)
     sp.add_argument("--warmup", type=int, default=4)
     sp.add_argument("--json-out", help="also write the figures as JSON")
+    sp.add_argument("--chaos", type=int, metavar="N", help="instead: kill -9 a random stage N times under load")
+    sp.add_argument("--events", type=int, default=1000, help="arrivals for --chaos (default 1000)")
     sp.add_argument("--config-pushes", type=int, metavar="N",
                     help="instead: push N threshold versions under load and time their propagation")
     sp.set_defaults(func=cmd_bench)
