@@ -104,7 +104,10 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
         recoveries = []
         for k in range(kills):
             time.sleep(rng.uniform(0.5, 2.5))
-            child = rng.choice([c for c in stack.supervisor.children if c.proc and c.proc.poll() is None])
+            # Only processes that are up and registered: a kill must hit a running consumer.
+            running = [c for c in stack.supervisor.children if c.proc and c.proc.poll() is None
+                       and _group_of(config.home, c.stage, c.proc.pid)]
+            child = rng.choice(running)
             old_pid = child.proc.pid
             group = _group_of(config.home, child.stage, old_pid)
             os.kill(old_pid, signal.SIGKILL)

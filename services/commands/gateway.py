@@ -38,10 +38,17 @@ def _config(bootstrap: str | None):
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from aiohttp import web
-
     from radstream.services.cli import EXIT_USAGE, CliError
-    from radstream.services.gateway import (Authenticator, EventHub, Gateway, HubLimits, KafkaEventSource,
-                                            StreamSettings, create_app, load_token_file)
+    from radstream.services.gateway import (
+        Authenticator,
+        EventHub,
+        Gateway,
+        HubLimits,
+        KafkaEventSource,
+        StreamSettings,
+        create_app,
+        load_token_file,
+    )
     from radstream.streams.blobstore import open_blob_store
 
     config = _config(args.bootstrap)
@@ -70,15 +77,15 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         port[0] = free_port()
     try:
         web.run_app(create_app(gateway), host=args.host, port=port[0], print=announce, access_log=None,
-                    handle_signals=True)
+                    handle_signals=True, handler_cancellation=True)
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{port[0]}: {exc.strerror or exc}") from None
     return 0
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
-
     from radstream.services.cli import EXIT_USAGE, CliError
     from radstream.services.gateway.forward import RetryPolicy, WebhookForwarder
     from radstream.streams.kafka.topics import STUDY_RESULTS, dlq
@@ -97,7 +104,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
                                                     replication_factor=-1)]).values():
             try:
                 future.result()
-            except Exception as exc:  # noqa: BLE001 - racing creators are fine; anything else is reported
+            except KafkaException as exc:  # racing creators are fine; anything else is reported
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise CliError(f"cannot create {dlq_topic}: {exc}") from None
     stage = WebhookForwarder(args.url, RetryPolicy(max_attempts=args.max_attempts), final_only=not args.all)

@@ -5,7 +5,13 @@ See docs/gateway.md. `create_app` builds the aiohttp application around an
 """
 
 from radstream.services.gateway.app import Gateway, create_app
-from radstream.services.gateway.auth import Authenticator, Principal, load_token_file, sign_jwt, verify_jwt
+from radstream.services.gateway.auth import (
+    Authenticator,
+    Principal,
+    load_token_file,
+    sign_jwt,
+    verify_jwt,
+)
 from radstream.services.gateway.hub import EventHub, HubLimits
 from radstream.services.gateway.load import GatewayLoadReport, gateway_load
 from radstream.services.gateway.source import KafkaEventSource

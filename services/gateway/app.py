@@ -8,12 +8,11 @@ token (`Authorization: Bearer ...`, or `?access_token=` because EventSource and
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-
 from radstream.services.gateway.auth import Authenticator, AuthError, Principal
 from radstream.services.gateway.events import EventFilter
 from radstream.services.gateway.hub import EventHub
@@ -31,7 +30,7 @@ class Gateway:
     auth: Authenticator
     blobs: FileBlobStore | None
     source: KafkaEventSource | None = None
-    stream: StreamSettings = StreamSettings()
+    stream: StreamSettings = field(default_factory=StreamSettings)
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -49,6 +48,7 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/studies/{study_uid}/images/{sop_uid}.png", _image)
     app.router.add_static("/static/", STATIC, name="static")
     app.on_startup.append(_start_source)
+    app.on_shutdown.append(_close_streams)
     app.on_cleanup.append(_stop_source)
     return app
 
@@ -57,6 +57,10 @@ async def _start_source(app: web.Application) -> None:
     gw = app[GATEWAY]
     if gw.source is not None:
         gw.source.start(asyncio.get_running_loop(), gw.hub)
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[GATEWAY].hub.close()
 
 
 async def _stop_source(app: web.Application) -> None:

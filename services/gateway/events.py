@@ -10,7 +10,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from radstream.streams.kafka.topics import FINDINGS_FUSED, IMAGE_DECODED, INFERENCE_RESULTS, STUDY_RESULTS
+from radstream.streams.kafka.topics import (
+    FINDINGS_FUSED,
+    IMAGE_DECODED,
+    INFERENCE_RESULTS,
+    STUDY_RESULTS,
+)
 
 # The topics the gateway follows, by the schema each carries. The SSE event type is the topic's logical name.
 KIND_BY_SCHEMA: dict[str, str] = {
@@ -100,7 +105,7 @@ class EventFilter:
     labels: frozenset[str] = frozenset()
 
     @classmethod
-    def from_query(cls, query: Any) -> "EventFilter":
+    def from_query(cls, query: Any) -> EventFilter:
         return cls(_split(query.get("modality")), _split(query.get("site")), _split(query.get("qc_flag")),
                    _split(query.get("label")))
 

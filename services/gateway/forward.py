@@ -51,12 +51,12 @@ class WebhookForwarder(Stage):
     input_topic = STUDY_RESULTS
     input_schema = "StudyResult"
 
-    def __init__(self, url: str, policy: RetryPolicy = RetryPolicy(), timeout_s: float = 10.0,
+    def __init__(self, url: str, policy: RetryPolicy | None = None, timeout_s: float = 10.0,
                  final_only: bool = True, remember: int = 100_000,
                  post: Callable[[str, bytes, dict[str, str], float], int] = post_json,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.url = url
-        self.policy = policy
+        self.policy = policy or RetryPolicy()
         self.timeout_s = timeout_s
         self.final_only = final_only
         self._remember = remember

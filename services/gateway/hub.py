@@ -55,7 +55,7 @@ class Subscription:
         self.study_uid = study_uid
         self.sites = sites  # None: every site
         self.filter = event_filter
-        self.queue: asyncio.Queue[GatewayEvent] = asyncio.Queue(queue_size)
+        self.queue: asyncio.Queue[GatewayEvent | None] = asyncio.Queue(queue_size)  # None: the gateway is closing
         self.overflowed = asyncio.Event()
         self.last_delivered: str | None = None
 
@@ -76,8 +76,8 @@ class Replay:
 
 
 class EventHub:
-    def __init__(self, limits: HubLimits = HubLimits(), epoch: str | None = None) -> None:
-        self.limits = limits
+    def __init__(self, limits: HubLimits | None = None, epoch: str | None = None) -> None:
+        self.limits = limits = limits or HubLimits()
         self.epoch = epoch or secrets.token_hex(4)
         self.seq = 0
         self.studies: OrderedDict[str, StudyEntry] = OrderedDict()
@@ -173,6 +173,15 @@ class EventHub:
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscribers.discard(sub)
+
+    def close(self) -> None:
+        """End every stream (on shutdown): each writer finishes what it is sending, then stops."""
+        for sub in list(self.subscribers):
+            self.subscribers.discard(sub)
+            try:
+                sub.queue.put_nowait(None)
+            except asyncio.QueueFull:
+                sub.overflowed.set()
 
     # -- queries ----------------------------------------------------------------
     def study(self, study_uid: str) -> StudyState | None:

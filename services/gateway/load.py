@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 
 import aiohttp
 from aiohttp import web
-
 from radstream.services.gateway.app import Gateway, create_app
 from radstream.services.gateway.auth import Authenticator
 from radstream.services.gateway.events import Position

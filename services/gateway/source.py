@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
 from radstream.services.gateway.events import KIND_BY_SCHEMA, KINDS, Position
 from radstream.services.gateway.hub import EventHub
 from radstream.streams.codec import Codec

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-
 from radstream.services.gateway.events import GatewayEvent
 from radstream.services.gateway.hub import EventHub, Replay, Subscription
 
@@ -35,7 +34,7 @@ def format_event(data: str, event: str | None = None, event_id: str | None = Non
 
 
 def format_comment(text: str) -> bytes:
-    return f": {text}\n\n".encode("utf-8")
+    return f": {text}\n\n".encode()
 
 
 def frame(hub: EventHub, event: GatewayEvent) -> bytes:
@@ -67,7 +66,7 @@ async def stream_events(request: web.Request, hub: EventHub, sub: Subscription, 
             await _write(resp, frame(hub, event), settings)
             sub.last_delivered = hub.event_id(event.seq)
         await _follow(resp, hub, sub, settings)
-    except (asyncio.TimeoutError, ConnectionResetError):
+    except (TimeoutError, ConnectionResetError):
         pass  # a stuck or gone client: just stop writing to it
     finally:
         hub.unsubscribe(sub)
@@ -84,9 +83,11 @@ async def _follow(resp: web.StreamResponse, hub: EventHub, sub: Subscription, se
             return
         try:
             event = await asyncio.wait_for(sub.queue.get(), settings.heartbeat_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await _write(resp, format_comment("ping"), settings)
             continue
+        if event is None:
+            return
         await _write(resp, frame(hub, event), settings)
         sub.last_delivered = hub.event_id(event.seq)
 
@@ -120,7 +121,7 @@ async def iter_sse(lines: Any) -> AsyncIterator[SseMessage | str]:
             yield line[1:].strip()
         else:
             name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
+            value = value.removeprefix(" ")
             if name == "data":
                 data.append(value)
             elif name == "event":

@@ -10,7 +10,12 @@ from typing import Any
 from urllib.parse import quote
 
 from radstream.services.gateway.events import Facets
-from radstream.streams.kafka.topics import FINDINGS_FUSED, IMAGE_DECODED, INFERENCE_RESULTS, STUDY_RESULTS
+from radstream.streams.kafka.topics import (
+    FINDINGS_FUSED,
+    IMAGE_DECODED,
+    INFERENCE_RESULTS,
+    STUDY_RESULTS,
+)
 
 
 def image_key(sop_uid: str, frame: int) -> str:

@@ -66,12 +66,12 @@ function upsertRow(summary) {
     state.rows.set(summary.study_uid, row);
   }
   const flags = el("td", { class: "flags" });
-  for (const f of summary.qc_flags) flags.append(el("span", { class: "flag", text: f }));
+  for (const f of summary.qc_flags) flags.append(el("span", { class: "flag", text: f, title: f }));
   if (summary.not_analysable) flags.prepend(el("span", { class: "flag", text: `${summary.not_analysable} not analysable` }));
   const status = el("span", { class: "badge status", text: summary.status });
   status.dataset.state = summary.status;
   row.replaceChildren(
-    el("td", { title: summary.study_uid }, el("code", { text: "…" + summary.study_uid.slice(-16) })),
+    el("td", { title: summary.study_uid }, el("code", { text: "…" + summary.study_uid.slice(-14) })),
     el("td", { class: "site", text: summary.site || "—" }),
     el("td", {}, status),
     el("td", { class: "images", text: String(summary.images) +
@@ -153,6 +153,8 @@ function renderImage(study, img) {
   const svg = document.createElementNS(SVG_NS, "svg");
   svg.setAttribute("viewBox", `0 0 ${img.columns || 1} ${img.rows || 1}`);
   svg.setAttribute("preserveAspectRatio", "none");
+  // Labels scale with the image: about 1/24 of its larger side, whatever the pixel size.
+  const fontSize = () => Math.max(8, Math.round(Math.max(img.columns || 256, img.rows || 256) / 24));
   if (img.image_url) {
     const picture = el("img", { alt: `display image of ${img.sop_uid}`, src: withToken(img.image_url) });
     picture.addEventListener("load", () => {
@@ -175,7 +177,8 @@ function renderImage(study, img) {
     for (const [k, v] of [["x", x1], ["y", y1], ["width", x2 - x1], ["height", y2 - y1]]) rect.setAttribute(k, v);
     const text = document.createElementNS(SVG_NS, "text");
     text.setAttribute("x", x1);
-    text.setAttribute("y", Math.max(14, y1 - 4));
+    text.setAttribute("y", Math.max(fontSize(), y1 - 4));
+    text.setAttribute("font-size", fontSize());
     text.textContent = `${i + 1} ${box.label} ${box.score.toFixed(2)}`;
     g.append(rect, text);
     svg.append(g);
