@@ -70,6 +70,16 @@ def test_replay_through_a_candidate_config_touches_no_live_topic(stack, pipeline
     assert len(shadow) == len(studies)
     assert (tmp_path / "out" / "comparison.json").exists()
 
+    # The evaluation reads the live results straight from the topic.
+    ev = subprocess.run([sys.executable, "-m", "radstream.services.cli", "evaluate", "--labels", str(labels),
+                         "--from-kafka", "--json", "--resamples", "200"], env=env, capture_output=True, text=True,
+                        timeout=120)
+    assert ev.returncode == 0, ev.stderr
+    import json
+
+    nodule = json.loads(ev.stdout)["labels"]["nodule"]
+    assert nodule["tp"] + nodule["fp"] + nodule["tn"] + nodule["fn"] == len(studies)
+
     after = _snapshot(settings.bootstrap, settings.topic_prefix)
     assert after == before, "shadow replay changed a live topic"
     bad = subprocess.run([sys.executable, "-m", "radstream.services.cli", "replay", "--start", "0", "--end", "1",
