@@ -46,6 +46,7 @@ class TopicSpec:
 def topic_specs(partitions: int = 3) -> list[TopicSpec]:
     specs = [TopicSpec(t, partitions) for t in PIPELINE]
     specs += [TopicSpec(dlq(t), partitions) for t in CONSUMED]
+    specs.append(TopicSpec(dlq(STUDY_RESULTS), partitions))  # what the webhook forwarder could not deliver
     specs += [TopicSpec(t, partitions, compacted=True) for t in CHANGELOGS.values()]
     specs.append(TopicSpec(CONFIG_THRESHOLDS, 1, compacted=True))
     specs.append(TopicSpec(CONFIG_AUDIT, 1, retain_forever=True))

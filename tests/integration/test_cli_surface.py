@@ -41,6 +41,14 @@ def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
         result = json.loads(lines[0])
         assert result["study_uid"] == study and result["final"]
 
+        # docs/results.md's minimal consumer (confluent-kafka + the .avsc only) sees the same result.
+        example = subprocess.run([sys.executable, "examples/results_consumer.py", "--bootstrap",
+                                  env["RADSTREAM_BOOTSTRAP"], "--topic", env["RADSTREAM_TOPIC_PREFIX"] + "study.results",
+                                  "--max", "1"], capture_output=True, text=True, timeout=90,
+                                 cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        assert example.returncode == 0, example.stderr
+        assert json.loads(example.stdout.splitlines()[0])["study_uid"] == study
+
         status = json.loads(_cli(env, "status", "--json").stdout)
         stages = sorted(r["stage"] for r in status)
         assert stages == ["decode", "fuse", "infer", "infer", "preprocess", "qc"]

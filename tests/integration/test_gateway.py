@@ -1,0 +1,200 @@
+"""The gateway and the forwarder as real processes against the embedded broker.
+
+Gateway: every stage runs (`stack`), real radiographs and synthetic studies are
+published, and their events arrive over real HTTP (SSE), resumable by Last-Event-ID;
+study state, display PNGs and site scoping are checked on the way.
+Forwarder: study results posted to a real aiohttp webhook that fails at first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from radstream.models.synthetic_dicom import write_synthetic_study
+from radstream.services.broker import free_port
+from radstream.services.demo import real_radiographs
+from radstream.services.gateway.sse import SseMessage, iter_sse
+from radstream.services.publish import publish, read_instance
+from radstream.streams.blobstore import open_blob_store
+from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.topics import STUDY_RESULTS, create_topics
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "gateway"))
+from gateway_records import study_result
+
+pytestmark = pytest.mark.integration
+SITE = "SITE_A"
+
+
+def _start(args: list[str], env: dict[str, str], log: Path, ready: str) -> subprocess.Popen:
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "radstream.services.cli", *args],
+                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while ready.encode() not in log.read_bytes():
+        assert proc.poll() is None, f"{args[0]} exited: {log.read_text()}"
+        assert time.monotonic() < deadline, f"{args[0]} did not start: {log.read_text()}"
+        time.sleep(0.1)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture
+def gateway_url(stack, pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"tok-all\ntok-a {SITE}\ntok-other OTHER_SITE\n")
+    port = free_port()
+    proc = _start(["gateway", "--port", str(port), "--tokens", str(tokens), "--heartbeat", "1"], pipeline_env,
+                  tmp_path / "gateway.log", "gateway listening on")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
+def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_config, tmp_path: Path) -> None:
+    synthetic = [write_synthetic_study(tmp_path / f"syn{i}", n_images=2, seed=700 + i) for i in range(2)]
+    store = open_blob_store(pipeline_config.blob_url)
+
+    async def scenario() -> None:
+        auth = {"Authorization": "Bearer tok-a"}
+        async with aiohttp.ClientSession(headers=auth, timeout=aiohttp.ClientTimeout(total=280)) as session:
+            # connect before anything is published: the events arrive live
+            async with session.get(f"{gateway_url}/events") as resp:
+                assert resp.status == 200
+                studies, errors = await asyncio.to_thread(
+                    publish, EventProducer(pipeline_config.kafka), store,
+                    real_radiographs() + [p for s in synthetic for p in s], SITE, lambda m: None)
+                assert not errors and len(studies) == 4
+                seen: list[SseMessage] = []
+                finals: set[str] = set()
+                pings = 0
+                async for msg in iter_sse(resp.content):
+                    if msg == "ping":
+                        pings += 1
+                    if not isinstance(msg, SseMessage):
+                        continue
+                    seen.append(msg)
+                    payload = json.loads(msg.data)
+                    if msg.event == "study.results" and payload["record"]["final"]:
+                        finals.add(payload["study_uid"])
+                    if finals >= set(studies):
+                        break
+            assert pings >= 1  # the stack takes seconds: heartbeats kept the stream alive meanwhile
+            assert {m.event for m in seen} == {"image.decoded", "inference.results", "findings.fused", "study.results"}
+            seqs = [int(m.id.rsplit("-", 1)[1]) for m in seen]
+            assert seqs == sorted(set(seqs))  # strictly increasing, no duplicates
+
+            # resume the stream of one study from its second event: the rest, no gap, no duplicate
+            study = studies[-1]
+            ids = [m.id for m in seen if json.loads(m.data)["study_uid"] == study]
+            async with session.get(f"{gateway_url}/studies/{study}/events", headers={"Last-Event-ID": ids[1]}) as r:
+                rest = []
+                async for msg in iter_sse(r.content):
+                    if isinstance(msg, SseMessage):
+                        rest.append(msg.id)
+                    if rest and rest[-1] == ids[-1]:
+                        break
+            assert rest == ids[2:]
+
+            # the latest state, and a display image from the blob store
+            state = await (await session.get(f"{gateway_url}/studies/{study}")).json()
+            assert state["status"] == "final" and state["site"] == SITE and state["model_versions"]
+            assert all(img["status"] == "ANALYSED" for img in state["images"])
+            async with session.get(gateway_url + state["images"][0]["image_url"]) as png:
+                assert png.status == 200 and (await png.read())[:8] == b"\x89PNG\r\n\x1a\n"
+            # RG3 is an extremity: not analysable, with the reason, over the same API
+            rg3 = read_instance(real_radiographs()[2]).study_uid
+            extremity = await (await session.get(f"{gateway_url}/studies/{rg3}")).json()
+            assert {img["status"] for img in extremity["images"]} == {"NOT_ANALYSABLE"}
+            assert all(img["qc_flags"] for img in extremity["images"])
+            flagged = await (await session.get(f"{gateway_url}/studies?qc_flag=any")).json()
+            assert [s["study_uid"] for s in flagged["studies"]] == [rg3]
+            # another site's token: 403; no token: 401
+            async with session.get(f"{gateway_url}/studies/{study}", headers={"Authorization": "Bearer tok-other"}) as r:
+                assert r.status == 403
+            async with aiohttp.ClientSession() as anonymous:
+                async with anonymous.get(f"{gateway_url}/studies/{study}/events") as r:
+                    assert r.status == 401
+            health = await (await session.get(f"{gateway_url}/healthz")).json()
+            assert health["ready"] and health["studies"] == 4
+
+    asyncio.run(scenario())
+
+
+class Webhook:
+    """A real aiohttp server on its own loop: answers 503 to the first POST, 200 afterwards."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict]] = []
+        self.loop = asyncio.new_event_loop()
+        self.url = ""
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.posts.append((request.headers.get("Idempotency-Key", ""), await request.json()))
+        return web.Response(status=503 if len(self.posts) == 1 else 200)
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"
+
+    def __enter__(self) -> Webhook:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+def test_forwarder_posts_each_final_result_once_with_retries(pipeline_env, pipeline_config, tmp_path: Path) -> None:
+    settings = pipeline_config.kafka
+    create_topics(settings, 1)
+    producer = EventProducer(settings)
+    for key, final in (("res-1", True), ("res-2", True), ("res-1", True), ("res-3", False)):
+        record = study_result(study=f"1.2.3.{key}", key=key)
+        record["final"] = final
+        producer.send(STUDY_RESULTS, record["study_uid"], "StudyResult", record)
+    producer.flush()
+    with Webhook() as hook:
+        proc = _start(["forward", "--url", hook.url], pipeline_env, tmp_path / "forward.log", "forwarding")
+        try:
+            deadline = time.monotonic() + 60
+            while len({k for k, _ in hook.posts}) < 2 or len(hook.posts) < 3:
+                assert proc.poll() is None, (tmp_path / "forward.log").read_text()
+                assert time.monotonic() < deadline, f"posts so far: {[k for k, _ in hook.posts]}"
+                time.sleep(0.1)
+            time.sleep(1.0)  # nothing else may arrive: the duplicate and the non-final result are skipped
+        finally:
+            _stop(proc)
+    keys = [k for k, _ in hook.posts]
+    assert keys == ["res-1", "res-1", "res-2"]  # the 503 was retried; each key acknowledged once
+    assert hook.posts[-1][1]["study_uid"] == "1.2.3.res-2" and hook.posts[-1][1]["final"] is True
