@@ -5,6 +5,7 @@ and every stage as a supervised child process. Used by `up`, `demo`, `bench` and
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -39,8 +40,12 @@ class Stack:
         created = create_topics(settings, self.config.partitions)
         log.info("topics ready (%d created)", len(created))
         models = sorted(models_in_force(self.config))
-        env = child_env(self.bootstrap, {"RADSTREAM_HOME": str(home), **self._env})
-        self.supervisor = Supervisor(stage_children(models), env, log_dir=home / "logs")
+        children = stage_children(models)
+        extra = {"RADSTREAM_HOME": str(home)}
+        if (os.cpu_count() or 1) < len(children):  # more processes than cores: one thread each
+            extra["RADSTREAM_COMPUTE_THREADS"] = "1"
+        env = child_env(self.bootstrap, {**extra, **self._env})
+        self.supervisor = Supervisor(children, env, log_dir=home / "logs")
         self.supervisor.start()
         return self
 

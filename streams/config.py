@@ -178,6 +178,7 @@ class Config:
     health_host: str
     partitions: int
     stall_after_s: float
+    compute_threads: int
 
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "Config":
@@ -196,4 +197,5 @@ class Config:
             health_host=e.get("RADSTREAM_HEALTH_HOST", "127.0.0.1"),
             partitions=int(e.get("RADSTREAM_PARTITIONS", 3)),
             stall_after_s=float(e.get("RADSTREAM_STALL_AFTER_S", 600)),
+            compute_threads=int(e.get("RADSTREAM_COMPUTE_THREADS", 0)),
         )

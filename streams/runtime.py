@@ -64,6 +64,7 @@ class StageRunner:
         self._processed = 0
         self._last_lag_check = 0.0
         self._lag: dict[int, int] = {}
+        self._committed: dict[int, int] = {}  # partition -> next offset, as last committed
         self._last_loop = time.time()
         self.stall_after_s = stall_after_s
         self.state: ChangelogStore | None = None
@@ -92,6 +93,7 @@ class StageRunner:
         finally:
             log.info("stage %s draining and leaving the group", self.stage.name)
             self._producer.flush(10)
+            self._commit_sync()
             self._consumer.close()
             self._config.close()
             self.stage.close()
@@ -110,8 +112,21 @@ class StageRunner:
             self.state.restore(parts)
         log.info("assigned partitions %s", parts)
 
+    def _commit_sync(self, parts: list[int] | None = None) -> None:
+        """Make sure the asynchronous commits of these partitions have landed."""
+        offsets = [TopicPartition(self.input_topic, p, o) for p, o in self._committed.items()
+                   if parts is None or p in parts]
+        if offsets:
+            try:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+            except Exception as exc:  # the group moved on; the new owner re-reads from the last commit
+                log.warning("final commit failed (%s); those messages will be redelivered", exc)
+        for tp in offsets:
+            self._committed.pop(tp.partition, None)
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         parts = [p.partition for p in partitions]
+        self._commit_sync(parts)
         self._assigned = [p for p in self._assigned if p not in parts]
         for p in parts:  # revoked partitions must not keep reporting stale lag
             self._lag.pop(p, None)
@@ -277,7 +292,11 @@ class StageRunner:
         for m in msgs:
             last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
         offsets = [TopicPartition(self.input_topic, p, o + 1) for p, o in last.items()]
-        self._consumer.commit(offsets=offsets, asynchronous=False)
+        # Asynchronous: the outputs are already acknowledged, so a commit lost in a crash only
+        # means redelivery (at-least-once). Revocation and shutdown commit synchronously.
+        self._consumer.commit(offsets=offsets, asynchronous=True)
+        for tp in offsets:
+            self._committed[tp.partition] = tp.offset
 
     def _dead_letter(self, m: Message, err: StageError, attempts: int) -> None:
         record = {

@@ -51,7 +51,9 @@ class Stage:
     input_topic: ClassVar[str]
     input_schema: ClassVar[str]
     stateful: ClassVar[bool] = False
-    max_batch: int = 1
+    # Up to max_batch messages already fetched are handled together, so produce-flush-commit
+    # is paid once per batch; only infer waits (max_wait_ms) to fill a batch.
+    max_batch: int = 16
     max_wait_ms: int = 0
     config: ThresholdBook | None = None  # set by the runtime; updated only between batches
 

@@ -25,7 +25,7 @@ class TorchBackend:
         self,
         manifest: ModelManifest,
         device: str = "cpu",
-        num_threads: int | None = 2,
+        num_threads: int | None = None,
         score_floor: float = 0.05,
         top_k: int = 50,
     ) -> None:

@@ -84,7 +84,20 @@ STAGES: dict[str, Callable[[Config, str | None], Stage]] = {
 }
 
 
+def limit_compute_threads(threads: int) -> None:
+    """Cap torch's and OpenCV's thread pools (0: library defaults). Several stage processes on
+    few cores oversubscribe the CPU otherwise; one process per pod can use them all."""
+    if threads <= 0:
+        return
+    import cv2
+    import torch
+
+    cv2.setNumThreads(threads)
+    torch.set_num_threads(threads)
+
+
 def build_stage(name: str, config: Config, model: str | None = None) -> Stage:
+    limit_compute_threads(config.compute_threads)
     try:
         factory = STAGES[name]
     except KeyError:
