@@ -78,7 +78,10 @@ def _wait_for(pending: set[str], settings, stack: Stack, timeout_s: float) -> di
     return landed
 
 
-def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: int = 4, say=print) -> dict:
+def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: int = 4, rate: float = 0.0,
+              say=print) -> dict:
+    """`rate` > 0 publishes that many images per second (latency without queueing); 0 publishes
+    them all at once (throughput; latency then includes the queue)."""
     from radstream.models.synthetic_dicom import write_synthetic_study
 
     data = config.home / "bench-data"
@@ -94,9 +97,13 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
         warm, _ = publish(producer, store, warm_dirs, log=lambda m: None)
         _wait_for(set(warm), settings, stack, 300)
         before = {r.stage: r for r in stage_overheads(config.home)}
-        say(f"streaming {images} image(s) ...")
+        say(f"streaming {images} image(s)" + (f" at {rate:g}/s" if rate > 0 else " at once") + " ...")
         t0 = time.time()
-        studies, _ = publish(producer, store, dirs, log=lambda m: None)
+        studies = []
+        for i, d in enumerate(dirs if rate > 0 else [dirs]):
+            if rate > 0:
+                time.sleep(max(0.0, t0 + i / rate - time.time()))
+            studies += publish(producer, store, d if isinstance(d, list) else [d], log=lambda m: None)[0]
         landed = _wait_for(set(studies), settings, stack, 600)
         elapsed = max(v for k, v in landed.items() if not k.startswith("latency:")) - t0
         after = stage_overheads(config.home)
@@ -123,6 +130,7 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
     total_overhead = sum(o.overhead_ms * o.messages for o in overheads)
     report = {
         "images": images,
+        "rate": rate or "burst",
         "streamed_images_per_s": images / elapsed,
         "inprocess_images_per_s": images / inproc_elapsed,
         "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
@@ -137,7 +145,7 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
 
 def format_report(r: dict) -> str:
     lines = [
-        f"images: {r['images']}",
+        f"images: {r['images']} (published {'at ' + str(r['rate']) + '/s' if r['rate'] != 'burst' else 'at once'})",
         f"throughput: streamed {r['streamed_images_per_s']:.2f} img/s, in-process {r['inprocess_images_per_s']:.2f} img/s "
         f"(ratio {r['throughput_ratio_streamed_over_inprocess']:.2f})",
         f"end-to-end latency (arrival to study assembly): p50 {r['latency_ms']['p50']:.0f} ms, "

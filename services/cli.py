@@ -157,7 +157,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.config_pushes:
         report = run_config_push_bench(config, config.kafka.bootstrap or None, pushes=args.config_pushes)
     else:
-        report = run_bench(config, config.kafka.bootstrap or None, images=args.images, warmup=args.warmup)
+        report = run_bench(config, config.kafka.bootstrap or None, images=args.images, warmup=args.warmup,
+                           rate=args.rate)
     if args.json_out:
         dump(report, Path(args.json_out))
     return 0
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_bootstrap(sub.add_parser("bench", help="streamed pipeline vs the same stages in one process"))
     sp.add_argument("--images", type=int, default=40)
     sp.add_argument("--warmup", type=int, default=4)
+    sp.add_argument("--rate", type=float, default=0.0, help="images per second (default: all at once)")
     sp.add_argument("--json-out", help="also write the figures as JSON")
     sp.add_argument("--chaos", type=int, metavar="N", help="instead: kill -9 a random stage N times under load")
     sp.add_argument("--events", type=int, default=1000, help="arrivals for --chaos (default 1000)")
