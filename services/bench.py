@@ -189,10 +189,7 @@ def run_config_push_bench(config: Config, bootstrap: str | None, pushes: int = 2
     with Stack(config, bootstrap) as stack:
         settings = config.kafka.with_bootstrap(stack.bootstrap)
         n_stages = len(stack.supervisor.children) if stack.supervisor else 0
-        deadline = time.monotonic() + 120
-        while len(_stage_versions(config.home)) < n_stages and time.monotonic() < deadline:
-            stack.poll()
-            time.sleep(0.2)
+        stack.wait_ready()
         say(f"{n_stages} stages up; pushing {pushes} versions of {key} while {images} images flow ...")
         producer = EventProducer(settings)
         store = open_blob_store(config.blob_url)
@@ -239,3 +236,52 @@ def run_config_push_bench(config: Config, bootstrap: str | None, pushes: int = 2
         f"{report['studies_with_result']}/{images} studies got a result, "
         f"{report['studies_with_more_than_one_result']} got more than one")
     return report
+
+
+DECODE_FILES = ("RG1_UNCR.dcm", "RG1_J2KR.dcm", "MR2_UNCR.dcm", "MR2_J2KR.dcm", "CT_small.dcm", "MR_small.dcm")
+
+
+def _decode_corpus() -> list[Path]:
+    import data_store
+    import pydicom
+
+    folders = [Path(data_store.__file__).parent / "data", Path(pydicom.__file__).parent / "data" / "test_files"]
+    found = []
+    for name in DECODE_FILES:
+        for folder in folders:
+            if (folder / name).exists():
+                found.append(folder / name)
+                break
+    return found
+
+
+def run_decode_bench(repeats: int = 7, say=print) -> dict:
+    """Median time of the decode stage's core (decode_instance: checks, LUTs, polarity, display
+    image) against a plain `pydicom.dcmread(...).pixel_array` on the same bytes, one core."""
+    import io
+
+    import pydicom
+
+    from radstream.streams.dicom.decode import decode_instance
+    from radstream.streams.stages.registry import limit_compute_threads
+
+    limit_compute_threads(1)
+    rows = []
+    for path in _decode_corpus():
+        data = path.read_bytes()
+        ours, plain = [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            decode_instance(data)
+            ours.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            _ = pydicom.dcmread(io.BytesIO(data)).pixel_array
+            plain.append(time.perf_counter() - t0)
+        o, p = percentile(ours, 50), percentile(plain, 50)
+        rows.append({"file": path.name, "radstream_ms": 1000 * o, "pydicom_ms": 1000 * p, "ratio": o / p,
+                     "radstream_images_per_s": 1 / o})
+    say(f"{'file':<16} {'decode_instance ms':>19} {'pixel_array ms':>15} {'ratio':>6} {'img/s/core':>11}")
+    for r in rows:
+        say(f"{r['file']:<16} {r['radstream_ms']:>19.1f} {r['pydicom_ms']:>15.1f} {r['ratio']:>6.2f} "
+            f"{r['radstream_images_per_s']:>11.1f}")
+    return {"repeats": repeats, "files": rows}

@@ -90,6 +90,7 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
     with Stack(config, bootstrap) as stack:
         assert stack.supervisor is not None
         settings = config.kafka.with_bootstrap(stack.bootstrap)
+        stack.wait_ready()
         producer = EventProducer(settings)
         store = open_blob_store(config.blob_url)
         studies: list[str] = []

@@ -53,6 +53,22 @@ class Stack:
         if self.supervisor:
             self.supervisor.poll()
 
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Until every child has registered its health endpoint and holds partitions."""
+        from radstream.services.status import stage_statuses
+
+        assert self.supervisor is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.poll()
+            rows = {r["pid"]: r for r in stage_statuses(self.config.home / "run")}
+            ready = [c for c in self.supervisor.children
+                     if c.proc and c.proc.pid in rows and rows[c.proc.pid]["health"].get("partitions")]
+            if len(ready) == len(self.supervisor.children):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"stages not ready within {timeout_s:.0f}s; see {self.logs}")
+
     def run_forever(self, stop: "callable[[], bool]") -> None:
         while not stop():
             self.poll()
