@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radstream.services.inprocess import InProcessPipeline
+from radstream.services.percentiles import percentile
 from radstream.services.publish import publish
 from radstream.services.results import study_results
 from radstream.services.stack import Stack
@@ -33,11 +34,6 @@ class StageOverhead:
     @property
     def overhead_ms(self) -> float:
         return self.wall_ms - self.compute_ms
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def _histogram_sums(text: str, name: str) -> dict[str, tuple[float, float]]:
@@ -285,3 +281,27 @@ def run_decode_bench(repeats: int = 7, say=print) -> dict:
         say(f"{r['file']:<16} {r['radstream_ms']:>19.1f} {r['pydicom_ms']:>15.1f} {r['ratio']:>6.2f} "
             f"{r['radstream_images_per_s']:>11.1f}")
     return {"repeats": repeats, "files": rows}
+
+
+def run_gateway_bench(levels: list[int], target_p99_ms: float = 100.0, rate_hz: float = 50.0,
+                      say=print) -> dict:
+    """Concurrent SSE clients on one gateway process, at increasing counts, with events at
+    `rate_hz`: the largest count whose p99 delivery latency stays under the target
+    (services/gateway/load.py; the clients run in the same process, so this is an upper
+    bound on the gateway's own cost). Stops at the first count that times out."""
+    from radstream.services.gateway.load import gateway_load
+
+    rows = []
+    say(f"events at {rate_hz:g}/s, 200 per client")
+    say(f"{'clients':>8} {'delivered':>10} {'cut off':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for n in levels:
+        try:
+            r = gateway_load(n, rate_hz=rate_hz)
+        except TimeoutError:
+            say(f"{n:>8} timed out: the process could not keep up")
+            break
+        rows.append(r.as_dict())
+        say(f"{n:>8} {r.delivered:>10} {r.cut_off:>8} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.max_ms:>8.1f}")
+    held = [r["clients"] for r in rows if r["p99_ms"] < target_p99_ms and r["cut_off"] == 0]
+    say(f"largest client count with p99 < {target_p99_ms:.0f} ms and nobody cut off: {max(held) if held else 'none'}")
+    return {"target_p99_ms": target_p99_ms, "levels": rows, "max_clients_within_target": max(held, default=0)}

@@ -150,7 +150,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from radstream.services.bench import dump, run_bench, run_config_push_bench
 
     config = _config(args)
-    if args.decode:
+    if args.gateway_clients:
+        from radstream.services.bench import run_gateway_bench
+
+        report = run_gateway_bench(args.gateway_clients)
+    elif args.decode:
         from radstream.services.bench import run_decode_bench
 
         report = run_decode_bench()
@@ -273,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--warmup", type=int, default=4)
     sp.add_argument("--rate", type=float, default=0.0, help="images per second (default: all at once)")
     sp.add_argument("--json-out", help="also write the figures as JSON")
+    sp.add_argument("--gateway-clients", type=int, nargs="+", metavar="N",
+                    help="instead: SSE fan-out at these client counts (p99 delivery latency)")
     sp.add_argument("--decode", action="store_true", help="instead: decode per core against plain pydicom")
     sp.add_argument("--chaos", type=int, metavar="N", help="instead: kill -9 a random stage N times under load")
     sp.add_argument("--events", type=int, default=1000, help="arrivals for --chaos (default 1000)")

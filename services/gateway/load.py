@@ -19,6 +19,7 @@ from radstream.services.gateway.auth import Authenticator
 from radstream.services.gateway.events import Position
 from radstream.services.gateway.hub import EventHub, HubLimits
 from radstream.services.gateway.sse import SseMessage, iter_sse
+from radstream.services.percentiles import percentile
 from radstream.streams.kafka.topics import IMAGE_DECODED
 
 
@@ -35,13 +36,6 @@ class GatewayLoadReport:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def synthetic_record(i: int, payload_bytes: int = 0) -> dict:
@@ -90,7 +84,9 @@ async def _run(n_clients: int, events: int, rate_hz: float, payload_bytes: int, 
 
     started = time.perf_counter()
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        # limit=0: aiohttp caps a session at 100 connections by default, which would queue clients
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s),
+                                         connector=aiohttp.TCPConnector(limit=0)) as session:
             tasks = [asyncio.create_task(client(session)) for _ in range(n_clients)]
             for _ in range(n_clients):
                 await asyncio.wait_for(connected.acquire(), timeout_s)
