@@ -34,6 +34,13 @@ def _env_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _choice(env: Any, name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, allowed[0])
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
 class ThresholdError(ValueError):
     """A threshold document that must not take effect; the message says why."""
 
@@ -179,6 +186,7 @@ class Config:
     partitions: int
     stall_after_s: float
     compute_threads: int
+    non_image_policy: str
 
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "Config":
@@ -198,4 +206,5 @@ class Config:
             partitions=int(e.get("RADSTREAM_PARTITIONS", 3)),
             stall_after_s=float(e.get("RADSTREAM_STALL_AFTER_S", 600)),
             compute_threads=int(e.get("RADSTREAM_COMPUTE_THREADS", 0)),
+            non_image_policy=_choice(e, "RADSTREAM_NON_IMAGE_POLICY", ("skip", "dlq")),
         )

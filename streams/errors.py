@@ -46,6 +46,11 @@ class Rejected(PermanentError):
         super().__init__(reason, code=code)
 
 
+class Skipped(StageError):
+    """Not a failure: the input is deliberately not processed (e.g. an SR object under the
+    `skip` non-image policy). The runtime counts and logs it; it is never dead-lettered."""
+
+
 def classify(exc: BaseException) -> StageError:
     """Map any exception to a StageError. Unknown exceptions are permanent: a bug or
     bad data that a retry would only repeat. OSError and timeouts are transient."""

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from radstream.streams import metrics, telemetry
 from radstream.streams.codec import Codec
 from radstream.streams.config import ConfigWatcher
-from radstream.streams.errors import StageError, TransientError
+from radstream.streams.errors import Skipped, StageError, TransientError
 from radstream.streams.health import HealthServer, register_process
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import CHANGELOGS, dlq
@@ -201,7 +201,7 @@ class StageRunner:
             for i, res in zip(pending, got):
                 attempts[i] += 1
                 results[i] = res
-                if isinstance(res, StageError):
+                if isinstance(res, StageError) and not isinstance(res, Skipped):
                     metrics.failed.labels(self.stage.name, res.error_class, res.code).inc()
                     if res.transient and attempts[i] < self.max_attempts:
                         retry.append(i)
@@ -211,7 +211,10 @@ class StageRunner:
 
         to_produce: list[tuple[Output, Any]] = []
         for i, (m, res) in enumerate(zip(msgs, results)):
-            if isinstance(res, StageError):
+            if isinstance(res, Skipped):
+                log.info("skipped %s[%d]@%d: %s", m.topic(), m.partition(), m.offset(), res.reason)
+                metrics.skipped.labels(self.stage.name, res.code).inc()
+            elif isinstance(res, StageError):
                 self._dead_letter(m, res, attempts.get(i, 1))
                 spans[i].set_status(telemetry.trace.Status(telemetry.trace.StatusCode.ERROR, res.reason))
             else:

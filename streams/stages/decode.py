@@ -14,7 +14,7 @@ import numpy as np
 
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.dicom.decode import DecodeLimits, decode_instance
-from radstream.streams.errors import Rejected
+from radstream.streams.errors import NotAnImage, Rejected, Skipped
 from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
 
@@ -62,13 +62,19 @@ class DecodeStage(Stage):
     input_topic = DICOM_ARRIVED
     input_schema = "DicomArrived"
 
-    def __init__(self, store: FileBlobStore, limits: DecodeLimits = DecodeLimits()) -> None:
+    def __init__(self, store: FileBlobStore, limits: DecodeLimits = DecodeLimits(), non_image_policy: str = "skip") -> None:
         self.store = store
         self.limits = limits
+        self.non_image_policy = non_image_policy  # "skip": counted, not dead-lettered; "dlq": dead-lettered
 
     def process(self, event: Inbound) -> list[Output]:
         arrival = event.value
-        decoded = decode_instance(self.store.get(arrival["blob"]), self.limits)
+        try:
+            decoded = decode_instance(self.store.get(arrival["blob"]), self.limits)
+        except NotAnImage as exc:
+            if self.non_image_policy == "skip":
+                raise Skipped(exc.reason, code=exc.code) from None
+            raise
         if decoded.metadata.get("SOPInstanceUID") not in (None, arrival["sop_uid"]):
             raise Rejected("the event's SOP Instance UID disagrees with the file's", code="uid_mismatch")
         metadata = image_metadata(decoded.metadata)

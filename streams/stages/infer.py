@@ -75,6 +75,7 @@ class InferStage(Stage):
                 err = classify(exc)
                 return [r if r is not None else err for r in results]
             metrics.model_seconds.labels("infer", self.manifest.name).observe(time.perf_counter() - t0)
+            self._record_gpu_memory()
             for (i, entry), out in zip(ready, outputs):
                 results[i] = [self._result(events[i].value, entry, out, len(ready))]
         return [r for r in results]  # type: ignore[misc]
@@ -110,6 +111,13 @@ class InferStage(Stage):
             "stage_ms": dict(event["stage_ms"]),
         })
         return Output(INFERENCE_RESULTS, image_key(event["sop_uid"], event["frame"]), "InferenceResult", value)
+
+    def _record_gpu_memory(self) -> None:
+        device = getattr(self.backend, "device", None)
+        if getattr(device, "type", "cpu") == "cuda":
+            import torch
+
+            metrics.gpu_memory_bytes.labels("infer", self.manifest.name).set(torch.cuda.memory_allocated(device))
 
     def health(self) -> dict[str, Any]:
         m = self.manifest

@@ -39,7 +39,7 @@ def known_threshold_keys(config: Config) -> set[str]:
 def _decode(config: Config, model: str | None) -> Stage:
     from radstream.streams.stages.decode import DecodeStage
 
-    return DecodeStage(open_blob_store(config.blob_url))
+    return DecodeStage(open_blob_store(config.blob_url), non_image_policy=config.non_image_policy)
 
 
 def _preprocess(config: Config, model: str | None) -> Stage:

@@ -8,6 +8,7 @@ which uses only the .avsc files and fastavro.
 from __future__ import annotations
 
 import os
+import urllib.request
 from pathlib import Path
 
 import pydicom
@@ -16,6 +17,7 @@ import pytest
 from radstream.models.synthetic_dicom import write_synthetic_study
 from radstream.services.demo import real_radiographs
 from radstream.services.publish import arrival_event, publish, read_instance
+from radstream.services.status import stage_statuses
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.topics import DICOM_ARRIVED
@@ -27,11 +29,9 @@ pytestmark = pytest.mark.integration
 def _poison_inputs(store, tmp_path: Path) -> dict[str, tuple[bytes | None, str]]:
     """key -> (raw message value or None for a normal arrival event, expected DLQ code)."""
     rg1 = real_radiographs()[0].read_bytes()
-    sr = Path(pydicom.__file__).parent / "data" / "test_files" / "test-SR.dcm"
     blobs = {
         "bad.random": (store.put(os.urandom(4096), "application/dicom"), "not_dicom"),
         "bad.truncated": (store.put(rg1[: len(rg1) // 2], "application/dicom"), None),
-        "bad.sr": (store.put(sr.read_bytes(), "application/dicom"), "not_an_image"),
     }
     missing = store.put(b"will be deleted", "application/dicom")
     Path(missing["uri"][len("file://"):]).unlink()
@@ -51,6 +51,12 @@ def test_every_arrival_yields_one_result_or_one_dlq_record(stack, pipeline_confi
         event.update(study_uid=f"{key}.study", sop_uid=key, arrived_at=event["arrived_at"] or 1)
         producer.send(DICOM_ARRIVED, key, "DicomArrived", event)
     producer.send_raw(settings.topic(DICOM_ARRIVED), b"bad.not-avro", b"this is not an Avro event")
+    # A structured report: not an image, so skipped and counted (non-image policy "skip"), not DLQ noise.
+    sr = Path(pydicom.__file__).parent / "data" / "test_files" / "test-SR.dcm"
+    sr_event = arrival_event(read_instance(real_radiographs()[0]), store.put(sr.read_bytes(), "application/dicom"),
+                             "TEST", 1, 1)
+    sr_event.update(study_uid="skip.sr.study", sop_uid="skip.sr")
+    producer.send(DICOM_ARRIVED, "skip.sr", "DicomArrived", sr_event)
 
     synthetic = [write_synthetic_study(tmp_path / f"syn{i}", n_images=2, seed=500 + i) for i in range(2)]
     studies, errors = publish(producer, store, real_radiographs() + [p for s in synthetic for p in s], log=lambda m: None)
@@ -100,6 +106,13 @@ def test_every_arrival_yields_one_result_or_one_dlq_record(stack, pipeline_confi
         assert rec["stage"] == "decode" and rec["error_class"] == "PERMANENT" and rec["error_message"]
         if code:
             assert rec["error_code"] == code, (key, rec["error_code"], rec["error_message"])
+
+    # The SR was skipped with its reason counted in the decode stage's metrics, not dead-lettered.
+    assert "skip.sr" not in by_key and "skip.sr.study" not in by_study
+    decode = next(r for r in stage_statuses(stack.config.home / "run") if r["stage"] == "decode")
+    with urllib.request.urlopen(decode["health_url"] + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert 'radstream_messages_skipped_total{reason="not_an_image",stage="decode"} 1.0' in text
 
     # Every stage survived every poison message.
     assert stack.supervisor is not None
