@@ -56,3 +56,18 @@ def test_threshold_file_uses_the_keys_rules_read(tmp_path) -> None:
     write_threshold_file(path, {threshold_key("nodule", "suspected"): 0.1}, ["a note"])
     assert yaml.safe_load(path.read_text()) == {"scope": "global",
                                                  "values": {"rule:nodule-suspected/min_probability": 0.1}}
+
+
+def test_picked_threshold_file_is_accepted_by_thresholds_push(tmp_path) -> None:
+    """What the picker writes passes the exact validation `radstream thresholds push` applies,
+    against the rules of the models in force."""
+    from radstream.services.thresholds import read_file
+    from radstream.streams.config import Config, validate_document
+    from radstream.streams.stages.registry import known_threshold_keys
+
+    path = tmp_path / "picked.yaml"
+    write_threshold_file(path, {threshold_key("nodule", "suspected"): 0.42, threshold_key("nodule", "detected"): 0.3},
+                         ["picked: max specificity at sensitivity >= 0.95"])
+    keys = known_threshold_keys(Config.from_env(env={}))
+    for doc in read_file(path):
+        validate_document(doc["scope"], doc["values"], keys)
