@@ -34,6 +34,20 @@ def _env_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _yaml_file(path: str | None) -> Any:
+    """A YAML/JSON configuration document, or None when no path is set."""
+    if not path:
+        return None
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
 def _choice(env: Any, name: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name, allowed[0])
     if value not in allowed:
@@ -187,6 +201,7 @@ class Config:
     stall_after_s: float
     compute_threads: int
     non_image_policy: str
+    rules: Any = None  # the parsed RADSTREAM_RULES document (validated against the models by the registry)
 
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "Config":
@@ -207,4 +222,5 @@ class Config:
             stall_after_s=float(e.get("RADSTREAM_STALL_AFTER_S", 600)),
             compute_threads=int(e.get("RADSTREAM_COMPUTE_THREADS", 0)),
             non_image_policy=_choice(e, "RADSTREAM_NON_IMAGE_POLICY", ("skip", "dlq")),
+            rules=_yaml_file(e.get("RADSTREAM_RULES")),
         )

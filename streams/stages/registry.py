@@ -15,13 +15,22 @@ def models_in_force(config: Config) -> dict[str, ModelManifest]:
     return load_manifests(config.model_registry or default_registry_dir(), config.models)
 
 
-def rules_in_force(manifests: dict[str, ModelManifest]) -> list:
-    from radstream.streams.rules import default_rules
+def rules_in_force(config: Config, manifests: dict[str, ModelManifest]) -> list:
+    """The rules file named by RADSTREAM_RULES, checked against the models in force, or else
+    one default rule per detector and classifier label (manifest default thresholds)."""
+    from radstream.streams.rules import default_rules, parse_rules
+
+    models = manifests.values()
+    if config.rules is not None:
+        return parse_rules(
+            config.rules,
+            {label for m in models if m.task == "detector" for label in m.labels},
+            {m.name: set(m.labels) for m in models if m.task != "detector"},
+        )
 
     def defaults(m: ModelManifest) -> dict[str, float]:
         return {label: m.default_thresholds.get(label, 0.5) for label in m.labels}
 
-    models = manifests.values()
     return default_rules(
         {m.name: defaults(m) for m in models if m.task == "detector"},
         {m.name: defaults(m) for m in models if m.task == "classifier"},
@@ -31,7 +40,7 @@ def rules_in_force(manifests: dict[str, ModelManifest]) -> list:
 def known_threshold_keys(config: Config) -> set[str]:
     """Every threshold key a push may set: the rules' keys and one score floor per model label."""
     manifests = models_in_force(config)
-    keys = {r.threshold_key for r in rules_in_force(manifests)}
+    keys = {c.threshold_key for r in rules_in_force(config, manifests) for c in r.conditions}
     keys |= {f"model:{m.name}/{label}" for m in manifests.values() for label in m.labels}
     return keys
 
@@ -66,7 +75,7 @@ def _fuse(config: Config, model: str | None) -> Stage:
 
     manifests = models_in_force(config)
     expected = [ExpectedModel(m.name, m.task, m.fusion_weight) for m in manifests.values()]
-    return FuseStage(expected, rules_in_force(manifests), deadline_s=config.join_deadline_s)
+    return FuseStage(expected, rules_in_force(config, manifests), deadline_s=config.join_deadline_s)
 
 
 def _qc(config: Config, model: str | None) -> Stage:
