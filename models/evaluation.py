@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .calibration import calibrate
 from .metrics import detection_recall_precision, roc_auc, sensitivity_specificity
 from .outputs import ModelOutput
 from .manifest import ModelManifest
@@ -40,7 +41,8 @@ def evaluate_classifier(backend: Predictor, phantoms: list[Phantom], label: str 
     """AUC, and sensitivity/specificity at the manifest's default threshold."""
     threshold = backend.manifest.default_thresholds[label]
     results = predict_images(backend, [p.image for p in phantoms])
-    scores = np.array([output.classifications[label] for output, _ in results])
+    cal = backend.manifest.calibration
+    scores = np.array([calibrate(output.classifications[label], cal) for output, _ in results])
     truth = np.array([label in p.labels for p in phantoms])
     sensitivity, specificity = sensitivity_specificity(scores, truth, threshold)
     return {
@@ -60,10 +62,11 @@ def evaluate_detector(
     threshold = backend.manifest.default_thresholds[label]
     results = predict_images(backend, [p.image for p in phantoms])
     predictions = []
+    cal = backend.manifest.calibration  # thresholds are on the calibrated scale, as in the pipeline
     for output, geometry in results:
-        kept = [d for d in output.thresholded({label: threshold}).detections if d.label == label]
+        kept = [d for d in output.detections if d.label == label and calibrate(d.score, cal) >= threshold]
         boxes = geometry.to_original(np.array([d.box for d in kept], dtype=np.float32).reshape(-1, 4))
-        predictions.append((boxes, np.array([d.score for d in kept])))
+        predictions.append((boxes, np.array([calibrate(d.score, cal) for d in kept])))
     truths = [p.boxes[[l == label for l in p.labels]] for p in phantoms]
     recall, precision = detection_recall_precision(predictions, truths, min_iou)
     image_scores = np.array([output.classifications[label] for output, _ in results])
@@ -76,3 +79,24 @@ def evaluate_detector(
         "precision": round(precision, 4),
         "image_auc": round(roc_auc(image_scores, np.array([len(t) > 0 for t in truths])), 4),
     }
+
+
+def evaluate_multilabel(
+    backend: Predictor, images: list[np.ndarray], truths: list[frozenset[str]]
+) -> dict[str, dict[str, Any]]:
+    """Per label: AUC, and sensitivity/specificity at the manifest's default threshold."""
+    results = predict_images(backend, images)
+    metrics: dict[str, dict[str, Any]] = {}
+    for label in backend.manifest.labels:
+        threshold = backend.manifest.default_thresholds[label]
+        scores = np.array([output.classifications[label] for output, _ in results])
+        truth = np.array([label in t for t in truths])
+        sensitivity, specificity = sensitivity_specificity(scores, truth, threshold)
+        metrics[label] = {
+            "n_positive": int(truth.sum()),
+            "auc": round(roc_auc(scores, truth), 4),
+            "threshold": threshold,
+            "sensitivity": round(sensitivity, 4),
+            "specificity": round(specificity, 4),
+        }
+    return metrics

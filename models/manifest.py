@@ -10,8 +10,10 @@ from typing import Any, Literal
 
 from .profile import InputProfile
 
-Task = Literal["detector", "classifier"]
-_TASKS = ("detector", "classifier")
+# "qc" models are multi-label classifiers of acquisition defects: their outputs gate an image
+# in the qc stage and never become findings.
+Task = Literal["detector", "classifier", "qc"]
+_TASKS = ("detector", "classifier", "qc")
 
 
 class ModelLoadError(Exception):
@@ -41,6 +43,9 @@ class ModelManifest:
     fusion_weight: float = 1.0
     architecture: dict[str, int] = field(default_factory=dict)  # constructor kwargs of the net
     validation: dict[str, Any] = field(default_factory=dict)
+    # {"method": "temperature", "temperature": T, ...} or {"method": "isotonic", "x": [...], "y": [...]};
+    # empty: scores are used as the model gives them (models/calibration.py)
+    calibration: dict[str, Any] = field(default_factory=dict)
     not_for_clinical_use: bool = True
     manifest_dir: Path | None = field(default=None, compare=False)  # set when loaded from disk
 
@@ -77,6 +82,7 @@ class ModelManifest:
             "fusion_weight": self.fusion_weight,
             "architecture": dict(self.architecture),
             "validation": self.validation,
+            "calibration": self.calibration,
             "not_for_clinical_use": self.not_for_clinical_use,
         }
 

@@ -219,6 +219,19 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_calibrate(args: argparse.Namespace) -> int:
+    from radstream.models.calibration import calibrate_model
+    from radstream.models.manifest import ModelLoadError
+    from radstream.models.registry import default_registry_dir
+
+    path = (Path(args.registry) if args.registry else default_registry_dir()) / f"{args.name}.json"
+    try:
+        calibrate_model(path, images=args.images, seed=args.seed)
+    except (ModelLoadError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 def cmd_models_keygen(args: argparse.Namespace) -> int:
     from radstream.models import crypto
 
@@ -299,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = models.add_parser("verify", help="exit 0 when an encrypted artifact authenticates under the key")
     sp.add_argument("file")
     sp.set_defaults(func=cmd_models_verify)
+    sp = models.add_parser("calibrate", help="fit a model's temperature on held-out phantoms, into its manifest")
+    sp.add_argument("name")
+    sp.add_argument("--registry", help="registry folder (default: the shipped models/registry)")
+    sp.add_argument("--images", type=int, default=200)
+    sp.add_argument("--seed", type=int, default=271828)
+    sp.set_defaults(func=cmd_models_calibrate)
     sp = models.add_parser("keygen", help="print a new random 32-byte key, base64")
     sp.set_defaults(func=cmd_models_keygen)
 

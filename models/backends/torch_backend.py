@@ -57,7 +57,7 @@ class TorchBackend:
             raise ValueError(f"{self.manifest.key}: expected batch (N, {expected}), got {batch.shape}")
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         with torch.inference_mode():
-            if self.manifest.task == "classifier":
+            if self.manifest.task in ("classifier", "qc"):
                 return self._classify(x)
             return self._detect(x)
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from radstream.models.calibration import calibrate
 from radstream.streams.fusion import ModelBoxes, weighted_boxes_fusion
 from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS
 from radstream.streams.rules import Rule, apply_rules
@@ -26,6 +27,7 @@ class ExpectedModel:
     name: str
     task: str
     weight: float = 1.0
+    calibration: dict | None = None  # from the manifest; applied before fusion and rules
 
 
 class FuseStage(Stage):
@@ -83,7 +85,7 @@ class FuseStage(Stage):
             ModelBoxes(
                 model=name,
                 boxes=[d["box"] for d in r["detections"]],
-                scores=[d["score"] for d in r["detections"]],
+                scores=[calibrate(d["score"], self.models[name].calibration) for d in r["detections"]],
                 labels=[d["label"] for d in r["detections"]],
                 weight=self.models[name].weight,
             )
@@ -91,8 +93,13 @@ class FuseStage(Stage):
             if self.models[name].task == "detector"
         ]
         fused = weighted_boxes_fusion(detectors, self.iou_thr, self.skip_box_thr) if detectors else []
+        raw = {(name, tuple(d["box"])): d["score"] for name, r in results.items() for d in r["detections"]}
+        for box in fused:
+            for source in box.sources:
+                source["raw_score"] = raw.get((source["model"], tuple(source["box"])))
         classifier_outputs = [
-            {"model": name, "label": label, "probability": float(p)}
+            {"model": name, "label": label, "probability": calibrate(p, self.models[name].calibration),
+             "calibrated": bool(self.models[name].calibration), "raw_probability": float(p)}
             for name, r in sorted(results.items())
             for label, p in sorted(r["classifications"].items())
         ]

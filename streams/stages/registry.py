@@ -74,7 +74,7 @@ def _fuse(config: Config, model: str | None) -> Stage:
     from radstream.streams.stages.fuse import ExpectedModel, FuseStage
 
     manifests = models_in_force(config)
-    expected = [ExpectedModel(m.name, m.task, m.fusion_weight) for m in manifests.values()]
+    expected = [ExpectedModel(m.name, m.task, m.fusion_weight, m.calibration or None) for m in manifests.values()]
     return FuseStage(expected, rules_in_force(config, manifests), deadline_s=config.join_deadline_s)
 
 

@@ -99,3 +99,20 @@ def test_qc_quiet_period_and_header_gating() -> None:
     image = out[0].value["images"][0]
     assert image["status"] == "NOT_ANALYSABLE" and image["findings"] == []
     assert "body part HAND" in image["qc_flags"][0]
+
+
+def test_fuse_calibrates_before_fusion_and_rules_and_keeps_the_raw_values() -> None:
+    temp = {"method": "temperature", "temperature": 0.5}
+    stage = FuseStage([ExpectedModel("det", "detector", calibration=temp), ExpectedModel("cls", "classifier",
+                                                                                          calibration=temp)],
+                      default_rules({"det": {"nodule": 0.5}}, {"cls": {"nodule": 0.5}}))
+    stage.state = ChangelogStore(KafkaSettings(), "fuse.changelog")
+    stage.process(Inbound(inference_result("det", "detector", detections=[{**DET, "score": 0.7}])))
+    [out] = stage.process(Inbound(inference_result("cls", "classifier", classifications={"nodule": 0.6})))
+    fused = out.value
+    # logit(0.6) / 0.5 -> 0.6923...; logit(0.7) / 0.5 -> 0.8448...
+    [cls] = fused["classifier_outputs"]
+    assert cls["calibrated"] and cls["raw_probability"] == 0.6 and abs(cls["probability"] - 0.6923) < 1e-3
+    [box] = fused["fused_boxes"]
+    assert abs(box["sources"][0]["score"] - 0.8448) < 1e-3 and box["sources"][0]["raw_score"] == 0.7
+    assert {f["rule_id"] for f in fused["findings"]} == {"nodule-detected", "nodule-suspected"}
