@@ -119,10 +119,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    from radstream.services.overrides import apply_overrides, current_overrides
     from radstream.services.results import as_json, study_results, summary_line
 
+    settings = _settings(args)
     try:
-        for result in study_results(_settings(args), follow=args.follow, study=args.study):
+        overrides = current_overrides(settings)
+        for result in study_results(settings, follow=args.follow, study=args.study):
+            result = apply_overrides(result, overrides)
             print(as_json(result) if args.json else summary_line(result), flush=True)
     except LookupError as exc:
         raise CliError(str(exc)) from None

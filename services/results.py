@@ -34,7 +34,9 @@ def summary_line(result: dict) -> str:
             parts.append(f"...{img['sop_uid'][-10:]}: not analysable ({'; '.join(img['qc_flags'])})")
         else:
             top = sorted(img["findings"], key=lambda f: f["confidence"], reverse=True)
-            shown = ", ".join(f"{f['label']} {f['confidence']:.2f} [{f['rule_id']}]" for f in top[:3])
+            shown = ", ".join(f"{f['label']} {f['confidence']:.2f} [{f['rule_id']}]"
+                              + (f" ({f['override']['verdict']} by {f['override']['by']})" if "override" in f else "")
+                              for f in top[:3])
             more = f" (+{len(top) - 3} more)" if len(top) > 3 else ""
             parts.append(f"...{img['sop_uid'][-10:]}: {shown + more if top else 'no findings'}")
     return (f"study {result['study_uid']} ({len(result['images'])} image(s), {result['completion']}, "

@@ -15,6 +15,7 @@ IMAGE_PREPROCESSED = "image.preprocessed"
 INFERENCE_RESULTS = "inference.results"
 FINDINGS_FUSED = "findings.fused"
 STUDY_RESULTS = "study.results"
+FINDINGS_OVERRIDES = "findings.overrides"
 CONFIG_THRESHOLDS = "config.thresholds"
 # Every pushed record, never compacted: `radstream thresholds history` reads this.
 CONFIG_AUDIT = "config.thresholds.audit"
@@ -49,6 +50,7 @@ def topic_specs(partitions: int = 3) -> list[TopicSpec]:
     specs.append(TopicSpec(dlq(STUDY_RESULTS), partitions))  # what the webhook forwarder could not deliver
     specs += [TopicSpec(t, partitions, compacted=True) for t in CHANGELOGS.values()]
     specs.append(TopicSpec(CONFIG_THRESHOLDS, 1, compacted=True))
+    specs.append(TopicSpec(FINDINGS_OVERRIDES, partitions, compacted=True))  # a radiologist's verdicts
     specs.append(TopicSpec(CONFIG_AUDIT, 1, retain_forever=True))
     return specs
 

@@ -116,11 +116,20 @@ class FuseStage(Stage):
             "model_versions": versions,
             "fused_boxes": [{"label": f.label, "score": f.score, "box": f.box, "sources": f.sources} for f in fused],
             "classifier_outputs": classifier_outputs,
-            "findings": apply_rules(self.rules, fused, classifier_outputs, thresholds),
+            "findings": [self._with_id(f, first) for f in apply_rules(self.rules, fused, classifier_outputs, thresholds)],
             "config_version": thresholds.version,
             "stage_ms": stage_ms,
         })
         return Output(FINDINGS_FUSED, first["study_uid"], "FindingsFused", value)
+
+    @staticmethod
+    def _with_id(finding: dict, image: dict) -> dict:
+        """A stable id: the same image, rule and box always give the same id, so an override
+        by a radiologist names exactly one finding across redeliveries."""
+        box = [round(v, 1) for v in finding["box"]] if finding["box"] else None
+        finding["finding_id"] = idempotency_key(image["sop_uid"], image["frame"], finding["rule_id"],
+                                                finding["rule_version"], box)[:16]
+        return finding
 
     def _missing(self, entry: dict) -> list[str]:
         return sorted(set(self.models) - set(entry["results"]))

@@ -49,6 +49,21 @@ def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
         assert example.returncode == 0, example.stderr
         assert json.loads(example.stdout.splitlines()[0])["study_uid"] == study
 
+        # A radiologist rejects one finding; the others are untouched.
+        findings = [f for img in result["images"] for f in img["findings"]]
+        assert len(findings) >= 2 and all(f["finding_id"] for f in findings)
+        target = findings[0]["finding_id"]
+        res = _cli(env, "override", target, "--study", study, "--verdict", "rejected", "--by", "dr.who",
+                   "--reason", "overlapping rib")
+        assert res.returncode == 0, res.stderr
+        res = _cli(env, "override", "nope", "--study", study, "--verdict", "rejected", "--by", "dr.who")
+        assert res.returncode == 1 and "has no finding nope" in res.stderr
+        after = json.loads(_cli(env, "results", "--json", "--study", study).stdout.splitlines()[0])
+        seen = {f["finding_id"]: f for img in after["images"] for f in img["findings"]}
+        assert seen[target]["override"]["verdict"] == "rejected" and seen[target]["override"]["by"] == "dr.who"
+        assert sum("override" in f for f in seen.values()) == 1
+        assert after["idempotency_key"] == result["idempotency_key"]  # the result itself is not rewritten
+
         status = json.loads(_cli(env, "status", "--json").stdout)
         stages = sorted(r["stage"] for r in status)
         assert stages == ["decode", "fuse", "infer", "infer", "preprocess", "qc"]

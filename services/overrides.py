@@ -1,0 +1,68 @@
+"""A radiologist's verdict on one finding: `radstream override` writes it to the compacted
+`findings.overrides` topic (key = finding_id); readers of results attach it to that finding
+only. The study result itself is never rewritten, so other findings stay as they were.
+"""
+
+from __future__ import annotations
+
+import time
+
+from radstream.services.results import study_results
+from radstream.streams.codec import Codec
+from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.reader import read_topic
+from radstream.streams.kafka.settings import KafkaSettings
+from radstream.streams.kafka.topics import FINDINGS_OVERRIDES
+
+VERDICTS = ("confirmed", "rejected")
+
+
+def find_finding(settings: KafkaSettings, study_uid: str, finding_id: str) -> dict:
+    """The finding in the study's latest result; LookupError with the known ids if absent."""
+    latest = None
+    for result in study_results(settings, study=study_uid):
+        latest = result
+    if latest is None:
+        raise LookupError(f"no result for study {study_uid}")
+    ids = [f["finding_id"] for img in latest["images"] for f in img["findings"]]
+    for img in latest["images"]:
+        for f in img["findings"]:
+            if f["finding_id"] == finding_id:
+                return f
+    raise LookupError(f"study {study_uid} has no finding {finding_id} (its findings: {', '.join(ids) or 'none'})")
+
+
+def record_override(settings: KafkaSettings, study_uid: str, finding_id: str, verdict: str, by: str,
+                    reason: str = "") -> dict:
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
+    if not by:
+        raise ValueError("an override needs --by (who decided)")
+    find_finding(settings, study_uid, finding_id)
+    record = {"finding_id": finding_id, "study_uid": study_uid, "verdict": verdict.upper(), "by": by,
+              "reason": reason, "created_at": int(time.time() * 1000)}
+    producer = EventProducer(settings)
+    producer.send(FINDINGS_OVERRIDES, finding_id, "FindingOverride", record)
+    producer.flush()
+    return record
+
+
+def current_overrides(settings: KafkaSettings) -> dict[str, dict]:
+    """The latest verdict per finding id."""
+    codec = Codec(settings.schema_registry_url)
+    latest: dict[str, dict] = {}
+    for msg in read_topic(settings, FINDINGS_OVERRIDES):
+        record = codec.decode(msg.value(), expect="FindingOverride")[1]
+        latest[record["finding_id"]] = record
+    return latest
+
+
+def apply_overrides(result: dict, overrides: dict[str, dict]) -> dict:
+    """The result with each overridden finding carrying its `override` (a reader's view)."""
+    for img in result["images"]:
+        for f in img["findings"]:
+            if f["finding_id"] in overrides:
+                o = overrides[f["finding_id"]]
+                f["override"] = {"verdict": o["verdict"].lower(), "by": o["by"], "reason": o["reason"],
+                                 "at": o["created_at"]}
+    return result
