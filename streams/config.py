@@ -201,6 +201,8 @@ class Config:
     stall_after_s: float
     compute_threads: int
     non_image_policy: str
+    decode_timeout_s: float = 60.0
+    decode_memory_mb: int = 4096
     rules: Any = None  # the parsed RADSTREAM_RULES document (validated against the models by the registry)
 
     @classmethod
@@ -223,4 +225,6 @@ class Config:
             compute_threads=int(e.get("RADSTREAM_COMPUTE_THREADS", 0)),
             non_image_policy=_choice(e, "RADSTREAM_NON_IMAGE_POLICY", ("skip", "dlq")),
             rules=_yaml_file(e.get("RADSTREAM_RULES")),
+            decode_timeout_s=float(e.get("RADSTREAM_DECODE_TIMEOUT_S", 60)),
+            decode_memory_mb=int(e.get("RADSTREAM_DECODE_MEMORY_MB", 4096)),
         )

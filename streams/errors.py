@@ -21,6 +21,16 @@ class StageError(Exception):
     def error_class(self) -> str:
         return "transient" if self.transient else "permanent"
 
+    def __reduce__(self) -> tuple:
+        # Errors cross process boundaries (streams/isolation.py): keep the code, whatever __init__ takes.
+        return _rebuild, (type(self), self.reason, self.code)
+
+
+def _rebuild(cls: type, reason: str, code: str) -> "StageError":
+    err = StageError.__new__(cls)
+    StageError.__init__(err, reason, code)
+    return err
+
 
 class PermanentError(StageError):
     """Retrying cannot help: bad input, unsupported data, a contract violation."""

@@ -15,6 +15,7 @@ import numpy as np
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.dicom.decode import DecodeLimits, decode_instance
 from radstream.streams.errors import NotAnImage, Rejected, Skipped
+from radstream.streams.isolation import BoundedWorker
 from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
 
@@ -62,32 +63,49 @@ class DecodeStage(Stage):
     input_topic = DICOM_ARRIVED
     input_schema = "DicomArrived"
 
-    def __init__(self, store: FileBlobStore, limits: DecodeLimits = DecodeLimits(), non_image_policy: str = "skip") -> None:
+    def __init__(self, store: FileBlobStore, limits: DecodeLimits = DecodeLimits(), non_image_policy: str = "skip",
+                 timeout_s: float = 60.0, memory_bytes: int = 4 << 30) -> None:
         self.store = store
         self.limits = limits
         self.non_image_policy = non_image_policy  # "skip": counted, not dead-lettered; "dlq": dead-lettered
+        # per file, in a worker process (streams/isolation.py); 0: in this process, unbounded
+        self._worker = BoundedWorker(timeout_s, memory_bytes) if timeout_s > 0 else None
 
     def process(self, event: Inbound) -> list[Output]:
-        arrival = event.value
-        try:
-            decoded = decode_instance(self.store.get(arrival["blob"]), self.limits)
-        except NotAnImage as exc:
-            if self.non_image_policy == "skip":
-                raise Skipped(exc.reason, code=exc.code) from None
-            raise
-        if decoded.metadata.get("SOPInstanceUID") not in (None, arrival["sop_uid"]):
-            raise Rejected("the event's SOP Instance UID disagrees with the file's", code="uid_mismatch")
-        metadata = image_metadata(decoded.metadata)
-        outputs = []
-        for frame, (pixels, display) in enumerate(zip(decoded.frames, decoded.display)):
-            value = {k: arrival[k] for k in CARRIED}
-            value.update({
-                "idempotency_key": idempotency_key(arrival["sop_uid"], frame, arrival["blob"]["sha256"]),
-                "frame": frame,
-                "pixels": self.store.put_array(pixels.astype(np.float32, copy=False)),
-                "display": self.store.put(encode_png(display), "image/png", display.shape, "uint8"),
-                "metadata": metadata,
-                "stage_ms": dict(arrival["stage_ms"]),
-            })
-            outputs.append(Output(IMAGE_DECODED, image_key(arrival["sop_uid"], frame), "ImageDecoded", value))
-        return outputs
+        if self._worker is not None:
+            return self._worker.call(decode_arrival, str(self.store.root), self.limits, self.non_image_policy,
+                                     event.value)
+        return decode_arrival(self.store, self.limits, self.non_image_policy, event.value)
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+
+
+def decode_arrival(store: FileBlobStore | str, limits: DecodeLimits, non_image_policy: str,
+                   arrival: dict) -> list[Output]:
+    """One arrival to its ImageDecoded events (module-level: it also runs in the worker)."""
+    if isinstance(store, str):
+        store = FileBlobStore(store)
+    try:
+        decoded = decode_instance(store.get(arrival["blob"]), limits)
+    except NotAnImage as exc:
+        if non_image_policy == "skip":
+            raise Skipped(exc.reason, code=exc.code) from None
+        raise
+    if decoded.metadata.get("SOPInstanceUID") not in (None, arrival["sop_uid"]):
+        raise Rejected("the event's SOP Instance UID disagrees with the file's", code="uid_mismatch")
+    metadata = image_metadata(decoded.metadata)
+    outputs = []
+    for frame, (pixels, display) in enumerate(zip(decoded.frames, decoded.display)):
+        value = {k: arrival[k] for k in CARRIED}
+        value.update({
+            "idempotency_key": idempotency_key(arrival["sop_uid"], frame, arrival["blob"]["sha256"]),
+            "frame": frame,
+            "pixels": store.put_array(pixels.astype(np.float32, copy=False)),
+            "display": store.put(encode_png(display), "image/png", display.shape, "uint8"),
+            "metadata": metadata,
+            "stage_ms": dict(arrival["stage_ms"]),
+        })
+        outputs.append(Output(IMAGE_DECODED, image_key(arrival["sop_uid"], frame), "ImageDecoded", value))
+    return outputs

@@ -25,7 +25,7 @@ def rules_in_force(config: Config, manifests: dict[str, ModelManifest]) -> list:
         return parse_rules(
             config.rules,
             {label for m in models if m.task == "detector" for label in m.labels},
-            {m.name: set(m.labels) for m in models if m.task != "detector"},
+            {m.name: set(m.labels) for m in models if m.task == "classifier"},  # "qc" models gate in qc
         )
 
     def defaults(m: ModelManifest) -> dict[str, float]:
@@ -48,7 +48,8 @@ def known_threshold_keys(config: Config) -> set[str]:
 def _decode(config: Config, model: str | None) -> Stage:
     from radstream.streams.stages.decode import DecodeStage
 
-    return DecodeStage(open_blob_store(config.blob_url), non_image_policy=config.non_image_policy)
+    return DecodeStage(open_blob_store(config.blob_url), non_image_policy=config.non_image_policy,
+                       timeout_s=config.decode_timeout_s, memory_bytes=config.decode_memory_mb << 20)
 
 
 def _preprocess(config: Config, model: str | None) -> Stage:
@@ -81,7 +82,9 @@ def _fuse(config: Config, model: str | None) -> Stage:
 def _qc(config: Config, model: str | None) -> Stage:
     from radstream.streams.stages.qc import QcStage
 
-    return QcStage(quiet_period_s=config.quiet_period_s)
+    qc_models = {m.name: {label: m.default_thresholds.get(label, 0.5) for label in m.labels}
+                 for m in models_in_force(config).values() if m.task == "qc"}
+    return QcStage(quiet_period_s=config.quiet_period_s, qc_models=qc_models)
 
 
 STAGES: dict[str, Callable[[Config, str | None], Stage]] = {
