@@ -9,12 +9,12 @@ idempotency key derived from its inputs, and consumers deduplicate on it.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from radstream.services.times import iso
 from radstream.streams.codec import Codec
 from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.reader import read_topic
@@ -36,24 +36,6 @@ def input_topic(stage: str) -> str:
         if issubclass(cls, Stage) and cls is not Stage and getattr(cls, "name", None) == stage:
             return cls.input_topic
     raise LookupError(f"no Stage class named {stage!r} in {module.__name__}")
-
-
-def parse_time(text: str) -> int:
-    """Epoch milliseconds from epoch ms (digits) or ISO 8601 (no zone = UTC)."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not a time: {text!r} (ISO 8601, e.g. 2026-11-27T10:00:00Z, or epoch milliseconds)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
-
-
-def iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

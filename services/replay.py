@@ -8,7 +8,6 @@ its own config topic holding the candidate thresholds, and reads the shared blob
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 import uuid
@@ -24,19 +23,6 @@ from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.reader import read_topic
 from radstream.streams.kafka.topics import DICOM_ARRIVED, create_topics
 from radstream.streams.stages.registry import known_threshold_keys
-
-
-def parse_time(text: str) -> int:
-    """Epoch milliseconds from an ISO 8601 time (UTC when no zone is given) or an integer."""
-    if text.isdigit():
-        return int(text)
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"bad time {text!r}: use ISO 8601 (2026-11-27T22:00:00) or epoch milliseconds") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
 
 
 @dataclass

@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _letters(args: argparse.Namespace):
     from radstream.services.cli import EXIT_USAGE, CliError
-    from radstream.services.dlq import dead_letters, input_topic, parse_time
+    from radstream.services.dlq import dead_letters, input_topic
+    from radstream.services.times import parse_time
     from radstream.streams.config import Config
 
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 def _replay(args: argparse.Namespace) -> int:
     from radstream.services import replay
+    from radstream.services.times import parse_time
     from radstream.services.cli import CliError
     from radstream.streams.config import Config, ThresholdError
 
@@ -15,7 +16,7 @@ def _replay(args: argparse.Namespace) -> int:
     if not config.kafka.bootstrap:
         raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", 2)
     try:
-        start, end = replay.parse_time(args.start), replay.parse_time(args.end)
+        start, end = parse_time(args.start), parse_time(args.end)
         report = replay.run_replay(config, args.source, start, end, Path(args.config),
                                    models=args.models.split(",") if args.models else None, name=args.name,
                                    timeout_s=args.timeout)
