@@ -1,7 +1,8 @@
 """DICOM bytes -> model-ready frames, display frames and allow-listed metadata.
 
 The decode stage's pure core. The order matters and is the point of this module:
-parse, refuse what is not an image, check the header against `DecodeLimits`
+parse, refuse what is not an image, repair the header where exactly one reading
+is possible (`repairs.py`, each repair recorded), check the header against `DecodeLimits`
 *before* any pixel is decoded (a few kilobytes of JPEG 2000 can claim gigabytes),
 check the pixel data length, and only then decode frame by frame.
 
@@ -43,6 +44,7 @@ from pydicom.uid import (
 
 from ..errors import NotAnImage, Rejected, StageError
 from .metadata import Metadata, extract_metadata
+from .repairs import apply_repairs
 from .pixels import (
     UINT8_RANGE,
     apply_modality_lut,
@@ -100,11 +102,13 @@ class DecodeLimits:
 class DecodedInstance:
     """frames: 2-D float32, Modality LUT applied, bone bright (for models).
     display: 2-D uint8, VOI LUT applied, bone bright (for people). Same count and shape.
+    repairs: one note per header repair (`repairs.py`), also in metadata["Repairs"].
     """
 
     frames: list[np.ndarray]
     display: list[np.ndarray]
     metadata: Metadata = field(default_factory=dict)
+    repairs: list[str] = field(default_factory=list)
 
 
 def decode_instance(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedInstance:
@@ -114,12 +118,13 @@ def decode_instance(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decod
     ds = read_dataset(data)
     with _rejecting("malformed_header", "malformed image header"):
         check_is_image(ds)
+        repairs = apply_repairs(ds)
         check_header(ds, limits)
         check_pixel_data_length(ds)
-        metadata = extract_metadata(ds)
+        metadata = extract_metadata(ds, repairs)
     with _rejecting("undecodable", "pixel data could not be decoded"):
         frames, display = decode_frames(ds)
-    return DecodedInstance(frames=frames, display=display, metadata=metadata)
+    return DecodedInstance(frames=frames, display=display, metadata=metadata, repairs=repairs)
 
 
 def read_dataset(data: bytes) -> Dataset:

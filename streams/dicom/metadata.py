@@ -9,7 +9,7 @@ Adding a key is a privacy decision: review it against PS3.15 Annex E first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 from pydicom.dataset import Dataset
@@ -65,17 +65,24 @@ ALLOWED_ATTRIBUTES: Mapping[str, Callable[[object], MetadataValue]] = MappingPro
 # consumer knows whether magnification was corrected for (PS3.3 10.7.1.3).
 PIXEL_SPACING_SOURCES: tuple[str, ...] = ("PixelSpacing", "ImagerPixelSpacing")
 
+# The header repairs decode made ("; "-joined notes, None when none): technical
+# notes built only from Image Pixel module values, never from other attributes.
+REPAIRS_KEY = "Repairs"
+
 METADATA_KEYS: tuple[str, ...] = (
     *ALLOWED_ATTRIBUTES,
     "TransferSyntaxUID",
     "PixelSpacingRow",
     "PixelSpacingColumn",
     "PixelSpacingSource",
+    REPAIRS_KEY,
 )
 
 
-def extract_metadata(ds: Dataset) -> Metadata:
+def extract_metadata(ds: Dataset, repairs: Sequence[str] = ()) -> Metadata:
     """The allow-listed attributes of `ds`, each a scalar or None when absent or malformed.
+
+    `repairs` are the header repair notes (see `repairs.py`), kept under REPAIRS_KEY.
 
     A malformed technical value becomes None rather than failing the image: the
     pixels are still usable, and None tells the consumer the value is unknown.
@@ -85,6 +92,7 @@ def extract_metadata(ds: Dataset) -> Metadata:
     syntax = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
     metadata["TransferSyntaxUID"] = _text(syntax) if syntax else None
     metadata.update(pixel_spacing(ds))
+    metadata[REPAIRS_KEY] = "; ".join(repairs) or None
     return metadata
 
 

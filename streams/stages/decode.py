@@ -48,6 +48,7 @@ def image_metadata(meta: dict[str, Any]) -> dict[str, Any]:
         "photometric_interpretation": meta.get("PhotometricInterpretation") or "",
         "bits_stored": meta.get("BitsStored"),
         "transfer_syntax_uid": meta.get("TransferSyntaxUID") or "",
+        "repairs": meta.get("Repairs"),
     }
 
 

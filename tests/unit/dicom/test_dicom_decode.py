@@ -133,7 +133,7 @@ def test_jpeg2000_codestream_larger_than_the_header_is_rejected() -> None:
 @pytest.mark.parametrize(
     ("attributes", "code"),
     [
-        ({"Rows": None}, "missing_dimensions"),
+        ({"Rows": None, "Columns": None}, "missing_dimensions"),  # one alone is repaired (test_repairs)
         ({"PhotometricInterpretation": "HSV"}, "unsupported_photometric"),
         ({"BitsStored": 17, "BitsAllocated": 32}, "unsupported_bit_depth"),
         ({"SamplesPerPixel": 3}, "invalid_samples"),
