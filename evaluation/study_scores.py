@@ -5,7 +5,8 @@ Decision: a study is positive for a label when any of its images has a finding
 Score: the highest finding confidence for that label over the study's images; when
 no finding has the label, the highest classifier probability for it, then the
 highest fused box score for it; 0 when the study says nothing about the label.
-NOT_ANALYSABLE images carry no findings or outputs, so they count as silent.
+NOT_ANALYSABLE images carry no findings, boxes or finding-model outputs (only their QC
+models' outputs, whose labels are acquisition defects), so they count as silent.
 """
 
 from __future__ import annotations

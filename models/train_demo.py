@@ -1,7 +1,8 @@
-"""Train the two shipped demo models on synthetic phantoms and register them.
+"""Train the shipped demo models on synthetic phantoms and register them.
 
 Run `python -m radstream.models.train_demo` to rebuild models/artifacts/ and
-models/registry/. Deterministic for a given seed on CPU. NOT FOR CLINICAL USE.
+models/registry/ (the nodule classifier and detector here, then the pixel-QC model
+of models/train_qc.py). Deterministic for a given seed on CPU. NOT FOR CLINICAL USE.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from .backends.torch_backend import TorchBackend
+from .calibration import calibrate_model
 from .demo_data import generate_phantoms, render_sets
 from .evaluation import evaluate_classifier, evaluate_detector
 from .manifest import ArtifactRef, ModelManifest, sha256_file
@@ -39,16 +41,16 @@ CLASSIFIER_PROFILE = InputProfile(size=256, clahe=ClaheSettings(enabled=True, cl
 DETECTOR_PROFILE = InputProfile(size=256, clahe=ClaheSettings(enabled=False))
 
 
-def _save(
+def save_model(
     net: nn.Module, manifest_fields: dict, registry_dir: Path, artifacts_dir: Path
 ) -> ModelManifest:
+    """Write the weights and the manifest (version VERSION, the demo architecture); read it back."""
     name = manifest_fields["name"]
     artifact = artifacts_dir / f"{name}-{VERSION}.pt"
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, artifact)
     manifest = ModelManifest(
         version=VERSION,
-        labels=[NODULE],
         architecture=dict(ARCHITECTURE),
         artifact=ArtifactRef(path=os.path.relpath(artifact, registry_dir), sha256=sha256_file(artifact)),
         **manifest_fields,
@@ -102,15 +104,21 @@ def build_demo(
 
     common = {"not_for_clinical_use": True, "fusion_weight": 1.0}
     manifests = [
-        _save(classifier, {"name": "demo-classifier", "task": "classifier", "family": "tiny-cnn",
-                           "input_profile": cls_profile, "default_thresholds": {NODULE: 0.5}, **common},
-              registry_dir, artifacts_dir),
-        _save(detector, {"name": "demo-detector", "task": "detector", "family": "tiny-centernet",
-                         "input_profile": det_profile, "default_thresholds": {NODULE: 0.3}, **common},
-              registry_dir, artifacts_dir),
+        save_model(classifier, {"name": "demo-classifier", "task": "classifier", "family": "tiny-cnn",
+                                "labels": [NODULE], "input_profile": cls_profile,
+                                "default_thresholds": {NODULE: 0.5}, **common},
+                   registry_dir, artifacts_dir),
+        save_model(detector, {"name": "demo-detector", "task": "detector", "family": "tiny-centernet",
+                              "labels": [NODULE], "input_profile": det_profile,
+                              "default_thresholds": {NODULE: 0.3}, **common},
+                   registry_dir, artifacts_dir),
     ]
     evaluators = [evaluate_classifier, evaluate_detector]
-    for manifest, evaluate, seconds in zip(manifests, evaluators, [cls_seconds, det_seconds]):
+    for i, (manifest, evaluate, seconds) in enumerate(zip(manifests, evaluators, [cls_seconds, det_seconds])):
+        # Fit the temperature on separate phantoms; the operating point moves to the calibrated scale.
+        path = registry_dir / f"{manifest.name}.json"
+        calibrate_model(path, images=max(50, n_held_out), progress=progress)
+        manifest = manifests[i] = ModelManifest.read(path)
         metrics = evaluate(TorchBackend(manifest), held_out)
         manifest.validation = {
             "data": f"synthetic phantoms, numpy SeedSequence([{seed}, 2]), never used in training",
@@ -124,4 +132,7 @@ def build_demo(
 
 
 if __name__ == "__main__":
+    from .train_qc import build_qc_demo  # imports this module: the QC model reuses save_model
+
     build_demo(default_registry_dir())
+    build_qc_demo(default_registry_dir())

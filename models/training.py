@@ -1,4 +1,4 @@
-"""Deterministic CPU training loops for the two demo networks."""
+"""Deterministic CPU training loops for the demo networks."""
 
 from __future__ import annotations
 
@@ -110,6 +110,38 @@ def train_detector(
             schedule.step()
             total += loss.item() * len(index)
         progress(f"detector epoch {epoch + 1}/{epochs} loss {total / len(inputs):.4f} "
+                 f"({time.perf_counter() - started:.1f}s)")
+    net.eval()
+    return time.perf_counter() - started
+
+
+def train_multilabel(
+    net: TinyClassifier, x: np.ndarray, targets: np.ndarray, epochs: int, progress: Progress,
+    batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
+) -> float:
+    """Image-level BCE over independent labels (the QC model); returns wall seconds.
+
+    No dense supervision: acquisition defects are properties of the whole image, not places in it.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    inputs, labels = torch.from_numpy(x), torch.from_numpy(targets.astype(np.float32))
+    steps = epochs * -(-len(inputs) // batch_size)
+    optimiser, schedule = _optimiser(net, lr, steps)
+    started = time.perf_counter()
+    net.train()
+    for epoch in range(epochs):
+        total = 0.0
+        for index in _batches(len(inputs), batch_size, generator):
+            batch = inputs[index]
+            flip = _flip_lr(batch, generator)[:, None, None, None]
+            batch = torch.where(flip, batch.flip(-1), batch)
+            loss = F.binary_cross_entropy_with_logits(net(batch), labels[index])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(index)
+        progress(f"qc epoch {epoch + 1}/{epochs} loss {total / len(inputs):.4f} "
                  f"({time.perf_counter() - started:.1f}s)")
     net.eval()
     return time.perf_counter() - started

@@ -105,7 +105,7 @@ class InferStage(Stage):
             "model": {"name": self.manifest.name, "version": self.manifest.version, "task": self.manifest.task},
             "detections": detections,
             "classifications": {k: float(v) for k, v in out.classifications.items()}
-                               if self.manifest.task == "classifier" else {},
+                               if self.manifest.task in ("classifier", "qc") else {},
             "batch_size": batch,
             "config_version": thresholds.version,
             "stage_ms": dict(event["stage_ms"]),

@@ -4,6 +4,8 @@ to a receiver in this test (protobuf decoded with the OpenTelemetry proto packag
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,11 +15,8 @@ from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from radstream.models.synthetic_dicom import write_synthetic_study
-from radstream.services.publish import publish
 from radstream.services.stack import Stack
-from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
-from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.telemetry import study_context, trace_id_hex
 from tests.plain_reader import PlainReader
 
@@ -55,23 +54,22 @@ class Collector:
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
 
 
-def test_one_study_is_one_connected_trace_over_every_stage(pipeline_env, tmp_path, monkeypatch) -> None:
+def test_one_study_is_one_connected_trace_over_every_stage(pipeline_env, tmp_path) -> None:
     collector = Collector()
     otel = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.endpoint}
-    for k, v in otel.items():
-        monkeypatch.setenv(k, v)  # the publisher (this process) exports too
     env = {**pipeline_env, **otel}
     config = Config.from_env(env={**os.environ, **env})
     files = write_synthetic_study(tmp_path / "s", n_images=2, seed=99)
     with Stack(config, config.kafka.bootstrap, env=env) as stack:
-        studies, _ = publish(EventProducer(config.kafka), open_blob_store(config.blob_url), files, log=lambda m: None)
+        # The publisher is its own process too (a process installs its tracer provider once).
+        res = subprocess.run([sys.executable, "-m", "radstream.services.cli", "publish", *map(str, files)],
+                             env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        studies = res.stdout.split()
         topic = config.kafka.topic("study.results")
         reader = PlainReader(config.kafka.bootstrap, [topic])
         assert reader.poll_until(lambda r: r[topic], 120, stack.poll)
         reader.close()
-    from radstream.streams import telemetry
-
-    telemetry.shutdown()  # flush this process's publish spans
     result = reader.records[topic][0]
     trace_id = trace_id_hex(study_context(studies[0]))
     assert result["trace_id"] == trace_id
@@ -85,7 +83,8 @@ def test_one_study_is_one_connected_trace_over_every_stage(pipeline_env, tmp_pat
             break
         time.sleep(0.2)
     assert services == {"radstream-publish", "radstream-decode", "radstream-preprocess", "radstream-fuse",
-                        "radstream-qc", "radstream-infer:demo-classifier", "radstream-infer:demo-detector"}
+                        "radstream-qc", "radstream-infer:demo-classifier", "radstream-infer:demo-detector",
+                        "radstream-infer:demo-qc"}
     # Connected: every span's parent is another span of the trace, or the study's root context.
     ids = {s["id"] for s in spans}
     root = format(trace.get_current_span(study_context(studies[0])).get_span_context().span_id, "016x")

@@ -49,7 +49,8 @@ def test_bad_pick_is_an_input_error(text: str) -> None:
 def test_threshold_file_uses_the_keys_rules_read(tmp_path) -> None:
     from radstream.streams.rules import default_rules
 
-    rules = {r.label + "/" + r.kind: r.threshold_key for r in default_rules({"det": {"mass": 0.5}}, {"cls": {"nodule": 0.5}})}
+    rules = {r.label + "/" + r.when.kind: r.when.threshold_key
+             for r in default_rules({"det": {"mass": 0.5}}, {"cls": {"nodule": 0.5}})}
     assert threshold_key("nodule", "suspected") == rules["nodule/classifier"]
     assert threshold_key("mass", "detected") == rules["mass/fused_box"]
     path = tmp_path / "t.yaml"

@@ -9,7 +9,7 @@ from radstream.models.backends.torch_backend import TorchBackend
 from radstream.models.manifest import ModelLoadError, ModelManifest, verify_artifact
 from radstream.models.registry import default_registry_dir, load_manifests
 
-SHIPPED = ["demo-classifier", "demo-detector"]
+SHIPPED = ["demo-classifier", "demo-detector", "demo-qc"]
 
 
 @pytest.fixture()
@@ -26,8 +26,13 @@ def test_shipped_manifests_load_and_verify() -> None:
     assert sorted(manifests) == SHIPPED
     for manifest in manifests.values():
         assert manifest.not_for_clinical_use is True
-        assert manifest.input_profile.size == 256
-        assert set(manifest.default_thresholds) == set(manifest.labels) == {"nodule"}
+        if manifest.task == "qc":  # acquisition defects, judged on a 128 px view
+            assert manifest.input_profile.size == 128
+            qc_labels = {"underexposed", "overexposed", "rotated"}
+            assert set(manifest.default_thresholds) == set(manifest.labels) == qc_labels
+        else:
+            assert manifest.input_profile.size == 256
+            assert set(manifest.default_thresholds) == set(manifest.labels) == {"nodule"}
         assert manifest.validation, "training must record held-out metrics"
         assert verify_artifact(manifest).stat().st_size < 2_000_000
 
