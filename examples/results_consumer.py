@@ -44,6 +44,8 @@ def main() -> None:
             result = fastavro.schemaless_reader(io.BytesIO(data[10:]), schema)
             if result["idempotency_key"] in seen:
                 continue  # a redelivery
+            if not result["final"]:
+                continue  # an incremental per-image update; reporting waits for the final result
             seen.add(result["idempotency_key"])
             print(json.dumps(result), flush=True)
     finally:

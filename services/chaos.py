@@ -125,6 +125,8 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
         for msg in read_topic(settings, STUDY_RESULTS, follow=True, idle_timeout_s=120):
             stack.poll()
             _, result = codec.decode(msg.value())
+            if not result["final"]:
+                continue  # incremental updates are not study results
             raw += 1
             keys.setdefault(result["study_uid"], set()).add(result["idempotency_key"])
             if set(studies) <= set(keys) or time.monotonic() > deadline:

@@ -125,7 +125,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         overrides = current_overrides(settings)
-        for result in study_results(settings, follow=args.follow, study=args.study):
+        for result in study_results(settings, follow=args.follow, study=args.study, final_only=not args.updates):
             result = apply_overrides(result, overrides)
             print(as_json(result) if args.json else summary_line(result), flush=True)
     except LookupError as exc:
@@ -179,8 +179,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_models_build_demo(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir
     from radstream.models.train_demo import build_demo
+    from radstream.models.train_qc import build_qc_demo
 
-    manifests = build_demo(Path(args.registry) if args.registry else default_registry_dir(), seed=args.seed)
+    registry = Path(args.registry) if args.registry else default_registry_dir()
+    manifests = build_demo(registry, seed=args.seed) + [build_qc_demo(registry, seed=args.seed)]
     for m in manifests:
         print(f"{m.name} v{m.version}: {json.dumps(m.validation, sort_keys=True)}")
     return 0
@@ -278,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--study", help="only this Study Instance UID")
     sp.add_argument("--follow", action="store_true", help="keep reading new results")
     sp.add_argument("--json", action="store_true", help="one JSON object per line")
+    sp.add_argument("--updates", action="store_true", help="also the incremental (non-final) per-image updates")
     sp.set_defaults(func=cmd_results)
 
     sp = sub.add_parser("status", help="running stages on this host and their health")

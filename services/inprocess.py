@@ -57,7 +57,7 @@ class InProcessPipeline:
         for inst in instances:
             blob = self.store.put(inst.path.read_bytes(), "application/dicom")
             arrival = arrival_event(inst, blob, site, per_study[inst.study_uid], int(time.time() * 1000))
-            results += [o.value for o in self.image(arrival)]
+            results += [o.value for o in self.image(arrival) if o.value["final"]]
         t0 = time.perf_counter()
         results += [o.value for o in self.stages["qc"].on_tick(int(time.time() * 1000) + 10**9)]
         self.stage_seconds["qc"] += time.perf_counter() - t0

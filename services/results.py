@@ -15,12 +15,15 @@ from radstream.streams.kafka.topics import STUDY_RESULTS
 
 
 def study_results(settings: KafkaSettings, follow: bool = False, study: str | None = None,
-                  idle_timeout_s: float | None = None) -> Iterator[dict]:
+                  idle_timeout_s: float | None = None, final_only: bool = True) -> Iterator[dict]:
+    """Study results, each once; incremental (non-final) updates only with `final_only=False`."""
     codec = Codec(settings.schema_registry_url)
     seen: set[str] = set()
     for msg in read_topic(settings, STUDY_RESULTS, follow=follow, idle_timeout_s=idle_timeout_s):
         _, result = codec.decode(msg.value(), expect="StudyResult")
         if result["idempotency_key"] in seen or (study and result["study_uid"] != study):
+            continue
+        if final_only and not result["final"]:
             continue
         seen.add(result["idempotency_key"])
         yield result
@@ -39,7 +42,8 @@ def summary_line(result: dict) -> str:
                               for f in top[:3])
             more = f" (+{len(top) - 3} more)" if len(top) > 3 else ""
             parts.append(f"...{img['sop_uid'][-10:]}: {shown + more if top else 'no findings'}")
-    return (f"study {result['study_uid']} ({len(result['images'])} image(s), {result['completion']}, "
+    return (f"{'study' if result['final'] else 'update'} {result['study_uid']} ({len(result['images'])} image(s), "
+            f"{result['completion']}, "
             f"config v{result['config_version']}): " + " | ".join(parts))
 
 

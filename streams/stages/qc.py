@@ -1,4 +1,8 @@
-"""qc: header-level checks per image, then study assembly into one StudyResult.
+"""qc: header checks and pixel QC per image, then study assembly into one StudyResult.
+
+Pixel QC is an OR over every "qc"-task model's outputs (acquisition defects such as
+under- or overexposure): one probability at or above its threshold
+(`model:<name>/<label>`, default from the manifest) makes the image not analysable.
 
 State (changelog-backed) per study: the image results so far. A study is final
 when the expected instance count (from the sender) is reached, or when no image
@@ -11,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from radstream.streams.config import ThresholdSet
 from radstream.streams.kafka.topics import FINDINGS_FUSED, STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
 
@@ -31,10 +36,30 @@ def header_flags(fused: dict, applicable_body_parts: tuple[str, ...]) -> list[st
     return flags
 
 
-def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: int) -> dict:
-    flags = header_flags(fused, applicable_body_parts)
+def pixel_flags(fused: dict, qc_models: dict[str, dict[str, float]], thresholds: ThresholdSet) -> list[str]:
+    """One flag per qc-model label at or above its threshold; `qc_models` maps name -> {label: default}."""
+    flags = []
+    for out in fused["classifier_outputs"]:
+        model, label, p = out["model"], out["label"], out["probability"]
+        defaults = qc_models.get(model, {})
+        if label not in defaults:
+            continue
+        threshold = thresholds.get(f"model:{model}/{label}", defaults[label])
+        if p >= threshold:
+            version = fused["model_versions"].get(model, "?")
+            flags.append(f"pixel QC: {label} {p:.2f} >= {threshold:.2f} ({model} v{version})")
+    return flags
+
+
+def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: int,
+                 qc_models: dict[str, dict[str, float]] | None = None,
+                 thresholds: ThresholdSet | None = None) -> dict:
+    qc_models = qc_models or {}
+    flags = header_flags(fused, applicable_body_parts) + pixel_flags(fused, qc_models, thresholds or ThresholdSet())
     analysable = not flags
     meta = fused["metadata"]
+    # A gated image keeps its QC models' outputs, so a reader sees the values behind the flags.
+    shown = [o for o in fused["classifier_outputs"] if analysable or o["model"] in qc_models]
     return {
         "sop_uid": fused["sop_uid"],
         "series_uid": fused["series_uid"],
@@ -43,7 +68,7 @@ def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: in
         "qc_flags": flags,
         "missing_models": fused["missing_models"],
         "fused_boxes": fused["fused_boxes"] if analysable else [],
-        "classifier_outputs": fused["classifier_outputs"] if analysable else [],
+        "classifier_outputs": shown,
         "findings": fused["findings"] if analysable else [],
         "modality": meta.get("modality"),
         "body_part": meta.get("body_part"),
@@ -60,7 +85,9 @@ class QcStage(Stage):
     input_schema = "FindingsFused"
     stateful = True
 
-    def __init__(self, quiet_period_s: float = 10.0, applicable_body_parts: tuple[str, ...] = ("CHEST",)) -> None:
+    def __init__(self, quiet_period_s: float = 10.0, applicable_body_parts: tuple[str, ...] = ("CHEST",),
+                 qc_models: dict[str, dict[str, float]] | None = None) -> None:
+        self.qc_models = dict(qc_models or {})  # name -> {label: default threshold}, task "qc" only
         self.quiet_ms = int(quiet_period_s * 1000)
         self.retention_ms = max(self.quiet_ms * 6, 600_000)
         self.applicable = tuple(b.upper() for b in applicable_body_parts)
@@ -73,10 +100,13 @@ class QcStage(Stage):
             "images": {}, "expected": fused["expected_instances"], "site": fused["site"],
             "trace_id": fused["trace_id"], "final_keys": [], "traceparent": traceparent_of(event),
         }
-        image = image_result(fused, self.applicable, now)
+        thresholds = self.thresholds(fused["site"])
+        image = image_result(fused, self.applicable, now, self.qc_models, thresholds)
         image_key = f"{fused['sop_uid']}#{fused['frame']}"
+        # The version in force is fuse's (rules) or this stage's (pixel QC), whichever is newer.
+        config_version = max(fused["config_version"], thresholds.version) if self.qc_models else fused["config_version"]
         study["images"][image_key] = {"result": image, "versions": fused["model_versions"],
-                                      "config_version": fused["config_version"]}
+                                      "config_version": config_version}
         study["last_ms"] = now
         if fused["expected_instances"]:
             study["expected"] = fused["expected_instances"]
@@ -86,6 +116,8 @@ class QcStage(Stage):
             outputs.append(self._final(fused["study_uid"], study, "late_amendment", now))
         elif study["expected"] and len(sops) >= study["expected"]:
             outputs.append(self._final(fused["study_uid"], study, "expected_count_reached", now))
+        else:  # an incremental update: the study so far, not final
+            outputs.append(self._final(fused["study_uid"], study, "in_progress", now, final=False))
         self.state.put(fused["study_uid"], study)
         return outputs
 
@@ -102,19 +134,22 @@ class QcStage(Stage):
                 self.state.delete(study_uid)
         return outputs
 
-    def _final(self, study_uid: str, study: dict, completion: str, now_ms: int) -> Output:
+    def _final(self, study_uid: str, study: dict, completion: str, now_ms: int, final: bool = True) -> Output:
+        """The study result so far; `final=False` makes it an incremental update."""
         images = [study["images"][k]["result"] for k in sorted(study["images"])]
         versions: dict[str, str] = {}
         for entry in study["images"].values():
             versions.update(entry["versions"])
         config_version = max(e["config_version"] for e in study["images"].values())
-        key = idempotency_key(study_uid, sorted(study["images"]), sorted(versions.items()), config_version)
-        study["final_keys"].append(key)
+        key = idempotency_key(study_uid, sorted(study["images"]), sorted(versions.items()), config_version,
+                              "final" if final else "update")
+        if final:
+            study["final_keys"].append(key)
         value = {
             "idempotency_key": key,
             "study_uid": study_uid,
             "site": study["site"],
-            "final": True,
+            "final": final,
             "completion": completion,
             "expected_instances": study["expected"],
             "images": images,
@@ -127,7 +162,7 @@ class QcStage(Stage):
         return Output(STUDY_RESULTS, study_uid, "StudyResult", value)
 
     def health(self) -> dict[str, Any]:
-        return {"open_studies": len(self.state) if self.state else 0}
+        return {"open_studies": len(self.state) if self.state else 0, "qc_models": sorted(self.qc_models)}
 
 
 def _now_ms() -> int:

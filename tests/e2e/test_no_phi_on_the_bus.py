@@ -53,7 +53,7 @@ def test_no_phi_value_appears_in_any_message_on_any_topic(stack, pipeline_config
     assert not errors
     results = settings.topic("study.results")
     reader = PlainReader(settings.bootstrap, [results])
-    assert reader.poll_until(lambda r: {x["study_uid"] for x in r[results]} >= set(studies), 180, stack.poll)
+    assert reader.poll_until(lambda r: {x["study_uid"] for x in r[results] if x["final"]} >= set(studies), 180, stack.poll)
     reader.close()
 
     consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "phi-audit", "enable.auto.commit": False})

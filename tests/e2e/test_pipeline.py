@@ -67,22 +67,26 @@ def test_every_arrival_yields_one_result_or_one_dlq_record(stack, pipeline_confi
     expected_dlq = set(poison) | {"bad.not-avro"}
 
     def done(records) -> bool:
-        landed = {r["study_uid"] for r in records[results_topic]}
+        landed = {r["study_uid"] for r in records[results_topic] if r["final"]}
         dead = {r["key"].decode() for r in records[dlq_topic]}
         return set(studies) <= landed and expected_dlq <= dead
 
     ok = reader.poll_until(done, timeout_s=240, on_idle=stack.poll)
     reader.close()
-    results, dead = reader.records[results_topic], reader.records[dlq_topic]
+    updates = [r for r in reader.records[results_topic] if not r["final"]]
+    results = [r for r in reader.records[results_topic] if r["final"]]
+    dead = reader.records[dlq_topic]
     assert ok, f"results for {len({r['study_uid'] for r in results})}/{len(studies)} studies, DLQ keys {[d['key'] for d in dead]}"
 
     # Exactly one final result per study (after dedupe by idempotency key), none for poison inputs.
     by_study: dict[str, set[str]] = {}
     for r in results:
-        assert r["final"]
         by_study.setdefault(r["study_uid"], set()).add(r["idempotency_key"])
     assert set(by_study) == set(studies)
     assert all(len(keys) == 1 for keys in by_study.values()), by_study
+    # Every two-image study also gave an incremental update after its first image, never marked final.
+    assert {u["study_uid"] for u in updates} == set(studies)
+    assert all(u["completion"] == "in_progress" and len(u["images"]) == 1 for u in updates)
 
     # The real radiographs: RG1 (chest) analysed, RG3 (extremity) gated by the header check.
     rg = {read_instance(p).study_uid: read_instance(p) for p in real_radiographs()}

@@ -66,7 +66,10 @@ def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
 
         status = json.loads(_cli(env, "status", "--json").stdout)
         stages = sorted(r["stage"] for r in status)
-        assert stages == ["decode", "fuse", "infer", "infer", "preprocess", "qc"]
+        from radstream.models.registry import default_registry_dir, load_manifests
+
+        n_models = len(load_manifests(default_registry_dir()))
+        assert stages == sorted(["decode", "preprocess", "fuse", "qc"] + ["infer"] * n_models)
         assert all(r["health"]["healthy"] and r["health"]["partitions"] for r in status)
     finally:
         up.send_signal(signal.SIGTERM)

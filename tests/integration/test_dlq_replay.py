@@ -65,7 +65,7 @@ def test_replayed_dead_letter_completes_its_study(stack, pipeline_config, pipeli
         assert done.returncode == 0, done.stderr
         assert f"replayed {dlq_topic}@" in done.stdout and "replayed 1 dead letter(s)" in done.stdout
 
-        landed = reader.poll_until(lambda r: any(x["study_uid"] == inst.study_uid for x in r[results_topic]),
+        landed = reader.poll_until(lambda r: any(x["study_uid"] == inst.study_uid and x["final"] for x in r[results_topic]),
                                    180, stack.poll)
         assert landed, f"no result for the replayed study; DLQ now {[d['error_code'] for d in reader.records[dlq_topic]]}"
     finally:

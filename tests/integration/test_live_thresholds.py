@@ -69,9 +69,9 @@ def test_push_reaches_every_stage_and_changes_later_results(stack, pipeline_env,
     studies, _ = publish(producer, open_blob_store(config.blob_url), real_radiographs()[:2], log=lambda m: None)
     topic = config.kafka.topic("study.results")
     reader = PlainReader(config.kafka.bootstrap, [topic])
-    assert reader.poll_until(lambda r: {x["study_uid"] for x in r[topic]} >= set(studies), 120, stack.poll)
+    assert reader.poll_until(lambda r: {x["study_uid"] for x in r[topic] if x["final"]} >= set(studies), 120, stack.poll)
     reader.close()
-    result = reader.records[topic][0]
+    result = next(r for r in reader.records[topic] if r["final"])
     assert result["config_version"] == 1
     findings = [f for img in result["images"] for f in img["findings"]]
     assert all(f["confidence"] >= 0.999 for f in findings)

@@ -109,7 +109,7 @@ def _results_land(stack, studies: list[str], log_path: Path, timeout_s: float = 
     topic = settings.topic("study.results")
     reader = PlainReader(settings.bootstrap, [topic])
     try:
-        ok = reader.poll_until(lambda r: set(studies) <= {x["study_uid"] for x in r[topic]}, timeout_s, stack.poll)
+        ok = reader.poll_until(lambda r: set(studies) <= {x["study_uid"] for x in r[topic] if x["final"]}, timeout_s, stack.poll)
     finally:
         reader.close()
     assert ok, f"results for {len({x['study_uid'] for x in reader.records[topic]})}/{len(studies)} studies; " \

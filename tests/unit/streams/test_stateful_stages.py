@@ -81,7 +81,9 @@ def _qc(quiet_s: float = 10.0) -> QcStage:
 
 def test_qc_finalises_when_the_expected_count_is_reached_in_any_order() -> None:
     stage = _qc()
-    assert stage.process(Inbound(_fused("9.9.2"))) == []
+    [update] = stage.process(Inbound(_fused("9.9.2")))
+    assert not update.value["final"] and update.value["completion"] == "in_progress"
+    assert [i["sop_uid"] for i in update.value["images"]] == ["9.9.2"]
     out = stage.process(Inbound(_fused("9.9.1")))
     assert len(out) == 1
     result = out[0].value
@@ -93,7 +95,8 @@ def test_qc_finalises_when_the_expected_count_is_reached_in_any_order() -> None:
 def test_qc_quiet_period_and_header_gating() -> None:
     stage = _qc(quiet_s=0.0)
     fused = _fused("9.9.1", expected=None, body_part="HAND")
-    assert stage.process(Inbound(fused)) == []
+    [update] = stage.process(Inbound(fused))
+    assert not update.value["final"]  # no expected count: an update until the quiet period ends
     out = stage.on_tick(fused["arrived_at"] + 60_000)
     assert len(out) == 1 and out[0].value["completion"] == "quiet_period_elapsed"
     image = out[0].value["images"][0]
