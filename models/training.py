@@ -32,6 +32,27 @@ def _optimiser(net: nn.Module, lr: float, steps: int) -> tuple[torch.optim.Optim
     return optimiser, schedule
 
 
+def _fit(net: nn.Module, n: int, epochs: int, batch_size: int, lr: float, generator: torch.Generator,
+         batch_loss: Callable[[torch.Tensor], torch.Tensor], progress: Progress, name: str) -> float:
+    """The one training loop: shuffled batches, AdamW with its schedule, a progress line per
+    epoch. `batch_loss(index)` builds one batch's loss (augmentation included). Returns seconds."""
+    optimiser, schedule = _optimiser(net, lr, epochs * -(-n // batch_size))
+    started = time.perf_counter()
+    net.train()
+    for epoch in range(epochs):
+        total = 0.0
+        for index in _batches(n, batch_size, generator):
+            loss = batch_loss(index)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(index)
+        progress(f"{name} epoch {epoch + 1}/{epochs} loss {total / n:.4f} ({time.perf_counter() - started:.1f}s)")
+    net.eval()
+    return time.perf_counter() - started
+
+
 def train_classifier(
     net: TinyClassifier, x: np.ndarray, boxes: list[np.ndarray], epochs: int, progress: Progress,
     batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
@@ -44,28 +65,16 @@ def train_classifier(
     inputs = torch.from_numpy(x)
     targets = torch.tensor([[float(len(b) > 0)] for b in boxes])
     dense = torch.from_numpy(np.stack([encode_targets(b, [0] * len(b), 1, x.shape[-1], net.stride)[0] for b in boxes]))
-    steps = epochs * -(-len(inputs) // batch_size)
-    optimiser, schedule = _optimiser(net, lr, steps)
-    started = time.perf_counter()
-    net.train()
-    for epoch in range(epochs):
-        total = 0.0
-        for index in _batches(len(inputs), batch_size, generator):
-            batch, d = inputs[index], dense[index]
-            flip = _flip_lr(batch, generator)[:, None, None, None]
-            batch, d = (torch.where(flip, a.flip(-1), a) for a in (batch, d))
-            maps = net.logit_map(batch)
-            image_loss = F.binary_cross_entropy_with_logits(net.pool(maps), targets[index])
-            loss = image_loss + heatmap_focal_loss(maps, d)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(index)
-        progress(f"classifier epoch {epoch + 1}/{epochs} loss {total / len(inputs):.4f} "
-                 f"({time.perf_counter() - started:.1f}s)")
-    net.eval()
-    return time.perf_counter() - started
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        batch, d = inputs[index], dense[index]
+        flip = _flip_lr(batch, generator)[:, None, None, None]
+        batch, d = (torch.where(flip, a.flip(-1), a) for a in (batch, d))
+        maps = net.logit_map(batch)
+        image_loss = F.binary_cross_entropy_with_logits(net.pool(maps), targets[index])
+        return image_loss + heatmap_focal_loss(maps, d)
+
+    return _fit(net, len(inputs), epochs, batch_size, lr, generator, batch_loss, progress, "classifier")
 
 
 def _mirror_targets(heat: torch.Tensor, box: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -88,31 +97,19 @@ def train_detector(
     mask = torch.from_numpy(np.stack([e[2] for e in encoded]))
     inputs = torch.from_numpy(x)
     generator = torch.Generator().manual_seed(seed)
-    steps = epochs * -(-len(inputs) // batch_size)
-    optimiser, schedule = _optimiser(net, lr, steps)
-    started = time.perf_counter()
-    net.train()
-    for epoch in range(epochs):
-        total = 0.0
-        for index in _batches(len(inputs), batch_size, generator):
-            batch, h, b, m = inputs[index], heat[index], box[index], mask[index]
-            flip = _flip_lr(batch, generator)
-            if flip.any():
-                fh, fb, fm = _mirror_targets(h, b, m)
-                sel = flip[:, None, None, None]
-                batch = torch.where(sel, batch.flip(-1), batch)
-                h, b, m = torch.where(sel, fh, h), torch.where(sel, fb, b), torch.where(flip[:, None, None], fm, m)
-            heat_logits, box_pred = net(batch)
-            loss = centernet_loss(heat_logits, box_pred, h, b, m)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(index)
-        progress(f"detector epoch {epoch + 1}/{epochs} loss {total / len(inputs):.4f} "
-                 f"({time.perf_counter() - started:.1f}s)")
-    net.eval()
-    return time.perf_counter() - started
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        batch, h, b, m = inputs[index], heat[index], box[index], mask[index]
+        flip = _flip_lr(batch, generator)
+        if flip.any():
+            fh, fb, fm = _mirror_targets(h, b, m)
+            sel = flip[:, None, None, None]
+            batch = torch.where(sel, batch.flip(-1), batch)
+            h, b, m = torch.where(sel, fh, h), torch.where(sel, fb, b), torch.where(flip[:, None, None], fm, m)
+        heat_logits, box_pred = net(batch)
+        return centernet_loss(heat_logits, box_pred, h, b, m)
+
+    return _fit(net, len(inputs), epochs, batch_size, lr, generator, batch_loss, progress, "detector")
 
 
 def train_multilabel(
@@ -125,23 +122,11 @@ def train_multilabel(
     """
     generator = torch.Generator().manual_seed(seed)
     inputs, labels = torch.from_numpy(x), torch.from_numpy(targets.astype(np.float32))
-    steps = epochs * -(-len(inputs) // batch_size)
-    optimiser, schedule = _optimiser(net, lr, steps)
-    started = time.perf_counter()
-    net.train()
-    for epoch in range(epochs):
-        total = 0.0
-        for index in _batches(len(inputs), batch_size, generator):
-            batch = inputs[index]
-            flip = _flip_lr(batch, generator)[:, None, None, None]
-            batch = torch.where(flip, batch.flip(-1), batch)
-            loss = F.binary_cross_entropy_with_logits(net(batch), labels[index])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(index)
-        progress(f"qc epoch {epoch + 1}/{epochs} loss {total / len(inputs):.4f} "
-                 f"({time.perf_counter() - started:.1f}s)")
-    net.eval()
-    return time.perf_counter() - started
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        batch = inputs[index]
+        flip = _flip_lr(batch, generator)[:, None, None, None]
+        batch = torch.where(flip, batch.flip(-1), batch)
+        return F.binary_cross_entropy_with_logits(net(batch), labels[index])
+
+    return _fit(net, len(inputs), epochs, batch_size, lr, generator, batch_loss, progress, "qc")
