@@ -32,7 +32,7 @@ def arrival_event(**overrides) -> dict:
 
 def metadata(**overrides) -> dict:
     meta = {"sop_class_uid": "1.2.840.10008.5.1.4.1.1.1", "modality": "CR", "body_part": "CHEST",
-            "view_position": "PA", "laterality": None, "manufacturer": "x", "manufacturer_model": None,
+            "view_position": "PA", "laterality": None, "series_laterality": None, "manufacturer": "x", "manufacturer_model": None,
             "pixel_spacing_mm": None, "rows": 100, "columns": 100, "frames": 1,
             "photometric_interpretation": "MONOCHROME2", "bits_stored": 12, "transfer_syntax_uid": "1.2.840.10008.1.2.1"}
     meta.update(overrides)

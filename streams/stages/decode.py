@@ -39,6 +39,7 @@ def image_metadata(meta: dict[str, Any]) -> dict[str, Any]:
         "body_part": meta.get("BodyPartExamined"),
         "view_position": meta.get("ViewPosition"),
         "laterality": meta.get("ImageLaterality") or meta.get("Laterality"),
+        "series_laterality": meta.get("Laterality"),
         "manufacturer": meta.get("Manufacturer"),
         "manufacturer_model": meta.get("ManufacturerModelName"),
         "pixel_spacing_mm": spacing,

@@ -20,10 +20,17 @@ from radstream.streams.kafka.topics import FINDINGS_FUSED, STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
 
 SUPPORTED_MODALITIES = ("CR", "DX")
+# Body parts that come in pairs: an image of one is unreadable without its side.
+PAIRED_BODY_PARTS = ("EXTREMITY", "HAND", "WRIST", "FOREARM", "ELBOW", "ARM", "HUMERUS", "SHOULDER", "CLAVICLE",
+                     "HIP", "FEMUR", "LEG", "KNEE", "TIBIA", "FIBULA", "ANKLE", "FOOT", "BREAST")
+SIDES = ("L", "R")
 
 
-def header_flags(fused: dict, applicable_body_parts: tuple[str, ...]) -> list[str]:
-    """Header checks that make an image not analysable by the models in force."""
+def header_flags(fused: dict, applicable_body_parts: tuple[str, ...],
+                 applicable_views: tuple[str, ...] = ()) -> list[str]:
+    """Header checks that make an image not analysable by the models in force: modality,
+    body part and view position against the models' applicability, and laterality present
+    (for paired body parts) and consistent between image and series."""
     meta = fused["metadata"]
     flags = []
     if (meta.get("modality") or "") not in SUPPORTED_MODALITIES:
@@ -31,6 +38,14 @@ def header_flags(fused: dict, applicable_body_parts: tuple[str, ...]) -> list[st
     body = (meta.get("body_part") or "").upper()
     if applicable_body_parts and body and body not in applicable_body_parts:
         flags.append(f"body part {body} is outside the models' applicability ({', '.join(applicable_body_parts)})")
+    view = (meta.get("view_position") or "").upper()
+    if applicable_views and view and view not in applicable_views:
+        flags.append(f"view position {view} is outside the models' applicability ({', '.join(applicable_views)})")
+    image_side, series_side = (meta.get("laterality") or "").upper(), (meta.get("series_laterality") or "").upper()
+    if body in PAIRED_BODY_PARTS and image_side not in SIDES:
+        flags.append(f"laterality missing for a paired body part ({body})")
+    if image_side in SIDES and series_side in SIDES and image_side != series_side:
+        flags.append(f"laterality inconsistent: image {image_side}, series {series_side}")
     if fused["missing_models"] and set(fused["missing_models"]) == set(fused["expected_models"]):
         flags.append("no model produced an output before the deadline")
     return flags
@@ -53,9 +68,10 @@ def pixel_flags(fused: dict, qc_models: dict[str, dict[str, float]], thresholds:
 
 def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: int,
                  qc_models: dict[str, dict[str, float]] | None = None,
-                 thresholds: ThresholdSet | None = None) -> dict:
+                 thresholds: ThresholdSet | None = None, applicable_views: tuple[str, ...] = ()) -> dict:
     qc_models = qc_models or {}
-    flags = header_flags(fused, applicable_body_parts) + pixel_flags(fused, qc_models, thresholds or ThresholdSet())
+    flags = (header_flags(fused, applicable_body_parts, applicable_views)
+             + pixel_flags(fused, qc_models, thresholds or ThresholdSet()))
     analysable = not flags
     meta = fused["metadata"]
     # A gated image keeps its QC models' outputs, so a reader sees the values behind the flags.
@@ -86,7 +102,9 @@ class QcStage(Stage):
     stateful = True
 
     def __init__(self, quiet_period_s: float = 10.0, applicable_body_parts: tuple[str, ...] = ("CHEST",),
-                 qc_models: dict[str, dict[str, float]] | None = None) -> None:
+                 qc_models: dict[str, dict[str, float]] | None = None,
+                 applicable_views: tuple[str, ...] = ("PA", "AP")) -> None:
+        self.views = tuple(v.upper() for v in applicable_views)
         self.qc_models = dict(qc_models or {})  # name -> {label: default threshold}, task "qc" only
         self.quiet_ms = int(quiet_period_s * 1000)
         self.retention_ms = max(self.quiet_ms * 6, 600_000)
@@ -101,7 +119,7 @@ class QcStage(Stage):
             "trace_id": fused["trace_id"], "final_keys": [], "traceparent": traceparent_of(event),
         }
         thresholds = self.thresholds(fused["site"])
-        image = image_result(fused, self.applicable, now, self.qc_models, thresholds)
+        image = image_result(fused, self.applicable, now, self.qc_models, thresholds, self.views)
         image_key = f"{fused['sop_uid']}#{fused['frame']}"
         # The version in force is fuse's (rules) or this stage's (pixel QC), whichever is newer.
         config_version = max(fused["config_version"], thresholds.version) if self.qc_models else fused["config_version"]

@@ -90,7 +90,7 @@ def test_a_pushed_threshold_changes_the_decision_and_stamps_its_version() -> Non
 
 
 def test_header_and_pixel_flags_combine() -> None:
-    image, _ = _image(_stage(), _fused(qc={**CLEAN, "underexposed": 0.97}, body_part="HAND"))
+    image, _ = _image(_stage(), _fused(qc={**CLEAN, "underexposed": 0.97}, body_part="HAND", laterality="L"))
     assert image["status"] == "NOT_ANALYSABLE" and len(image["qc_flags"]) == 2
     assert image["qc_flags"][0].startswith("body part HAND")
     assert image["qc_flags"][1] == "pixel QC: underexposed 0.97 >= 0.50 (demo-qc v1)"

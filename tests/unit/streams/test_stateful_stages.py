@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from radstream.streams.config import ThresholdBook
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.rules import default_rules
@@ -119,3 +121,20 @@ def test_fuse_calibrates_before_fusion_and_rules_and_keeps_the_raw_values() -> N
     [box] = fused["fused_boxes"]
     assert abs(box["sources"][0]["score"] - 0.8448) < 1e-3 and box["sources"][0]["raw_score"] == 0.7
     assert {f["rule_id"] for f in fused["findings"]} == {"nodule-detected", "nodule-suspected"}
+
+
+@pytest.mark.parametrize("meta,flag", [
+    ({"view_position": "LL"}, "view position LL is outside"),
+    ({"body_part": "HAND", "laterality": None}, "laterality missing for a paired body part (HAND)"),
+    ({"laterality": "R", "series_laterality": "L"}, "laterality inconsistent: image R, series L"),
+])
+def test_view_position_and_laterality_checks(meta, flag) -> None:
+    stage = _qc()
+    [out] = stage.process(Inbound(_fused("9.9.1", expected=1, **meta)))
+    image = out.value["images"][0]
+    assert image["status"] == "NOT_ANALYSABLE" and any(f.startswith(flag) for f in image["qc_flags"]), image["qc_flags"]
+
+
+def test_a_chest_pa_without_laterality_passes_the_header_checks() -> None:
+    [out] = _qc().process(Inbound(_fused("9.9.1", expected=1, laterality=None, series_laterality=None)))
+    assert out.value["images"][0]["qc_flags"] == []
