@@ -28,7 +28,7 @@ def test_shipped_manifests_load_and_verify() -> None:
         assert manifest.not_for_clinical_use is True
         if manifest.task == "qc":  # acquisition defects, judged on a 128 px view
             assert manifest.input_profile.size == 128
-            qc_labels = {"underexposed", "overexposed", "rotated"}
+            qc_labels = {"underexposed", "overexposed", "rotated", "cropped"}
             assert set(manifest.default_thresholds) == set(manifest.labels) == qc_labels
         else:
             assert manifest.input_profile.size == 256
