@@ -19,10 +19,9 @@ RADSTREAM_STUDY_QUIET_PERIOD_S without new images.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -50,6 +49,7 @@ from pydicom.uid import (
 
 from radstream.services.publish import Instance, arrival_event
 from radstream.streams import telemetry
+from radstream.streams.config import Config
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.topics import DICOM_ARRIVED
@@ -77,21 +77,10 @@ class ReceiverSettings:
     drain_s: float = 30.0
 
 
-def receiver_settings_from_env(env: Mapping[str, str] | None = None) -> ReceiverSettings:
-    """The receiver's own settings (the one place they are read; see docs/ingest.md).
-
-    RADSTREAM_RECEIVER_HOST (127.0.0.1; 0.0.0.0 to accept other hosts),
-    RADSTREAM_RECEIVER_MAX_ASSOCIATIONS (10), RADSTREAM_RECEIVER_ACK_TIMEOUT_S (30:
-    how long to wait for the broker before answering a failure status),
-    RADSTREAM_RECEIVER_DRAIN_S (30: on SIGTERM, how long open associations may finish).
-    """
-    e = os.environ if env is None else env
-    return ReceiverSettings(
-        host=e.get("RADSTREAM_RECEIVER_HOST", "127.0.0.1"),
-        max_associations=int(e.get("RADSTREAM_RECEIVER_MAX_ASSOCIATIONS", 10)),
-        ack_timeout_s=float(e.get("RADSTREAM_RECEIVER_ACK_TIMEOUT_S", 30)),
-        drain_s=float(e.get("RADSTREAM_RECEIVER_DRAIN_S", 30)),
-    )
+def receiver_settings(config: Config) -> ReceiverSettings:
+    """The receiver's settings, as the one config reader read them (see docs/ingest.md)."""
+    return ReceiverSettings(host=config.receiver_host, max_associations=config.receiver_max_associations,
+                            ack_timeout_s=config.receiver_ack_timeout_s, drain_s=config.receiver_drain_s)
 
 
 class InstanceSink:

@@ -201,6 +201,12 @@ class Config:
     stall_after_s: float
     compute_threads: int
     non_image_policy: str
+    receiver_host: str = "127.0.0.1"
+    receiver_max_associations: int = 10
+    receiver_ack_timeout_s: float = 30.0  # wait this long for the broker before answering a failure status
+    receiver_drain_s: float = 30.0  # on SIGTERM, how long open associations may finish
+    gateway_tokens_file: str | None = None
+    gateway_jwt_secret: str | None = None
     decode_timeout_s: float = 60.0
     decode_memory_mb: int = 4096
     rules: Any = None  # the parsed RADSTREAM_RULES document (validated against the models by the registry)
@@ -226,5 +232,11 @@ class Config:
             non_image_policy=_choice(e, "RADSTREAM_NON_IMAGE_POLICY", ("skip", "dlq")),
             rules=_yaml_file(e.get("RADSTREAM_RULES")),
             decode_timeout_s=float(e.get("RADSTREAM_DECODE_TIMEOUT_S", 60)),
+            receiver_host=e.get("RADSTREAM_RECEIVER_HOST", "127.0.0.1"),
+            receiver_max_associations=int(e.get("RADSTREAM_RECEIVER_MAX_ASSOCIATIONS", 10)),
+            receiver_ack_timeout_s=float(e.get("RADSTREAM_RECEIVER_ACK_TIMEOUT_S", 30)),
+            receiver_drain_s=float(e.get("RADSTREAM_RECEIVER_DRAIN_S", 30)),
+            gateway_tokens_file=e.get("RADSTREAM_GATEWAY_TOKENS") or None,
+            gateway_jwt_secret=e.get("RADSTREAM_GATEWAY_JWT_SECRET") or None,
             decode_memory_mb=int(e.get("RADSTREAM_DECODE_MEMORY_MB", 4096)),
         )

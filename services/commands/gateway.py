@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,13 +51,13 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from radstream.streams.blobstore import open_blob_store
 
     config = _config(args.bootstrap)
-    token_file = args.tokens or os.environ.get("RADSTREAM_GATEWAY_TOKENS")
+    token_file = args.tokens or config.gateway_tokens_file
     try:
         tokens = load_token_file(token_file) if token_file else None
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot read the token file: {exc}", EXIT_USAGE) from None
     try:
-        auth = Authenticator(tokens, os.environ.get("RADSTREAM_GATEWAY_JWT_SECRET"), open_access=args.no_auth)
+        auth = Authenticator(tokens, config.gateway_jwt_secret, open_access=args.no_auth)
     except ValueError:
         raise CliError("no auth configured: pass --tokens FILE, set RADSTREAM_GATEWAY_TOKENS or "
                        "RADSTREAM_GATEWAY_JWT_SECRET, or --no-auth for a local demo", EXIT_USAGE) from None

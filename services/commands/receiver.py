@@ -20,7 +20,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from radstream.services.cli import EXIT_USAGE, CliError
-    from radstream.services.receiver import InstanceSink, Receiver, receiver_settings_from_env
+    from radstream.services.receiver import InstanceSink, Receiver, receiver_settings
     from radstream.streams.blobstore import open_blob_store
     from radstream.streams.config import Config
     from radstream.streams.kafka.producer import EventProducer
@@ -30,7 +30,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", EXIT_USAGE)
     if not 0 < len(args.ae_title.strip()) <= 16:
         raise CliError("--ae-title must be 1 to 16 characters", EXIT_USAGE)
-    settings = receiver_settings_from_env()
+    settings = receiver_settings(config)
     if args.host:
         settings = replace(settings, host=args.host)
 
