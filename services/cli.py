@@ -86,7 +86,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     config = _config(args)  # --bootstrap, else RADSTREAM_BOOTSTRAP, else the embedded broker
-    stack = Stack(config, config.kafka.bootstrap or None).start()
+    receiver = (args.receiver_port, args.ae_title) if args.receiver_port else None
+    stack = Stack(config, config.kafka.bootstrap or None, receiver=receiver).start()
     assert stack.supervisor is not None
     print(f"radstream up on {stack.bootstrap} (topics ready): {', '.join(c.label for c in stack.supervisor.children)}", flush=True)
     print(f"logs in {stack.logs}; `radstream status` shows health; Ctrl-C or SIGTERM stops", flush=True)
@@ -269,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_stage)
 
     sp = with_bootstrap(sub.add_parser("up", help="every stage as a child process (plus the embedded broker without --bootstrap)"))
+    sp.add_argument("--receiver-port", type=int, help="also run the DICOM C-STORE receiver on this port")
+    sp.add_argument("--ae-title", default="RADSTREAM", help="the receiver's AE title (default RADSTREAM)")
     sp.set_defaults(func=cmd_up)
 
     sp = with_bootstrap(sub.add_parser("publish", help="store DICOM files and publish their arrival events"))

@@ -48,7 +48,7 @@ from pydicom.uid import (
 )
 
 from radstream.services.publish import Instance, arrival_event
-from radstream.streams import telemetry
+from radstream.streams import metrics, telemetry
 from radstream.streams.config import Config
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.kafka.producer import EventProducer
@@ -96,17 +96,20 @@ class InstanceSink:
         # One instance at a time through send+flush: a failed flush then concerns this
         # instance only, and the producer (whose delivery errors are sticky) is replaced.
         self._lock = threading.Lock()
+        self.last_stored: float | None = None
 
     def accept(self, encoded: bytes, calling_ae: str) -> int:
         try:
             instance, expected = parse_instance(encoded)
         except ValueError as exc:
             log.warning("refused an instance from %s: %s", calling_ae, exc)
+            metrics.failed.labels("receiver", "permanent", "cannot_understand").inc()
             return CANNOT_UNDERSTAND
         try:
             blob = self.store.put(encoded, MEDIA_TYPE)
         except OSError as exc:
             log.error("blob store failed for %s: %s", instance.sop_uid, exc)
+            metrics.failed.labels("receiver", "transient", "blob_store").inc()
             return OUT_OF_RESOURCES
         event = arrival_event(instance, blob, calling_ae, expected, int(self._clock() * 1000))
         with self._lock:
@@ -117,8 +120,12 @@ class InstanceSink:
             except Exception as exc:  # BufferError, KafkaException, or flush's RuntimeError: all mean "not acked"
                 log.error("broker did not acknowledge %s: %s", instance.sop_uid, exc)
                 self._producer = self._producer_factory()
+                metrics.failed.labels("receiver", "transient", "broker_ack").inc()
                 return OUT_OF_RESOURCES
         log.debug("stored %s (study %s) from %s", instance.sop_uid, instance.study_uid, calling_ae)
+        metrics.processed.labels("receiver").inc()
+        self.last_stored = time.time()
+        metrics.last_progress.labels("receiver").set(self.last_stored)
         return SUCCESS
 
     def close(self) -> None:

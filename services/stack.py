@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from radstream.services.broker import EmbeddedBroker
-from radstream.services.supervisor import Supervisor, child_env, stage_children
+from radstream.services.supervisor import Child, Supervisor, child_env, stage_children
 from radstream.streams.config import Config
 from radstream.streams.kafka.topics import create_topics
 from radstream.streams.stages.registry import models_in_force
@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 class Stack:
     def __init__(self, config: Config, bootstrap: str | None = None, env: dict[str, str] | None = None,
-                 broker_port: int | None = None) -> None:
+                 broker_port: int | None = None, receiver: tuple[int, str] | None = None) -> None:
+        self._receiver = receiver  # (port, AE title): also run the DICOM receiver
         self.config = config
         self._bootstrap = bootstrap
         self._broker_port = broker_port
@@ -41,6 +42,9 @@ class Stack:
         log.info("topics ready (%d created)", len(created))
         models = sorted(models_in_force(self.config))
         children = stage_children(models)
+        if self._receiver:
+            port, ae_title = self._receiver
+            children.append(Child("receiver", command=["receiver", "--port", str(port), "--ae-title", ae_title]))
         extra = {"RADSTREAM_HOME": str(home)}
         if (os.cpu_count() or 1) < len(children):  # more processes than cores: one thread each
             extra["RADSTREAM_COMPUTE_THREADS"] = "1"
@@ -62,8 +66,8 @@ class Stack:
         while time.monotonic() < deadline:
             self.poll()
             rows = {r["pid"]: r for r in stage_statuses(self.config.home / "run")}
-            ready = [c for c in self.supervisor.children
-                     if c.proc and c.proc.pid in rows and rows[c.proc.pid]["health"].get("partitions")]
+            ready = [c for c in self.supervisor.children if c.proc and c.proc.pid in rows
+                     and (c.command or rows[c.proc.pid]["health"].get("partitions"))]  # the receiver has none
             if len(ready) == len(self.supervisor.children):
                 return
             time.sleep(0.2)

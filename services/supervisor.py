@@ -40,7 +40,11 @@ class Child:
     def label(self) -> str:
         return f"{self.stage}:{self.model}" if self.model else self.stage
 
+    command: list[str] | None = None  # another radstream command (e.g. the receiver) instead of a stage
+
     def argv(self) -> list[str]:
+        if self.command:
+            return [sys.executable, "-m", "radstream.services.cli", *self.command]
         args = [sys.executable, "-m", "radstream.services.cli", "stage", self.stage]
         return args + (["--model", self.model] if self.model else [])
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import time
 import signal
 import threading
 
@@ -23,6 +25,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     from radstream.services.receiver import InstanceSink, Receiver, receiver_settings
     from radstream.streams.blobstore import open_blob_store
     from radstream.streams.config import Config
+    from radstream.streams.health import HealthServer, register_process
     from radstream.streams.kafka.producer import EventProducer
 
     config = Config.from_env(args.bootstrap)
@@ -42,8 +45,22 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         receiver = Receiver(args.ae_title.strip(), args.port, sink, settings).start()
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}:{args.port}: {exc.strerror or exc}") from None
+    started = time.time()
+
+    def health() -> dict:
+        last = sink.last_stored
+        return {"stage": "receiver", "pid": os.getpid(), "healthy": True, "ae_title": receiver.ae_title,
+                "port": receiver.port, "active_associations": len(receiver.ae.active_associations),
+                "last_progress_age_s": round(time.time() - (last or started), 3)}
+
+    server = HealthServer(health, host=config.health_host, port=config.health_port).start()
+    registration = register_process("receiver", server.url, {"ae_title": receiver.ae_title, "port": receiver.port})
     print(f"receiver {receiver.ae_title} listening on {settings.host}:{receiver.port} "
-          f"(publishing to {config.kafka.topic('dicom.arrived')}; SIGTERM stops)", flush=True)
-    stopping.wait()
-    receiver.stop()
+          f"(publishing to {config.kafka.topic('dicom.arrived')}; health {server.url}; SIGTERM stops)", flush=True)
+    try:
+        stopping.wait()
+    finally:
+        receiver.stop()
+        server.stop()
+        registration.unlink(missing_ok=True)
     return 0

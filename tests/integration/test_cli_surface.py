@@ -23,7 +23,10 @@ def _cli(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedPro
 
 def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
     env = {**os.environ, **pipeline_env}
-    up = subprocess.Popen([sys.executable, "-m", "radstream.services.cli", "up"], env=env,
+    from radstream.services.broker import free_port
+
+    up = subprocess.Popen([sys.executable, "-m", "radstream.services.cli", "up", "--receiver-port", str(free_port()),
+                           "--ae-title", "TESTRCV"], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert "radstream up on" in up.stdout.readline()  # printed once the topics exist
@@ -69,8 +72,15 @@ def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
         from radstream.models.registry import default_registry_dir, load_manifests
 
         n_models = len(load_manifests(default_registry_dir()))
-        assert stages == sorted(["decode", "preprocess", "fuse", "qc"] + ["infer"] * n_models)
-        assert all(r["health"]["healthy"] and r["health"]["partitions"] for r in status)
+        deadline = time.monotonic() + 60  # the receiver registers once it listens
+        while "receiver" not in stages and time.monotonic() < deadline:
+            time.sleep(0.5)
+            status = json.loads(_cli(env, "status", "--json").stdout)
+            stages = sorted(r["stage"] for r in status)
+        assert stages == sorted(["decode", "preprocess", "fuse", "qc", "receiver"] + ["infer"] * n_models)
+        receiver = next(r for r in status if r["stage"] == "receiver")
+        assert receiver["health"]["ae_title"] == "TESTRCV" and receiver["health"]["healthy"]
+        assert all(r["health"]["healthy"] and r["health"]["partitions"] for r in status if r["stage"] != "receiver")
     finally:
         up.send_signal(signal.SIGTERM)
         out, _ = up.communicate(timeout=60)
