@@ -19,7 +19,6 @@ else is "not a DICOM file", instead of whatever force=True would make of it.
 
 from __future__ import annotations
 
-import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,6 @@ from typing import Literal
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.encaps import generate_frames
 from pydicom.pixels import get_decoder, iter_pixels
 from pydicom.pixels.utils import get_expected_length
 from pydicom.dataelem import RawDataElement
@@ -43,6 +41,7 @@ from pydicom.uid import (
 )
 
 from ..errors import NotAnImage, Rejected, StageError
+from .codestream import check_codestream_dimensions, frame_count
 from .metadata import Metadata, extract_metadata
 from .repairs import apply_repairs
 from .pixels import (
@@ -61,25 +60,6 @@ COLOR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR
 BITS_ALLOCATED = (1, 8, 16, 32)
 DICM_OFFSET = 128
 UNDEFINED_LENGTH = 0xFFFFFFFF
-J2K_SIZ_MARKER = b"\xff\x4f\xff\x51"  # SOC then SIZ: Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz
-# JPEG baseline, extended, lossless (process 14 and SV1), JPEG-LS lossless and near-lossless.
-JPEG_SYNTAXES = (
-    "1.2.840.10008.1.2.4.50",
-    "1.2.840.10008.1.2.4.51",
-    "1.2.840.10008.1.2.4.57",
-    "1.2.840.10008.1.2.4.70",
-    "1.2.840.10008.1.2.4.80",
-    "1.2.840.10008.1.2.4.81",
-)
-# SOF0-3, 5-7, 9-11, 13-15, and JPEG-LS SOF55 (0xF7): frame headers carrying the image size.
-JPEG_SOF_MARKERS = frozenset([0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7])
-JPEG2000_SYNTAXES = (
-    "1.2.840.10008.1.2.4.90",
-    "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.4.201",
-    "1.2.840.10008.1.2.4.202",
-    "1.2.840.10008.1.2.4.203",
-)
 MAX_REASON = 300
 
 
@@ -214,7 +194,7 @@ def check_header(ds: Dataset, limits: DecodeLimits) -> None:
         raise Rejected(
             f"image is {rows}x{columns}, over the {limits.max_rows}x{limits.max_columns} limit", code="too_large"
         )
-    frames = _frame_count(ds)
+    frames = frame_count(ds)
     if frames > limits.max_frames:
         raise Rejected(f"{frames} frames, over the {limits.max_frames} frame limit", code="too_large")
     if frames > 1 and limits.multi_frame == "reject":
@@ -272,64 +252,6 @@ def check_pixel_data_length(ds: Dataset) -> None:
         raise Rejected(f"pixel data is {actual} bytes, the header describes {expected}", code="length_mismatch")
 
 
-def jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from the SOF segment of a JPEG or JPEG-LS stream, walking its markers
-    up to the first scan; None when there is no SOF before it."""
-    if data[:2] != b"\xff\xd8":
-        return None
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            i += 2
-            continue
-        if marker in JPEG_SOF_MARKERS and i + 9 <= len(data):
-            return struct.unpack(">HH", data[i + 5 : i + 9])
-        if marker == 0xDA:  # start of scan: no frame header came first
-            return None
-        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    return None
-
-
-def check_codestream_dimensions(ds: Dataset) -> None:
-    """A compressed frame must not be larger than the header says.
-
-    Codecs allocate what the codestream claims (JPEG 2000's SIZ marker, JPEG's and JPEG-LS's
-    SOF segment), not what Rows and Columns say, so a small file with a lying header is a
-    decompression bomb. RLE output is sized from Rows and Columns, so it needs no check.
-    """
-    syntax = ds.file_meta.TransferSyntaxUID
-    if syntax in JPEG_SYNTAXES:
-        rows, columns = int(ds.Rows), int(ds.Columns)
-        for index, fragment in enumerate(generate_frames(ds.PixelData, number_of_frames=_frame_count(ds))):
-            size = jpeg_frame_size(fragment)
-            if size is None:
-                raise Rejected(f"frame {index}: no JPEG frame header (SOF) before the scan", code="undecodable")
-            if size[0] > rows or size[1] > columns:
-                raise Rejected(f"frame {index}: JPEG stream is {size[0]}x{size[1]}, the header says {rows}x{columns}",
-                               code="length_mismatch")
-        return
-    if syntax not in JPEG2000_SYNTAXES:
-        return
-    rows, columns = int(ds.Rows), int(ds.Columns)
-    for index, fragment in enumerate(generate_frames(ds.PixelData, number_of_frames=_frame_count(ds))):
-        siz = fragment.find(J2K_SIZ_MARKER)
-        if siz < 0 or len(fragment) < siz + 24:
-            raise Rejected(f"frame {index}: no JPEG 2000 SIZ marker", code="undecodable")
-        x_size, y_size, x_offset, y_offset = struct.unpack(">4I", fragment[siz + 8 : siz + 24])
-        width, height = x_size - x_offset, y_size - y_offset
-        if height > rows or width > columns:
-            raise Rejected(
-                f"frame {index}: JPEG 2000 codestream is {height}x{width}, the header says {rows}x{columns}",
-                code="length_mismatch",
-            )
-
-
 def decode_frames(ds: Dataset) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Decode frame by frame into (float32 model frames, uint8 display frames)."""
     photometric = str(ds.PhotometricInterpretation).strip()
@@ -363,10 +285,6 @@ def _color_frame(stored: np.ndarray, ds: Dataset) -> tuple[np.ndarray, np.ndarra
     low, high = color_value_range(ds)
     shown = (luma.astype(np.float64) - low) / (high - low) * UINT8_RANGE[1]
     return luma, _to_uint8(shown)
-
-
-def _frame_count(ds: Dataset) -> int:
-    return int(ds.get("NumberOfFrames") or 1)
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.encaps import generate_frames
 
-from radstream.streams.dicom.decode import decode_instance, jpeg_frame_size
+from radstream.streams.dicom.codestream import jpeg_frame_size
+from radstream.streams.dicom.decode import decode_instance
 from radstream.streams.errors import Rejected
 
 FILES = ["SC_rgb_jpeg.dcm", "JPGExtended.dcm", "MR_small_jpeg_ls_lossless.dcm"]
