@@ -207,6 +207,7 @@ class Config:
     receiver_drain_s: float = 30.0  # on SIGTERM, how long open associations may finish
     gateway_tokens_file: str | None = None
     gateway_jwt_secret: str | None = None
+    device: str = "auto"  # torch device for infer: auto (cuda when available), cpu, cuda, cuda:N
     decode_timeout_s: float = 60.0
     decode_memory_mb: int = 4096
     rules: Any = None  # the parsed RADSTREAM_RULES document (validated against the models by the registry)
@@ -232,6 +233,7 @@ class Config:
             non_image_policy=_choice(e, "RADSTREAM_NON_IMAGE_POLICY", ("skip", "dlq")),
             rules=_yaml_file(e.get("RADSTREAM_RULES")),
             decode_timeout_s=float(e.get("RADSTREAM_DECODE_TIMEOUT_S", 60)),
+            device=e.get("RADSTREAM_DEVICE", "auto"),
             receiver_host=e.get("RADSTREAM_RECEIVER_HOST", "127.0.0.1"),
             receiver_max_associations=int(e.get("RADSTREAM_RECEIVER_MAX_ASSOCIATIONS", 10)),
             receiver_ack_timeout_s=float(e.get("RADSTREAM_RECEIVER_ACK_TIMEOUT_S", 30)),

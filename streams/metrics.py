@@ -21,5 +21,6 @@ config_rejections = Gauge("radstream_config_rejections", "Threshold records reje
 config_version = Gauge("radstream_config_version", "Config version in force", ["stage"], registry=REGISTRY)
 last_progress = Gauge("radstream_last_progress_timestamp_seconds", "Unix time of the last processed message", ["stage"], registry=REGISTRY)
 consumer_lag = Gauge("radstream_consumer_lag", "High watermark minus committed offset", ["stage", "partition"], registry=REGISTRY)
+oom_splits = Counter("radstream_oom_batch_splits", "Batches halved after running out of memory", ["stage", "model"], registry=REGISTRY)
 gpu_memory_bytes = Gauge("radstream_gpu_memory_bytes", "CUDA memory allocated by this process (infer on GPU only)", ["stage", "model"], registry=REGISTRY)
 model_seconds = Histogram("radstream_model_inference_seconds", "Per-batch model inference time", ["stage", "model"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)

@@ -18,7 +18,7 @@ from radstream.models.manifest import ModelManifest
 from radstream.models.profile import Letterbox
 from radstream.streams import metrics
 from radstream.streams.blobstore import FileBlobStore
-from radstream.streams.errors import PermanentError, classify
+from radstream.streams.errors import PermanentError, TransientError, classify
 from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS
 from radstream.streams.stage import Inbound, Output, Result, Stage, idempotency_key
 from radstream.streams.stages.decode import image_key
@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 
 CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
            "config_version", "trace_id", "display", "metadata")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA out-of-memory as torch raises it (its own class, or a RuntimeError saying so)."""
+    import torch
+
+    oom = getattr(torch.cuda, "OutOfMemoryError", ())
+    return (bool(oom) and isinstance(exc, oom)) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
 
 
 def letterbox_of(tensor: dict[str, Any]) -> Letterbox:
@@ -70,7 +78,7 @@ class InferStage(Stage):
         if ready:
             t0 = time.perf_counter()
             try:
-                outputs = self.backend.predict(np.stack(tensors))
+                outputs = self.predict_halving(np.stack(tensors))
             except Exception as exc:  # the whole forward pass failed: every message in it shares the error
                 err = classify(exc)
                 return [r if r is not None else err for r in results]
@@ -79,6 +87,22 @@ class InferStage(Stage):
             for (i, entry), out in zip(ready, outputs):
                 results[i] = [self._result(events[i].value, entry, out, len(ready))]
         return [r for r in results]  # type: ignore[misc]
+
+    def predict_halving(self, batch: np.ndarray) -> list[Any]:
+        """Predict; on out-of-memory, split the batch in halves and retry each, down to one image.
+        Only a single image that does not fit is an error (transient: memory may free up)."""
+        try:
+            return self.backend.predict(batch)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            if len(batch) == 1:
+                raise TransientError(f"{self.manifest.key}: out of memory on a single image", code="out_of_memory") from None
+            half = len(batch) // 2
+            log.warning("%s: out of memory at batch %d; retrying as %d + %d", self.manifest.key, len(batch), half,
+                        len(batch) - half)
+            metrics.oom_splits.labels("infer", self.manifest.name).inc()
+            return self.predict_halving(batch[:half]) + self.predict_halving(batch[half:])
 
     def _tensor_entry(self, event: dict[str, Any]) -> dict[str, Any]:
         for entry in event["tensors"]:

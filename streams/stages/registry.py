@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from radstream.models.manifest import ModelManifest
@@ -9,6 +10,8 @@ from radstream.models.registry import default_registry_dir, load_manifests
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
 from radstream.streams.stage import Stage
+
+log = logging.getLogger(__name__)
 
 
 def models_in_force(config: Config) -> dict[str, ModelManifest]:
@@ -68,7 +71,14 @@ def _infer(config: Config, model: str | None) -> Stage:
         raise ValueError(f"infer needs --model, one of: {', '.join(sorted(manifests))}")
     if model not in manifests:
         raise ValueError(f"model {model!r} is not in the set in force ({', '.join(sorted(manifests))})")
-    return InferStage(manifests[model], TorchBackend(manifests[model]), open_blob_store(config.blob_url))
+    device = config.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    log.info("model %s v%s on torch-%s (TensorRT: not installed in this image)", model, manifests[model].version, device)
+    return InferStage(manifests[model], TorchBackend(manifests[model], device=device), open_blob_store(config.blob_url),
+                      backend_name=f"torch-{device}")
 
 
 def _fuse(config: Config, model: str | None) -> Stage:
