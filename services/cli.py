@@ -239,6 +239,29 @@ def cmd_models_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_dataset_stats(args: argparse.Namespace) -> int:
+    from radstream.models.dataset_stats import dataset_stats, dicom_images
+    from radstream.models.manifest import ModelLoadError, ModelManifest
+    from radstream.models.profile import InputProfile
+
+    try:
+        manifest = ModelManifest.read(Path(args.manifest)) if args.manifest else None
+    except ModelLoadError as exc:
+        raise CliError(str(exc)) from None
+    profile = manifest.input_profile if manifest else InputProfile()
+    images = dicom_images(Path(args.folder), progress=lambda m: print(m, file=sys.stderr))
+    if not images:
+        raise CliError(f"no decodable DICOM image under {args.folder}")
+    mean, std, pixels = dataset_stats(images, profile)
+    print(f"{len(images)} image(s), {pixels} pixels under profile {profile.hash()}: mean {mean:.6f}, std {std:.6f}")
+    if manifest and args.write:
+        manifest.input_profile = profile.with_stats(mean, std)
+        manifest.write(Path(args.manifest))
+        print(f"wrote mean/std into {args.manifest} (profile now {manifest.input_profile.hash()}; retrain the model "
+              "with these statistics before serving it)")
+    return 0
+
+
 def cmd_models_keygen(args: argparse.Namespace) -> int:
     from radstream.models import crypto
 
@@ -328,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--images", type=int, default=200)
     sp.add_argument("--seed", type=int, default=271828)
     sp.set_defaults(func=cmd_models_calibrate)
+    sp = models.add_parser("dataset-stats", help="a DICOM folder's mean and std under a model's input profile")
+    sp.add_argument("folder")
+    sp.add_argument("--manifest", help="use this manifest's profile (default: the default profile)")
+    sp.add_argument("--write", action="store_true", help="write the statistics into --manifest")
+    sp.set_defaults(func=cmd_models_dataset_stats)
     sp = models.add_parser("keygen", help="print a new random 32-byte key, base64")
     sp.set_defaults(func=cmd_models_keygen)
 
