@@ -60,3 +60,24 @@ class PlainReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def raw_records(bootstrap: str, topics: list[str], settle_polls: int = 20) -> tuple[list[tuple], dict]:
+    """Every record of `topics` as (topic, partition, offset, key, value, headers), read from the
+    beginning until `settle_polls` empty polls of 0.1 s in a row; also the high watermarks seen
+    at start, per (topic, partition)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "raw-reader", "enable.auto.commit": False})
+    parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
+             for p in consumer.list_topics(t, timeout=10).topics[t].partitions]
+    ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
+    consumer.assign(parts)
+    records, idle = [], 0
+    while idle < settle_polls:
+        msg = consumer.poll(0.1)
+        if msg is None or msg.error():
+            idle += 1
+            continue
+        idle = 0
+        records.append((msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), tuple(msg.headers() or ())))
+    consumer.close()
+    return records, ends

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pydicom
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Consumer
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -13,7 +13,7 @@ from radstream.models.synthetic_dicom import write_synthetic_study
 from radstream.services.publish import publish
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.kafka.producer import EventProducer
-from tests.plain_reader import PlainReader
+from tests.plain_reader import PlainReader, raw_records
 
 pytestmark = pytest.mark.integration
 
@@ -56,23 +56,13 @@ def test_no_phi_value_appears_in_any_message_on_any_topic(stack, pipeline_config
     assert reader.poll_until(lambda r: {x["study_uid"] for x in r[results] if x["final"]} >= set(studies), 180, stack.poll)
     reader.close()
 
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "phi-audit", "enable.auto.commit": False})
-    topics = [t for t in consumer.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
+    lister = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "phi-audit"})
+    topics = [t for t in lister.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
+    lister.close()
     assert len(topics) >= 10
-    parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
-             for p in consumer.list_topics(t, timeout=10).topics[t].partitions]
-    ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
-    consumer.assign(parts)
-    blobs: list[bytes] = []
-    idle = 0
-    while idle < 20:  # 20 empty polls of 0.1 s after the last message: everything has been read
-        msg = consumer.poll(0.1)
-        if msg is None or msg.error():
-            idle += 1
-            continue
-        idle = 0
-        blobs.append((msg.key() or b"") + (msg.value() or b"") + b"".join(v or b"" for _, v in msg.headers() or []))
-    consumer.close()
+    records, ends = raw_records(settings.bootstrap, topics)
+    blobs = [(key or b"") + (value or b"") + b"".join(v or b"" for _, v in headers)
+             for _, _, _, key, value, headers in records]
     assert sum(ends.values()) > 0 and len(blobs) >= sum(ends.values()) - len(ends)
     needles = list(PHI.values()) + [NESTED, PRIVATE, "Johanna", "Elsewhere", "SYNTHETIC^PHANTOM"]
     leaks = [(n, i) for i, data in enumerate(blobs) for n in needles if n.encode() in data]

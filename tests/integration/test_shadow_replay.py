@@ -9,34 +9,25 @@ import sys
 import time
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from radstream.models.synthetic_dicom import write_synthetic_study
 from radstream.services.demo import real_radiographs
 from radstream.services.publish import publish
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.kafka.producer import EventProducer
-from tests.plain_reader import PlainReader
+from tests.plain_reader import PlainReader, raw_records
 
 pytestmark = pytest.mark.integration
 
 
 def _snapshot(bootstrap: str, prefix: str) -> dict:
     """Every record of every live topic (shadow topics excluded), as bytes."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "snapshot", "enable.auto.commit": False})
-    topics = sorted(t for t in consumer.list_topics(timeout=10).topics
+    lister = Consumer({"bootstrap.servers": bootstrap, "group.id": "snapshot"})
+    topics = sorted(t for t in lister.list_topics(timeout=10).topics
                     if t.startswith(prefix) and not t.startswith(prefix + "shadow-"))
-    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
-                     for p in consumer.list_topics(t, timeout=10).topics[t].partitions])
-    records, idle = [], 0
-    while idle < 15:
-        msg = consumer.poll(0.1)
-        if msg is None or msg.error():
-            idle += 1
-            continue
-        idle = 0
-        records.append((msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), tuple(msg.headers() or ())))
-    consumer.close()
+    lister.close()
+    records, _ = raw_records(bootstrap, topics)
     return {"topics": topics, "records": sorted(records)}
 
 
