@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
+
+from radstream.services.times import iso
 
 
 def _context(args: argparse.Namespace):
@@ -49,7 +50,7 @@ def _history(args: argparse.Namespace) -> int:
     from radstream.services import thresholds
 
     for r in thresholds.history(_context(args).kafka):
-        when = dt.datetime.fromtimestamp(r["created_at"] / 1000, dt.timezone.utc).isoformat(timespec="seconds")
+        when = iso(r["created_at"])
         values = ", ".join(f"{k}={v:g}" for k, v in sorted(r["values"].items())) or "(cleared)"
         print(f"v{r['version']} {when} {r['author']} {r['scope']}: {values} -- {r['reason']}")
     return 0

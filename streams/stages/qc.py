@@ -131,11 +131,11 @@ class QcStage(Stage):
         outputs = []
         sops = {k.split("#")[0] for k in study["images"]}
         if study["final_keys"]:
-            outputs.append(self._final(fused["study_uid"], study, "late_amendment", now))
+            outputs.append(self._study_result(fused["study_uid"], study, "late_amendment", now))
         elif study["expected"] and len(sops) >= study["expected"]:
-            outputs.append(self._final(fused["study_uid"], study, "expected_count_reached", now))
+            outputs.append(self._study_result(fused["study_uid"], study, "expected_count_reached", now))
         else:  # an incremental update: the study so far, not final
-            outputs.append(self._final(fused["study_uid"], study, "in_progress", now, final=False))
+            outputs.append(self._study_result(fused["study_uid"], study, "in_progress", now, final=False))
         self.state.put(fused["study_uid"], study)
         return outputs
 
@@ -144,7 +144,7 @@ class QcStage(Stage):
         for study_uid, study in self.state.items():
             idle = now_ms - study["last_ms"]
             if not study["final_keys"] and idle >= self.quiet_ms:
-                final = self._final(study_uid, study, "quiet_period_elapsed", now_ms)
+                final = self._study_result(study_uid, study, "quiet_period_elapsed", now_ms)
                 final.trace_parent = trace_parent(study.get("traceparent"))
                 outputs.append(final)
                 self.state.put(study_uid, study)
@@ -152,7 +152,7 @@ class QcStage(Stage):
                 self.state.delete(study_uid)
         return outputs
 
-    def _final(self, study_uid: str, study: dict, completion: str, now_ms: int, final: bool = True) -> Output:
+    def _study_result(self, study_uid: str, study: dict, completion: str, now_ms: int, final: bool = True) -> Output:
         """The study result so far; `final=False` makes it an incremental update."""
         images = [study["images"][k]["result"] for k in sorted(study["images"])]
         versions: dict[str, str] = {}
