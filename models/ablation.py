@@ -30,14 +30,6 @@ VARIANTS: dict[str, InputProfile] = {
 }
 
 
-class _InMemory(TorchBackend):
-    """A trained net served through the backend's own predict path, without an artifact file."""
-
-    def __init__(self, net: torch.nn.Module, manifest: ModelManifest) -> None:
-        self.manifest, self.device, self.net = manifest, torch.device("cpu"), net.eval()
-        self.score_floor, self.top_k = 0.05, 50
-
-
 def paired_bootstrap_difference(truth: np.ndarray, a: np.ndarray, b: np.ndarray, resamples: int = 1000,
                                 seed: int = 0) -> tuple[float, float, float]:
     """AUC(b) - AUC(a), and its 95% interval from resampling the same images for both."""
@@ -69,7 +61,7 @@ def ablate(n_train: int = 400, n_held_out: int = 200, epochs: int = 6, seed: int
         train_classifier(net, rendered.normalised(profile), rendered.tensor_boxes, epochs, lambda m: None, seed=seed)
         manifest = ModelManifest(name="ablation", version="0", task="classifier", family="tiny-cnn", labels=[NODULE],
                                  input_profile=profile, artifact=ArtifactRef("-", "-"), default_thresholds={NODULE: 0.5})
-        outputs = predict_images(_InMemory(net, manifest), [p.image for p in held_out])
+        outputs = predict_images(TorchBackend(manifest, net=net), [p.image for p in held_out])
         scores[name] = np.array([o.classifications[NODULE] for o, _ in outputs])
     base = names[0]
     report = {base: {"auc": roc_auc(scores[base], truth)}}

@@ -47,6 +47,12 @@ class ModelManifest:
     # empty: scores are used as the model gives them (models/calibration.py)
     calibration: dict[str, Any] = field(default_factory=dict)
     not_for_clinical_use: bool = True
+    # Backends this model may run on, in order of preference ("tensorrt", "torch"); the
+    # infer stage picks the first one available (models/backends/select.py).
+    backends: list[str] = field(default_factory=lambda: ["torch"])
+    # What the model was trained for: {"modalities": [...], "body_parts": [...], "views": [...]};
+    # qc's header checks refuse images outside the union over the models in force. Empty: anything.
+    applicability: dict[str, list[str]] = field(default_factory=dict)
     manifest_dir: Path | None = field(default=None, compare=False)  # set when loaded from disk
 
     def __post_init__(self) -> None:
@@ -84,7 +90,15 @@ class ModelManifest:
             "validation": self.validation,
             "calibration": self.calibration,
             "not_for_clinical_use": self.not_for_clinical_use,
+            "backends": list(self.backends),
+            "applicability": {k: list(v) for k, v in self.applicability.items()},
         }
+
+    def content_hash(self) -> str:
+        """sha256 (16 hex digits) of the manifest as written: weights, profile, labels and
+        architecture all change it, so it keys compiled engines (models/backends/engine_cache.py)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], manifest_dir: Path | None = None) -> ModelManifest:

@@ -1,0 +1,91 @@
+"""Model families behind one adapter interface.
+
+A family knows how to build its network, train it on a `TrainingSet`, and turn the
+network's raw output tensors into `ModelOutput`s. The split between `raw_module` (what
+is traced to ONNX and compiled to TensorRT) and `decode` (host-side post-processing:
+sigmoid, anchor decoding, NMS, box rescaling) is what lets every backend share one decoder.
+Boxes from `decode` are in TENSOR pixels; the infer stage undoes the letterbox.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..outputs import ModelOutput
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingSet:
+    """Normalised tensors plus targets, all in tensor pixels.
+
+    `targets` is (N, L) image-level truth; `boxes[i]` is (K, 4) x1, y1, x2, y2 and
+    `box_labels[i]` (K,) label indices, for detectors.
+    """
+
+    x: np.ndarray
+    targets: np.ndarray
+    boxes: list[np.ndarray] = field(default_factory=list)
+    box_labels: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+class ModelFamily(Protocol):
+    name: str
+    tasks: tuple[str, ...]
+    # Backends this family's graph can run on: "torch" always; "onnx"/"tensorrt" when
+    # `raw_module` traces to a static graph with a dynamic batch axis.
+    backends: tuple[str, ...]
+
+    def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module: ...
+
+    def raw_module(self, net: nn.Module) -> nn.Module:
+        """An eval-mode module mapping (N, C, S, S) to the raw output tensors `decode` reads."""
+        ...
+
+    def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
+               top_k: int) -> list[ModelOutput]: ...
+
+    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress,
+              seed: int = 0) -> float:
+        """Fit in place; return wall seconds."""
+        ...
+
+
+# family name -> module that defines FAMILY; imported on first use, so `effdet` or `rfdetr`
+# load only in the processes that run those models.
+_MODULES = {
+    "tiny-cnn": "tiny",
+    "tiny-centernet": "tiny",
+    "faster-rcnn": "faster_rcnn",
+    "efficientdet": "efficientdet",
+    "rf-detr": "rf_detr",
+    "densenet": "classifiers",
+    "efficientnet": "classifiers",
+}
+
+
+def get_family(name: str) -> ModelFamily:
+    """The adapter for a manifest's `family`; a one-line ValueError when unknown."""
+    if name not in _MODULES:
+        raise ValueError(f"unknown model family {name!r}; known: {', '.join(sorted(_MODULES))}")
+    module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    return module.FAMILIES[name]
+
+
+def known_families() -> list[str]:
+    return sorted(_MODULES)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
