@@ -1,8 +1,9 @@
-"""Train the shipped demo models on synthetic phantoms and register them.
+"""Train the shipped demo ensemble on synthetic phantoms and register it.
 
-Run `python -m radstream.models.train_demo` to rebuild models/artifacts/ and
-models/registry/ (the nodule classifier and detector here, then the pixel-QC model
-of models/train_qc.py). Deterministic for a given seed on CPU. NOT FOR CLINICAL USE.
+`radstream models build-demo` (or `python -m radstream.models.train_demo`) rebuilds
+models/artifacts/ and models/registry/: a DenseNet nodule classifier and three detector
+families (Faster R-CNN, EfficientDet, RF-DETR), then the pixel-QC model of
+models/train_qc.py. Deterministic for a given seed on CPU. NOT FOR CLINICAL USE.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,46 +21,80 @@ from torch import nn
 
 from .backends.torch_backend import TorchBackend
 from .calibration import calibrate_model
-from .demo_data import generate_phantoms, render_sets
+from .demo_data import RenderedSet, generate_phantoms, render_sets
 from .evaluation import evaluate_classifier, evaluate_detector
+from .families import TrainingSet, count_parameters, get_family
 from .manifest import ArtifactRef, ModelManifest, sha256_file
-from .nets import build_net, count_parameters
 from .phantoms import NODULE
 from .profile import ClaheSettings, InputProfile
 from .registry import default_registry_dir
-from .training import train_classifier, train_detector
 
 VERSION = "1"
 N_TRAIN = 800
 N_HELD_OUT = 200
-CLASSIFIER_EPOCHS = 12
-DETECTOR_EPOCHS = 8
-ARCHITECTURE = {"width": 16}
+# What the demo models were trained for; qc refuses images outside it (header checks).
+APPLICABILITY = {"modalities": ["CR", "DX"], "body_parts": ["CHEST"], "views": ["PA", "AP"]}
 
-# The classifier sees CLAHE-enhanced images (local contrast helps a global
-# decision); the detector sees plain robust-scaled images, so box edges are not
-# distorted by tile-wise equalisation. Each model's profile travels in its manifest.
+# The classifier sees CLAHE-enhanced images (local contrast helps a global decision; D-015);
+# the detectors see plain robust-scaled images, so box edges are not distorted by tile-wise
+# equalisation. Each model's profile travels in its manifest; preprocess renders each
+# distinct profile once per image, so the three detectors share one tensor.
 CLASSIFIER_PROFILE = InputProfile(size=256, clahe=ClaheSettings(enabled=True, clip_limit=2.0, tile_grid=8))
 DETECTOR_PROFILE = InputProfile(size=256, clahe=ClaheSettings(enabled=False))
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """One member of the demo ensemble: what build-demo trains and how."""
+
+    name: str
+    task: str
+    family: str
+    profile: InputProfile
+    epochs: int
+    default_threshold: float
+    version: str = VERSION
+    architecture: dict[str, Any] = field(default_factory=dict)
+    n_train: int = N_TRAIN  # some families learn from fewer images in the same wall time
+
+
+DEMO_MODELS: tuple[DemoModel, ...] = (
+    DemoModel("demo-classifier", "classifier", "densenet", CLASSIFIER_PROFILE, epochs=12, default_threshold=0.5,
+              version="2"),
+    DemoModel("demo-frcnn", "detector", "faster-rcnn", DETECTOR_PROFILE, epochs=5, default_threshold=0.3),
+    DemoModel("demo-effdet", "detector", "efficientdet", DETECTOR_PROFILE, epochs=5, default_threshold=0.3),
+    DemoModel("demo-rfdetr", "detector", "rf-detr", DETECTOR_PROFILE, epochs=5, default_threshold=0.3),
+)
 
 
 def save_model(
     net: nn.Module, manifest_fields: dict, registry_dir: Path, artifacts_dir: Path
 ) -> ModelManifest:
-    """Write the weights and the manifest (version VERSION, the demo architecture); read it back."""
+    """Write the weights and the manifest (`version` defaults to VERSION); read it back."""
     name = manifest_fields["name"]
-    artifact = artifacts_dir / f"{name}-{VERSION}.pt"
+    fields = {"version": VERSION, "applicability": APPLICABILITY, **manifest_fields}
+    fields["backends"] = fields.get("backends") or list(get_family(fields["family"]).backends)
+    artifact = artifacts_dir / f"{name}-{fields['version']}.pt"
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, artifact)
     manifest = ModelManifest(
-        version=VERSION,
-        architecture=dict(ARCHITECTURE),
         artifact=ArtifactRef(path=os.path.relpath(artifact, registry_dir), sha256=sha256_file(artifact)),
-        **manifest_fields,
+        **fields,
     )
     path = registry_dir / f"{name}.json"
     manifest.write(path)
     return ModelManifest.read(path)
+
+
+def training_set(rendered: RenderedSet, profile: InputProfile, n: int) -> TrainingSet:
+    """The first `n` rendered phantoms as normalised tensors with their boxes (label 0: nodule)."""
+    boxes = rendered.tensor_boxes[:n]
+    return TrainingSet(
+        x=rendered.normalised(profile)[:n],
+        targets=rendered.has_finding[:n, None].astype(np.float32),
+        boxes=boxes,
+        box_labels=[np.zeros(len(b), dtype=np.int64) for b in boxes],
+    )
 
 
 def build_demo(
@@ -67,72 +104,63 @@ def build_demo(
     *,
     n_train: int = N_TRAIN,
     n_held_out: int = N_HELD_OUT,
-    epochs: tuple[int, int] = (CLASSIFIER_EPOCHS, DETECTOR_EPOCHS),
+    epochs: int | None = None,
+    models: tuple[DemoModel, ...] = DEMO_MODELS,
 ) -> list[ModelManifest]:
-    """Train, evaluate on a held-out phantom set, and write artifacts plus manifests.
+    """Train each model, fit its calibration, evaluate it on held-out phantoms, write it.
 
     Artifacts go to `<registry_dir>/../artifacts/`, referenced relative to the manifests.
-    The keyword-only sizes exist so tests can run the whole path in seconds.
+    `n_train`, `n_held_out` and `epochs` (one for all) exist so tests run the whole path in seconds.
     """
     registry_dir = Path(registry_dir).resolve()
     artifacts_dir = registry_dir.parent / "artifacts"
     torch.set_num_threads(2)
-    profiles = [CLASSIFIER_PROFILE, DETECTOR_PROFILE]
+    profiles = list(dict.fromkeys(m.profile for m in models))
 
     started = time.perf_counter()
-    train_rng = np.random.default_rng([seed, 1])
-    cls_set, det_set = render_sets(train_rng, n_train, profiles)
+    rendered = dict(zip(profiles, render_sets(np.random.default_rng([seed, 1]), n_train, profiles)))
     held_out = generate_phantoms(np.random.default_rng([seed, 2]), n_held_out)
     progress(f"generated {n_train} training + {n_held_out} held-out phantoms in {time.perf_counter() - started:.1f}s")
 
-    cls_profile = CLASSIFIER_PROFILE.with_stats(*cls_set.mean_std())
-    torch.manual_seed(seed)
-    classifier = build_net("tiny-cnn", 1, cls_profile.channels, ARCHITECTURE)
-    progress(f"training demo-classifier ({count_parameters(classifier)} parameters)")
-    cls_seconds = train_classifier(
-        classifier, cls_set.normalised(cls_profile), cls_set.tensor_boxes, epochs[0], progress, seed=seed
-    )
-    del cls_set
-
-    det_profile = DETECTOR_PROFILE.with_stats(*det_set.mean_std())
-    torch.manual_seed(seed)
-    detector = build_net("tiny-centernet", 1, det_profile.channels, ARCHITECTURE)
-    progress(f"training demo-detector ({count_parameters(detector)} parameters)")
-    det_seconds = train_detector(
-        detector, det_set.normalised(det_profile), det_set.tensor_boxes, epochs[1], progress, seed=seed
-    )
-
-    common = {"not_for_clinical_use": True, "fusion_weight": 1.0}
-    manifests = [
-        save_model(classifier, {"name": "demo-classifier", "task": "classifier", "family": "tiny-cnn",
-                                "labels": [NODULE], "input_profile": cls_profile,
-                                "default_thresholds": {NODULE: 0.5}, **common},
-                   registry_dir, artifacts_dir),
-        save_model(detector, {"name": "demo-detector", "task": "detector", "family": "tiny-centernet",
-                              "labels": [NODULE], "input_profile": det_profile,
-                              "default_thresholds": {NODULE: 0.3}, **common},
-                   registry_dir, artifacts_dir),
-    ]
-    evaluators = [evaluate_classifier, evaluate_detector]
-    for i, (manifest, evaluate, seconds) in enumerate(zip(manifests, evaluators, [cls_seconds, det_seconds])):
+    manifests = []
+    for spec in models:
+        family = get_family(spec.family)
+        profile = spec.profile.with_stats(*rendered[spec.profile].mean_std())
+        data = training_set(rendered[spec.profile], profile, min(spec.n_train, n_train))
+        torch.manual_seed(seed)
+        net = family.build(1, profile.channels, profile.size, spec.architecture)
+        progress(f"training {spec.name} ({spec.family}, {count_parameters(net):,} parameters, {len(data)} images)")
+        seconds = family.train(net, data, epochs or spec.epochs, progress, seed=seed)
+        manifest = save_model(net, {"name": spec.name, "version": spec.version, "task": spec.task,
+                                    "family": spec.family, "labels": [NODULE], "input_profile": profile,
+                                    "architecture": dict(spec.architecture),
+                                    "default_thresholds": {NODULE: spec.default_threshold},
+                                    "not_for_clinical_use": True, "fusion_weight": 1.0},
+                              registry_dir, artifacts_dir)
         # Fit the temperature on separate phantoms; the operating point moves to the calibrated scale.
-        path = registry_dir / f"{manifest.name}.json"
+        path = registry_dir / f"{spec.name}.json"
         calibrate_model(path, images=max(50, n_held_out), progress=progress)
-        manifest = manifests[i] = ModelManifest.read(path)
+        manifest = ModelManifest.read(path)
+        evaluate = evaluate_classifier if spec.task == "classifier" else evaluate_detector
         metrics = evaluate(TorchBackend(manifest), held_out)
         manifest.validation = {
             "data": f"synthetic phantoms, numpy SeedSequence([{seed}, 2]), never used in training",
-            "n_train": n_train,
+            "n_train": len(data),
             "train_seconds": round(seconds, 1),
             **metrics,
         }
-        manifest.write(registry_dir / f"{manifest.name}.json")
-        progress(f"{manifest.name}: {metrics}")
+        manifest.write(path)
+        manifests.append(ModelManifest.read(path))
+        progress(f"{spec.name}: {metrics}")
     return manifests
 
 
-if __name__ == "__main__":
+def build_all(registry_dir: Path, progress: Callable[[str], None] = print) -> list[ModelManifest]:
+    """The whole demo ensemble: finding models, then the pixel-QC model."""
     from .train_qc import build_qc_demo  # imports this module: the QC model reuses save_model
 
-    build_demo(default_registry_dir())
-    build_qc_demo(default_registry_dir())
+    return [*build_demo(registry_dir, progress=progress), build_qc_demo(registry_dir, progress=progress)]
+
+
+if __name__ == "__main__":
+    build_all(default_registry_dir())

@@ -57,12 +57,16 @@ def current_overrides(settings: KafkaSettings) -> dict[str, dict]:
     return latest
 
 
+def override_view(record: dict) -> dict:
+    """A FindingOverride as readers show it beside its finding."""
+    return {"verdict": record["verdict"].lower(), "by": record["by"], "reason": record["reason"],
+            "at": record["created_at"]}
+
+
 def apply_overrides(result: dict, overrides: dict[str, dict]) -> dict:
     """The result with each overridden finding carrying its `override` (a reader's view)."""
     for img in result["images"]:
         for f in img["findings"]:
             if f["finding_id"] in overrides:
-                o = overrides[f["finding_id"]]
-                f["override"] = {"verdict": o["verdict"].lower(), "by": o["by"], "reason": o["reason"],
-                                 "at": o["created_at"]}
+                f["override"] = override_view(overrides[f["finding_id"]])
     return result

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 SCOPE_RE = re.compile(r"^(global|(model|rule|site):[A-Za-z0-9._-]+)$")
 KEY_RE = re.compile(r"^(rule|model):[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
 PRECEDENCE = {"global": 0, "model": 1, "rule": 2, "site": 3}
+DEFAULT_ENGINE_CACHE = "~/.cache/radstream/engines"
 
 
 def _env_list(value: str | None) -> list[str] | None:
@@ -211,6 +212,8 @@ class Config:
     decode_timeout_s: float = 60.0
     decode_memory_mb: int = 4096
     rules: Any = None  # the parsed RADSTREAM_RULES document (validated against the models by the registry)
+    # compiled TensorRT engines and the shared timing cache (models/backends/engine_cache.py)
+    engine_cache: Path = field(default_factory=lambda: Path(DEFAULT_ENGINE_CACHE).expanduser())
 
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "Config":
@@ -241,4 +244,5 @@ class Config:
             gateway_tokens_file=e.get("RADSTREAM_GATEWAY_TOKENS") or None,
             gateway_jwt_secret=e.get("RADSTREAM_GATEWAY_JWT_SECRET") or None,
             decode_memory_mb=int(e.get("RADSTREAM_DECODE_MEMORY_MB", 4096)),
+            engine_cache=Path(e.get("RADSTREAM_ENGINE_CACHE") or DEFAULT_ENGINE_CACHE).expanduser(),
         )

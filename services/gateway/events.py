@@ -12,6 +12,7 @@ from typing import Any
 
 from radstream.streams.kafka.topics import (
     FINDINGS_FUSED,
+    FINDINGS_OVERRIDES,
     IMAGE_DECODED,
     INFERENCE_RESULTS,
     STUDY_RESULTS,
@@ -23,8 +24,17 @@ KIND_BY_SCHEMA: dict[str, str] = {
     "InferenceResult": INFERENCE_RESULTS,
     "FindingsFused": FINDINGS_FUSED,
     "StudyResult": STUDY_RESULTS,
+    "FindingOverride": FINDINGS_OVERRIDES,  # a radiologist's verdict, shown beside its finding
 }
 KINDS: tuple[str, ...] = tuple(KIND_BY_SCHEMA.values())
+
+
+def dedupe_key(kind: str, record: dict[str, Any]) -> str:
+    """What makes a redelivery recognisable: the idempotency key, or for an override (which has
+    none) the finding and the time of the verdict; empty when neither is known."""
+    if kind == FINDINGS_OVERRIDES:
+        return f"{record['finding_id']}@{record['created_at']}"
+    return record.get("idempotency_key", "")
 
 
 @dataclass(frozen=True)

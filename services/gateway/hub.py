@@ -25,7 +25,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from radstream.services.gateway.events import EventFilter, GatewayEvent, Position
+from radstream.services.gateway.events import EventFilter, GatewayEvent, Position, dedupe_key
 from radstream.services.gateway.state import StudyState
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class EventHub:
                                                          dropped_upto=self.evicted_upto)
             self._evict()
         self.studies.move_to_end(study_uid)
-        dedupe = (kind, record.get("idempotency_key", ""))
+        dedupe = (kind, dedupe_key(kind, record))
         if dedupe[1] and dedupe in entry.seen_keys:
             self.duplicates += 1
             return None

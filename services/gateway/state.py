@@ -10,8 +10,10 @@ from typing import Any
 from urllib.parse import quote
 
 from radstream.services.gateway.events import Facets
+from radstream.services.overrides import override_view
 from radstream.streams.kafka.topics import (
     FINDINGS_FUSED,
+    FINDINGS_OVERRIDES,
     IMAGE_DECODED,
     INFERENCE_RESULTS,
     STUDY_RESULTS,
@@ -32,6 +34,8 @@ class StudyState:
         self.images: dict[str, dict[str, Any]] = {}
         self.displays: dict[str, dict[str, Any]] = {}  # image key -> BlobRef of the windowed PNG (never sent out)
         self.result: dict[str, Any] | None = None  # the latest StudyResult
+        # finding_id -> the latest verdict; attached to the finding when shown, whichever arrived first
+        self.overrides: dict[str, dict[str, Any]] = {}
         self.model_versions: dict[str, str] = {}
         self.config_version = 0
         self.updated_at = 0
@@ -47,6 +51,11 @@ class StudyState:
         self.config_version = max(self.config_version, int(record.get("config_version") or 0))
         stamp = record.get("created_at") or record.get("arrived_at") or 0
         self.updated_at = max(self.updated_at, int(stamp))
+        if kind == FINDINGS_OVERRIDES:
+            current = self.overrides.get(record["finding_id"])
+            if current is None or record["created_at"] >= current["at"]:
+                self.overrides[record["finding_id"]] = override_view(record)
+            return
         if kind == STUDY_RESULTS:
             self._apply_result(record)
             return
@@ -128,6 +137,8 @@ class StudyState:
             "expected_instances": self.expected_instances,
             "not_analysable": sum(1 for img in images if img["status"] == "NOT_ANALYSABLE"),
             "findings": sum(len(img["findings"] or []) for img in images),
+            "overridden": sum(1 for img in images for f in img["findings"] or []
+                              if f.get("finding_id") in self.overrides),
             "modalities": sorted(facets.modalities),
             "labels": sorted(facets.labels),
             "qc_flags": sorted(facets.qc_flags),
@@ -139,6 +150,8 @@ class StudyState:
         images = []
         for key, img in sorted(self.images.items()):
             out = dict(img)
+            if img["findings"]:
+                out["findings"] = [self._with_override(f) for f in img["findings"]]
             if key in self.displays:
                 out["image_url"] = image_url(self.study_uid, img["sop_uid"], img["frame"])
             images.append(out)
@@ -150,6 +163,10 @@ class StudyState:
             "images": images,
             "image_count": len(images),
         }
+
+    def _with_override(self, finding: dict[str, Any]) -> dict[str, Any]:
+        override = self.overrides.get(finding.get("finding_id") or "")
+        return {**finding, "override": override} if override else finding
 
     def display_ref(self, sop_uid: str, frame: int) -> dict[str, Any] | None:
         return self.displays.get(image_key(sop_uid, frame))

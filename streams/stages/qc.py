@@ -13,12 +13,15 @@ produces an amended final result (completion "late_amendment").
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from radstream.streams.config import ThresholdSet
 from radstream.streams.kafka.topics import FINDINGS_FUSED, STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
 
+# Defaults when a QcStage is built without the manifests' applicability (streams/stages/registry.py derives it).
 SUPPORTED_MODALITIES = ("CR", "DX")
 # Body parts that come in pairs: an image of one is unreadable without its side.
 PAIRED_BODY_PARTS = ("EXTREMITY", "HAND", "WRIST", "FOREARM", "ELBOW", "ARM", "HUMERUS", "SHOULDER", "CLAVICLE",
@@ -26,15 +29,47 @@ PAIRED_BODY_PARTS = ("EXTREMITY", "HAND", "WRIST", "FOREARM", "ELBOW", "ARM", "H
 SIDES = ("L", "R")
 
 
+@dataclass(frozen=True)
+class Applicability:
+    """What the models in force may read; an empty tuple accepts anything."""
+
+    modalities: tuple[str, ...]
+    body_parts: tuple[str, ...]
+    views: tuple[str, ...]
+
+
+def applicability_union(declared: Iterable[Mapping[str, Sequence[str]]]) -> Applicability:
+    """The union of the models' manifest `applicability` ({"modalities", "body_parts", "views"}).
+
+    An image is analysable when some model may read it, so values are OR-ed; a model that
+    leaves a dimension empty accepts anything there, and so does the union.
+    """
+    union: dict[str, set[str] | None] = {"modalities": set(), "body_parts": set(), "views": set()}
+    seen = False
+    for applicability in declared:
+        seen = True
+        for dimension, values in union.items():
+            wanted = [v.strip().upper() for v in applicability.get(dimension) or () if v.strip()]
+            if values is not None:
+                union[dimension] = values | set(wanted) if wanted else None
+    if not seen:
+        return Applicability((), (), ())
+    return Applicability(*(tuple(sorted(union[d] or ())) for d in ("modalities", "body_parts", "views")))
+
+
 def header_flags(fused: dict, applicable_body_parts: tuple[str, ...],
-                 applicable_views: tuple[str, ...] = ()) -> list[str]:
+                 applicable_views: tuple[str, ...] = (),
+                 applicable_modalities: tuple[str, ...] = SUPPORTED_MODALITIES) -> list[str]:
     """Header checks that make an image not analysable by the models in force: modality,
-    body part and view position against the models' applicability, and laterality present
-    (for paired body parts) and consistent between image and series."""
+    body part and view position against the models' applicability (an empty tuple accepts
+    anything), and laterality present (for paired body parts) and consistent between image
+    and series."""
     meta = fused["metadata"]
     flags = []
-    if (meta.get("modality") or "") not in SUPPORTED_MODALITIES:
-        flags.append(f"modality {meta.get('modality') or 'missing'} is not a radiograph (CR/DX)")
+    modality = (meta.get("modality") or "").upper()
+    if applicable_modalities and modality not in applicable_modalities:
+        flags.append(f"modality {modality or 'missing'} is outside the models' applicability "
+                     f"({', '.join(applicable_modalities)})")
     body = (meta.get("body_part") or "").upper()
     if applicable_body_parts and body and body not in applicable_body_parts:
         flags.append(f"body part {body} is outside the models' applicability ({', '.join(applicable_body_parts)})")
@@ -68,9 +103,10 @@ def pixel_flags(fused: dict, qc_models: dict[str, dict[str, float]], thresholds:
 
 def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: int,
                  qc_models: dict[str, dict[str, float]] | None = None,
-                 thresholds: ThresholdSet | None = None, applicable_views: tuple[str, ...] = ()) -> dict:
+                 thresholds: ThresholdSet | None = None, applicable_views: tuple[str, ...] = (),
+                 applicable_modalities: tuple[str, ...] = SUPPORTED_MODALITIES) -> dict:
     qc_models = qc_models or {}
-    flags = (header_flags(fused, applicable_body_parts, applicable_views)
+    flags = (header_flags(fused, applicable_body_parts, applicable_views, applicable_modalities)
              + pixel_flags(fused, qc_models, thresholds or ThresholdSet()))
     analysable = not flags
     meta = fused["metadata"]
@@ -80,6 +116,7 @@ def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: in
         "sop_uid": fused["sop_uid"],
         "series_uid": fused["series_uid"],
         "frame": fused["frame"],
+        "sop_class_uid": meta.get("sop_class_uid"),
         "status": "ANALYSED" if analysable else "NOT_ANALYSABLE",
         "qc_flags": flags,
         "missing_models": fused["missing_models"],
@@ -103,8 +140,10 @@ class QcStage(Stage):
 
     def __init__(self, quiet_period_s: float = 10.0, applicable_body_parts: tuple[str, ...] = ("CHEST",),
                  qc_models: dict[str, dict[str, float]] | None = None,
-                 applicable_views: tuple[str, ...] = ("PA", "AP")) -> None:
+                 applicable_views: tuple[str, ...] = ("PA", "AP"),
+                 applicable_modalities: tuple[str, ...] = SUPPORTED_MODALITIES) -> None:
         self.views = tuple(v.upper() for v in applicable_views)
+        self.modalities = tuple(m.upper() for m in applicable_modalities)
         self.qc_models = dict(qc_models or {})  # name -> {label: default threshold}, task "qc" only
         self.quiet_ms = int(quiet_period_s * 1000)
         self.retention_ms = max(self.quiet_ms * 6, 600_000)
@@ -119,7 +158,7 @@ class QcStage(Stage):
             "trace_id": fused["trace_id"], "final_keys": [], "traceparent": traceparent_of(event),
         }
         thresholds = self.thresholds(fused["site"])
-        image = image_result(fused, self.applicable, now, self.qc_models, thresholds, self.views)
+        image = image_result(fused, self.applicable, now, self.qc_models, thresholds, self.views, self.modalities)
         image_key = f"{fused['sop_uid']}#{fused['frame']}"
         # The version in force is fuse's (rules) or this stage's (pixel QC), whichever is newer.
         config_version = max(fused["config_version"], thresholds.version) if self.qc_models else fused["config_version"]

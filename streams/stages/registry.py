@@ -63,7 +63,7 @@ def _preprocess(config: Config, model: str | None) -> Stage:
 
 
 def _infer(config: Config, model: str | None) -> Stage:
-    from radstream.models.backends.torch_backend import TorchBackend
+    from radstream.models.backends.select import open_backend
     from radstream.streams.stages.infer import InferStage
 
     manifests = models_in_force(config)
@@ -71,14 +71,10 @@ def _infer(config: Config, model: str | None) -> Stage:
         raise ValueError(f"infer needs --model, one of: {', '.join(sorted(manifests))}")
     if model not in manifests:
         raise ValueError(f"model {model!r} is not in the set in force ({', '.join(sorted(manifests))})")
-    device = config.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    log.info("model %s v%s on torch-%s (TensorRT: not installed in this image)", model, manifests[model].version, device)
-    return InferStage(manifests[model], TorchBackend(manifests[model], device=device), open_blob_store(config.blob_url),
-                      backend_name=f"torch-{device}")
+    max_batch = 8  # InferStage's dynamic batch; a TensorRT engine built for more serves it too
+    backend = open_backend(manifests[model], config.device, config.engine_cache, max_batch)  # logs its choice
+    return InferStage(manifests[model], backend, open_blob_store(config.blob_url), max_batch=max_batch,
+                      backend_name=backend.name)
 
 
 def _fuse(config: Config, model: str | None) -> Stage:
@@ -90,11 +86,18 @@ def _fuse(config: Config, model: str | None) -> Stage:
 
 
 def _qc(config: Config, model: str | None) -> Stage:
-    from radstream.streams.stages.qc import QcStage
+    from radstream.streams.stages.qc import QcStage, applicability_union
 
+    manifests = models_in_force(config)
     qc_models = {m.name: {label: m.default_thresholds.get(label, 0.5) for label in m.labels}
-                 for m in models_in_force(config).values() if m.task == "qc"}
-    return QcStage(quiet_period_s=config.quiet_period_s, qc_models=qc_models)
+                 for m in manifests.values() if m.task == "qc"}
+    # Header checks: the union of the manifests' applicability (a dimension no model restricts accepts anything).
+    applicable = applicability_union(m.applicability for m in manifests.values())
+    log.info("qc applicability: modalities %s, body parts %s, views %s", *(
+        ", ".join(values) or "any" for values in (applicable.modalities, applicable.body_parts, applicable.views)))
+    return QcStage(quiet_period_s=config.quiet_period_s, qc_models=qc_models,
+                   applicable_body_parts=applicable.body_parts, applicable_views=applicable.views,
+                   applicable_modalities=applicable.modalities)
 
 
 STAGES: dict[str, Callable[[Config, str | None], Stage]] = {

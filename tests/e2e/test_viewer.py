@@ -24,7 +24,7 @@ from radstream.services.gateway.events import KIND_BY_SCHEMA, Position
 from radstream.streams.blobstore import FileBlobStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "gateway"))
-from gateway_records import decoded, fused, fused_box, inferred, study_result
+from gateway_records import decoded, fused, fused_box, inferred, override, study_result
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 try:
@@ -167,6 +167,25 @@ def test_worklist_study_view_and_live_updates(gateway: RunningGateway, page: Pag
     expect(rows).to_have_count(3)
     expect(row_a.locator(".status")).to_have_text("final")
     page.screenshot(path=str(tmp_path / "study-final.png"), full_page=True)
+
+    # live: a radiologist rejects the first finding and confirms the second (findings.overrides)
+    at = 1_764_000_000_000
+    gateway.ingest("FindingOverride", override(BOXES[0], study=STUDY_A, by="dr-house", reason="rib crossing",
+                                               created_at=at))
+    rejected = page.locator("#images .box-item.overridden.rejected")
+    expect(rejected).to_have_count(1)
+    expect(rejected.locator(".override")).to_contain_text("rejected by dr-house at ")
+    expect(rejected.locator(".override")).to_contain_text(": rib crossing")
+    assert rejected.locator("strong").evaluate("e => getComputedStyle(e).textDecorationLine") == "line-through"
+    expect(items.nth(0)).to_have_class("box-item overridden rejected")  # the 0.91 box, not another one
+    expect(page.locator("#images svg g.box.overridden.rejected")).to_have_count(1)
+    expect(row_a.locator(".findings")).to_contain_text("1 overridden")
+    gateway.ingest("FindingOverride", override(BOXES[1], study=STUDY_A, verdict="CONFIRMED", by="dr-house",
+                                               created_at=at + 1000))
+    expect(page.locator("#images .box-item.overridden.confirmed .override")).to_contain_text("confirmed by dr-house")
+    expect(page.locator("#images .box-item.overridden")).to_have_count(2)
+    expect(row_a.locator(".findings")).to_contain_text("2 overridden")
+    page.screenshot(path=str(tmp_path / "study-overridden.png"), full_page=True)
 
     # a not-analysable study shows its status and QC flag, and no boxes
     page.locator(f'tr.study-row[data-study-uid="{STUDY_B}"]').click()

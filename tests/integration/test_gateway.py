@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import pydicom
 import pytest
 from aiohttp import web
 from radstream.models.synthetic_dicom import write_synthetic_study
 from radstream.services.broker import free_port
 from radstream.services.demo import real_radiographs
 from radstream.services.gateway.sse import SseMessage, iter_sse
+from radstream.services.overrides import record_override
 from radstream.services.publish import publish, read_instance
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.kafka.producer import EventProducer
@@ -72,7 +74,8 @@ def gateway_url(stack, pipeline_env: dict[str, str], tmp_path: Path) -> Iterator
         _stop(proc)
 
 
-def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_config, tmp_path: Path) -> None:
+def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_config, pipeline_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
     synthetic = [write_synthetic_study(tmp_path / f"syn{i}", n_images=2, seed=700 + i) for i in range(2)]
     store = open_blob_store(pipeline_config.blob_url)
 
@@ -128,6 +131,39 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
             extremity = await (await session.get(f"{gateway_url}/studies/{rg3}")).json()
             assert {img["status"] for img in extremity["images"]} == {"NOT_ANALYSABLE"}
             assert all(img["qc_flags"] for img in extremity["images"])
+            # a radiologist's override, recorded the CLI's way, reaches the gateway and its finding only
+            rg1 = read_instance(real_radiographs()[0]).study_uid
+            chest = await (await session.get(f"{gateway_url}/studies/{rg1}")).json()
+            findings = [f["finding_id"] for img in chest["images"] for f in img["findings"] or []]
+            assert findings, "RG1 gives nodule findings (phantom-trained models on a real chest)"
+            target = findings[0]
+            await asyncio.to_thread(record_override, pipeline_config.kafka, rg1, target, "rejected", "dr-it",
+                                    "phantom-trained model")
+            deadline = time.monotonic() + 30
+            while True:
+                chest = await (await session.get(f"{gateway_url}/studies/{rg1}")).json()
+                marked = {f["finding_id"]: f["override"] for img in chest["images"] for f in img["findings"] or []
+                          if "override" in f}
+                if marked or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert list(marked) == [target] and marked[target]["verdict"] == "rejected"
+            assert marked[target]["by"] == "dr-it" and chest["overridden"] == 1
+            # the DICOM SR of real final results, through the CLI: RG1's findings, RG3's QC reasons
+            for uid, name in ((rg1, "rg1.dcm"), (rg3, "rg3.dcm")):
+                run = await asyncio.to_thread(
+                    subprocess.run, [sys.executable, "-m", "radstream.services.cli", "sr", "--study", uid, "--out",
+                                     str(tmp_path / name)], env={**os.environ, **pipeline_env},
+                    capture_output=True, text=True, timeout=120)
+                assert run.returncode == 0, run.stderr
+            rg1_sr, rg3_sr = (pydicom.dcmread(tmp_path / n) for n in ("rg1.dcm", "rg3.dcm"))
+            assert rg1_sr.StudyInstanceUID == rg1 and rg3_sr.StudyInstanceUID == rg3
+            groups = [g for g in rg1_sr.ContentSequence[-1].ContentSequence]  # Imaging Measurements
+            assert len(groups) == len(findings)
+            assert "NOT FOR CLINICAL USE" in rg1_sr.SeriesDescription  # the demo models' manifests say so
+            reasons = [i.TextValue for g in rg3_sr.ContentSequence[-1].ContentSequence for i in g.ContentSequence
+                       if i.ValueType == "TEXT" and i.TextValue.startswith("not analysable: ")]
+            assert reasons and any("outside the models' applicability" in r for r in reasons)
             flagged = await (await session.get(f"{gateway_url}/studies?qc_flag=any")).json()
             assert [s["study_uid"] for s in flagged["studies"]] == [rg3]
             # another site's token: 403; no token: 401

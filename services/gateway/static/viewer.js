@@ -5,7 +5,7 @@
 const TOKEN_KEY = "radstream.token";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const $ = (sel) => document.querySelector(sel);
-const EVENT_TYPES = ["image.decoded", "inference.results", "findings.fused", "study.results"];
+const EVENT_TYPES = ["image.decoded", "inference.results", "findings.fused", "study.results", "findings.overrides"];
 
 const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", list: null, study: null, studyUid: null,
                 rows: new Map(), refresh: null };
@@ -76,7 +76,8 @@ function upsertRow(summary) {
     el("td", {}, status),
     el("td", { class: "images", text: String(summary.images) +
                                    (summary.expected_instances ? ` / ${summary.expected_instances}` : "") }),
-    el("td", { class: "findings", text: summary.findings ? `${summary.findings} (${summary.labels.join(", ")})` : "none" }),
+    el("td", { class: "findings", text: (summary.findings ? `${summary.findings} (${summary.labels.join(", ")})` : "none") +
+                                     (summary.overridden ? ` · ${summary.overridden} overridden` : "") }),
     flags,
     el("td", { class: "updated", text: summary.updated_at ? new Date(summary.updated_at).toLocaleTimeString() : "" }),
   );
@@ -148,6 +149,20 @@ function findingFor(box, findings) {
                                f.box.every((v, i) => Math.abs(v - box.box[i]) < 1e-6));
 }
 
+function overrideNote(finding) {
+  // A radiologist's verdict (findings.overrides): "rejected by dr-x at 10:31:02: reason".
+  const o = finding && finding.override;
+  if (!o) return null;
+  const note = el("div", { class: "override", text: `${o.verdict} by ${o.by} at ${new Date(o.at).toLocaleTimeString()}` +
+                                                      (o.reason ? `: ${o.reason}` : "") });
+  note.dataset.verdict = o.verdict;
+  return note;
+}
+
+function verdictClass(finding) {
+  return finding && finding.override ? ` overridden ${finding.override.verdict}` : "";
+}
+
 function renderImage(study, img) {
   const frame = el("div", { class: "frame" });
   const svg = document.createElementNS(SVG_NS, "svg");
@@ -170,7 +185,7 @@ function renderImage(study, img) {
     const finding = findingFor(box, img.findings);
     const [x1, y1, x2, y2] = box.box;
     const g = document.createElementNS(SVG_NS, "g");
-    g.setAttribute("class", "box" + (finding ? "" : " no-finding"));
+    g.setAttribute("class", "box" + (finding ? "" : " no-finding") + verdictClass(finding));
     g.dataset.label = box.label;
     if (finding) g.dataset.rule = finding.rule_id;
     const rect = document.createElementNS(SVG_NS, "rect");
@@ -183,18 +198,26 @@ function renderImage(study, img) {
     g.append(rect, text);
     svg.append(g);
     const sources = box.sources.map((s) => `${s.model} ${s.score.toFixed(2)}`).join(", ");
-    list.append(el("li", { class: "box-item" + (finding ? "" : " no-finding") },
+    const item = el("li", { class: "box-item" + (finding ? "" : " no-finding") + verdictClass(finding) },
       el("strong", { text: `${i + 1}. ${box.label}` }),
       el("div", { class: "confidence", text: `calibrated confidence ${box.score.toFixed(3)}` }),
       el("div", { class: "sources", text: `models: ${sources || "—"}` }),
       finding ? el("div", { class: "rule", text: `rule ${finding.rule_id} v${finding.rule_version} ` +
                             `(≥ ${Object.values(finding.thresholds).map((t) => t.toFixed(2)).join(", ")})` })
-              : el("div", { class: "muted", text: "below threshold: no finding" })));
+              : el("div", { class: "muted", text: "below threshold: no finding" }));
+    const note = overrideNote(finding);
+    if (note) item.append(note);
+    if (finding) item.dataset.findingId = finding.finding_id;
+    list.append(item);
   });
   for (const f of (img.findings || []).filter((f) => !f.box)) {
-    list.append(el("li", { class: "box-item" }, el("strong", { text: f.label }),
+    const item = el("li", { class: "box-item" + verdictClass(f) }, el("strong", { text: f.label }),
       el("div", { class: "confidence", text: `calibrated confidence ${f.confidence.toFixed(3)}` }),
-      el("div", { class: "rule", text: `rule ${f.rule_id} v${f.rule_version}` })));
+      el("div", { class: "rule", text: `rule ${f.rule_id} v${f.rule_version}` }));
+    const note = overrideNote(f);
+    if (note) item.append(note);
+    item.dataset.findingId = f.finding_id;
+    list.append(item);
   }
   const side = el("div", { class: "details" },
     el("h3", { text: `…${img.sop_uid.slice(-20)}${img.frame ? " #" + img.frame : ""}` }),

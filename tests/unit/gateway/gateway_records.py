@@ -1,4 +1,4 @@
-"""Schema-valid records of the four topics the gateway follows, for gateway tests (unit and e2e)."""
+"""Schema-valid records of the five topics the gateway follows, for gateway tests (unit and e2e)."""
 
 from __future__ import annotations
 
@@ -35,10 +35,22 @@ def fused_box(box: list[float], label: str = "nodule", score: float = 0.8) -> di
                         {"model": "detector-b", "box": box, "score": score - 0.1}]}
 
 
+def finding_id(box: dict) -> str:
+    """Stable per rule and box, as fuse makes it (there from the image, rule and box too)."""
+    return f"{box['label']}-detected@" + ",".join(f"{v:g}" for v in box["box"])
+
+
 def finding(box: dict, threshold: float = 0.5) -> dict:
     return {"rule_id": f"{box['label']}-detected", "rule_version": "1", "label": box["label"],
             "confidence": box["score"], "box": box["box"], "inputs": {"fused_box[0].score": box["score"]},
-            "thresholds": {f"rule:{box['label']}-detected/min_score": threshold}}
+            "thresholds": {f"rule:{box['label']}-detected/min_score": threshold}, "finding_id": finding_id(box)}
+
+
+def override(box: dict, study: str = STUDY, verdict: str = "REJECTED", by: str = "dr-lee", reason: str = "",
+             created_at: int | None = None) -> dict:
+    """A FindingOverride naming the finding of `box`."""
+    return {"schema_version": 1, "finding_id": finding_id(box), "study_uid": study, "verdict": verdict, "by": by,
+            "reason": reason, "created_at": created_at or int(time.time() * 1000)}
 
 
 def fused(study: str = STUDY, sop: str = SOP, site: str = "SITE_A", boxes: list[dict] | None = None,

@@ -1,0 +1,103 @@
+"""Faster R-CNN (torchvision): region proposals, RoIAlign and a box head, over a small backbone.
+
+torchvision's detection heads are used as they are; only the backbone is ours, a stride-8
+convolutional stack sized for a CPU demo (the production variant would put a
+ResNet/MobileNet FPN here). Nodules are 4-20 px in a 256 px tensor, so the anchors are
+small and the RPN's positive IoU is lowered to 0.5. Proposals, NMS and RoIAlign depend on
+the data, so this family runs on torch only (no ONNX/TensorRT graph).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.ops import MultiScaleRoIAlign
+
+from ..nets import _conv_block
+from ..outputs import ModelOutput
+from ..training import _fit
+from . import Progress, TrainingSet
+from .box_lists import batch_targets, decode_padded, pad_detections
+
+DEFAULT_ARCHITECTURE: dict[str, Any] = {"width": 32, "representation": 128, "anchor_sizes": [8, 16, 32]}
+MAX_DETECTIONS = 50
+
+
+class SmallBackbone(nn.Sequential):
+    """Stride-8 feature map with `out_channels` channels, as torchvision's FasterRCNN expects."""
+
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__(
+            _conv_block(in_channels, width // 2, stride=2),
+            _conv_block(width // 2, width, stride=2),
+            _conv_block(width, width),
+            _conv_block(width, 2 * width, stride=2),
+            _conv_block(2 * width, 2 * width, dilation=2),
+            _conv_block(2 * width, 2 * width, dilation=4),
+        )
+        self.out_channels = 2 * width
+
+
+class _PaddedDetections(nn.Module):
+    """Eval-mode Faster R-CNN with its per-image dicts padded to fixed tensors."""
+
+    def __init__(self, net: FasterRCNN) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        found = self.net(list(x))
+        per_image = [(d["boxes"], d["scores"], d["labels"] - 1) for d in found]  # torchvision's 0 is background
+        return pad_detections(per_image, MAX_DETECTIONS)
+
+
+class FasterRcnn:
+    name = "faster-rcnn"
+    tasks = ("detector",)
+    backends = ("torch",)
+
+    def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
+        arch = {**DEFAULT_ARCHITECTURE, **architecture}
+        anchors = AnchorGenerator(sizes=(tuple(arch["anchor_sizes"]),), aspect_ratios=((0.5, 1.0, 2.0),))
+        backbone = SmallBackbone(in_channels, arch["width"])
+        return FasterRCNN(
+            backbone,
+            box_head=TwoMLPHead(backbone.out_channels * 7 * 7, arch["representation"]),
+            box_predictor=FastRCNNPredictor(arch["representation"], n_labels + 1),
+            # tensors arrive normalised by the input profile at their final size: no resize, no re-normalise
+            min_size=size, max_size=size, image_mean=[0.0] * in_channels, image_std=[1.0] * in_channels,
+            rpn_anchor_generator=anchors,
+            box_roi_pool=MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2),
+            rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=200,
+            rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
+            rpn_fg_iou_thresh=0.5, rpn_batch_size_per_image=128, box_batch_size_per_image=128,
+            box_score_thresh=0.01, box_detections_per_img=MAX_DETECTIONS,
+        )
+
+    def raw_module(self, net: nn.Module) -> nn.Module:
+        return _PaddedDetections(net).eval()
+
+    def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
+               top_k: int) -> list[ModelOutput]:
+        return decode_padded(raw, labels, score_floor, top_k)
+
+    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0,
+              batch_size: int = 16, lr: float = 2e-3) -> float:
+        """torchvision's own losses: RPN objectness + box, and the box head's class + box."""
+        generator = torch.Generator().manual_seed(seed)
+
+        def batch_loss(index: torch.Tensor) -> torch.Tensor:
+            images, boxes, label_ids = batch_targets(data, index, generator)
+            targets = [{"boxes": b, "labels": l + 1} for b, l in zip(boxes, label_ids)]
+            return sum(net(list(images), targets).values())
+
+        return _fit(net, len(data), epochs, batch_size, lr, generator, batch_loss, progress, self.name)
+
+
+FAMILIES = {"faster-rcnn": FasterRcnn()}

@@ -1,0 +1,65 @@
+"""`radstream sr`: a study's final result as a DICOM Structured Report (TID 1500) file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+
+def _sr(args: argparse.Namespace) -> int:
+    from radstream.models.registry import default_registry_dir, load_manifests
+    from radstream.services.cli import CliError
+    from radstream.services.structured_report import ReportError, made_by_demo_models, structured_report
+    from radstream.streams.config import Config
+
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every module it copies at INFO
+    config = Config.from_env(args.bootstrap)
+    if args.result:
+        try:
+            result = json.loads(Path(args.result).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CliError(f"cannot read the result {args.result}: {exc}") from None
+    else:
+        result = _latest_final(config, args.study)
+    manifests = load_manifests(config.model_registry or default_registry_dir())
+    try:
+        sr = structured_report(result, not_for_clinical_use=made_by_demo_models(result["model_versions"], manifests))
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sr.save_as(out, enforce_file_format=True)
+    findings = sum(len(img["findings"]) for img in result["images"])
+    gated = sum(1 for img in result["images"] if img["status"] == "NOT_ANALYSABLE")
+    print(f"wrote {out}: Comprehensive 3D SR {sr.SOPInstanceUID} for study {result['study_uid']} "
+          f"({findings} finding(s), {gated} image(s) not analysable)")
+    return 0
+
+
+def _latest_final(config, study: str) -> dict:
+    from radstream.services.cli import CliError
+    from radstream.services.results import study_results
+
+    if not config.kafka.bootstrap:
+        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", 2)
+    latest = None
+    try:
+        for result in study_results(config.kafka, study=study):  # final results only; a late amendment supersedes
+            latest = result
+    except (LookupError, TimeoutError, RuntimeError) as exc:
+        raise CliError(str(exc)) from None
+    if latest is None:
+        raise CliError(f"no final result for study {study} on study.results")
+    return latest
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sp = sub.add_parser("sr", help="write a study's final result as a DICOM Structured Report (TID 1500)")
+    source = sp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--study", help="Study Instance UID: its latest final result on study.results")
+    source.add_argument("--result", metavar="FILE.json", help="one result as JSON (`radstream results --json`)")
+    sp.add_argument("--out", required=True, metavar="FILE.dcm")
+    sp.add_argument("--bootstrap", metavar="HOST:PORT")
+    sp.set_defaults(func=_sr)
