@@ -47,8 +47,8 @@ class ModelManifest:
     # empty: scores are used as the model gives them (models/calibration.py)
     calibration: dict[str, Any] = field(default_factory=dict)
     not_for_clinical_use: bool = True
-    # Backends this model may run on, in order of preference ("tensorrt", "torch"); the
-    # infer stage picks the first one available (models/backends/select.py).
+    # Backends this model may run on (an allow-list: "torch", "onnx", "tensorrt"); the infer
+    # stage picks TensorRT, then torch on CUDA, then torch on the CPU (models/backends/select.py).
     backends: list[str] = field(default_factory=lambda: ["torch"])
     # What the model was trained for: {"modalities": [...], "body_parts": [...], "views": [...]};
     # qc's header checks refuse images outside the union over the models in force. Empty: anything.

@@ -56,13 +56,19 @@ class DemoModel:
     version: str = VERSION
     architecture: dict[str, Any] = field(default_factory=dict)
     n_train: int = N_TRAIN  # some families learn from fewer images in the same wall time
+    train_options: dict[str, Any] = field(default_factory=dict)  # family.train keywords (lr, ...)
 
 
 DEMO_MODELS: tuple[DemoModel, ...] = (
     DemoModel("demo-classifier", "classifier", "densenet", CLASSIFIER_PROFILE, epochs=12, default_threshold=0.5,
               version="2"),
-    DemoModel("demo-frcnn", "detector", "faster-rcnn", DETECTOR_PROFILE, epochs=5, default_threshold=0.3),
-    DemoModel("demo-effdet", "detector", "efficientdet", DETECTOR_PROFILE, epochs=5, default_threshold=0.3),
+    DemoModel("demo-frcnn", "detector", "faster-rcnn", DETECTOR_PROFILE, epochs=6, default_threshold=0.3,
+              n_train=400),
+    # one 8 px anchor shape per location at two scales: nodules are round and 4-20 px (D-019)
+    DemoModel("demo-effdet", "detector", "efficientdet", DETECTOR_PROFILE, epochs=12, default_threshold=0.3,
+              n_train=480, architecture={"fpn_channels": 32, "fpn_cell_repeats": 1, "box_class_repeats": 1,
+                                         "num_scales": 2, "aspect_ratios": [[1.0, 1.0]]},
+              train_options={"lr": 8e-3, "batch_size": 8}),
     DemoModel("demo-rfdetr", "detector", "rf-detr", DETECTOR_PROFILE, epochs=5, default_threshold=0.3),
 )
 
@@ -130,7 +136,7 @@ def build_demo(
         torch.manual_seed(seed)
         net = family.build(1, profile.channels, profile.size, spec.architecture)
         progress(f"training {spec.name} ({spec.family}, {count_parameters(net):,} parameters, {len(data)} images)")
-        seconds = family.train(net, data, epochs or spec.epochs, progress, seed=seed)
+        seconds = family.train(net, data, epochs or spec.epochs, progress, seed=seed, **spec.train_options)
         manifest = save_model(net, {"name": spec.name, "version": spec.version, "task": spec.task,
                                     "family": spec.family, "labels": [NODULE], "input_profile": profile,
                                     "architecture": dict(spec.architecture),
@@ -146,6 +152,8 @@ def build_demo(
         manifest.validation = {
             "data": f"synthetic phantoms, numpy SeedSequence([{seed}, 2]), never used in training",
             "n_train": len(data),
+            "epochs": epochs or spec.epochs,
+            **spec.train_options,
             "train_seconds": round(seconds, 1),
             **metrics,
         }

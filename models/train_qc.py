@@ -2,8 +2,10 @@
 
 Task "qc": a multi-label classifier whose outputs the qc stage ORs into "not
 analysable" flags; they never become findings. Built by `python -m
-radstream.models.train_demo` and `radstream models build-demo` after the other two
-demo models. Deterministic for a given seed on CPU. NOT FOR CLINICAL USE.
+radstream.models.train_demo` and `radstream models build-demo` after the finding
+models. It stays the tiny CNN (family "tiny-cnn"): a scaled-down timm EfficientNet trained
+here for the same budget did worse on rotation and cropping (D-019). Deterministic for a
+given seed on CPU. NOT FOR CLINICAL USE.
 """
 
 from __future__ import annotations
@@ -18,18 +20,20 @@ import torch
 from .backends.torch_backend import TorchBackend
 from .demo_data import random_shape
 from .evaluation import evaluate_multilabel, predict_images
+from .families import TrainingSet, count_parameters, get_family
 from .manifest import ModelManifest
-from .nets import build_net, count_parameters
 from .profile import ClaheSettings, InputProfile, normalise, prepare_unit_image
 from .qc_defects import QC_LABELS, QcSample, make_qc_sample
 from .registry import default_registry_dir
-from .train_demo import ARCHITECTURE, save_model
-from .training import train_multilabel
+from .train_demo import save_model
 
 NAME = "demo-qc"
+VERSION = "1"
 N_TRAIN = 1200
 N_HELD_OUT = 300
 EPOCHS = 18
+FAMILY = "tiny-cnn"
+ARCHITECTURE = {"width": 16}
 
 # Exposure defects live in the intensity histogram and the noise, so no CLAHE (it would
 # equalise exactly what the model must see); 128 px is enough for global defects.
@@ -93,13 +97,15 @@ def build_qc_demo(
     progress(f"generated {n_train} training + {n_held_out} held-out QC samples in {time.perf_counter() - started:.1f}s")
 
     profile = QC_PROFILE.with_stats(float(units.mean(dtype=np.float64)), float(units.std(dtype=np.float64)))
+    family = get_family(FAMILY)
     torch.manual_seed(seed)
-    net = build_net("tiny-cnn", len(QC_LABELS), profile.channels, ARCHITECTURE)
-    progress(f"training {NAME} ({count_parameters(net)} parameters)")
-    x = np.stack([normalise(u, profile) for u in units])
-    seconds = train_multilabel(net, x, targets, epochs, progress, seed=seed)
+    net = family.build(len(QC_LABELS), profile.channels, profile.size, ARCHITECTURE)
+    progress(f"training {NAME} ({FAMILY}, {count_parameters(net):,} parameters)")
+    data = TrainingSet(np.stack([normalise(u, profile) for u in units]), targets)
+    seconds = family.train(net, data, epochs, progress, seed=seed)
 
-    manifest = save_model(net, {"name": NAME, "task": "qc", "family": "tiny-cnn", "labels": list(QC_LABELS),
+    manifest = save_model(net, {"name": NAME, "version": VERSION, "task": "qc", "family": FAMILY,
+                                "architecture": dict(ARCHITECTURE), "labels": list(QC_LABELS),
                                 "input_profile": profile, "default_thresholds": dict(DEFAULT_THRESHOLDS),
                                 "fusion_weight": 1.0, "not_for_clinical_use": True},
                           registry_dir, registry_dir.parent / "artifacts")

@@ -1,7 +1,7 @@
 """Which backend runs a model: TensorRT when it can, else torch on CUDA, else torch on the CPU.
 
 The choice is made once per infer process and logged at INFO with its reason, so a slow
-stage explains itself ("model demo-detector: backend torch-cpu (TensorRT not installed; no
+stage explains itself ("model demo-effdet: backend torch-cpu (TensorRT not installed; no
 CUDA device)"). `choose_backend` is pure given a `Platform`, so every branch is tested on
 machines without a GPU; `probe_platform` is the only part that touches CUDA and TensorRT.
 """
@@ -65,7 +65,7 @@ def probe_platform(device_setting: str = "auto") -> Platform:
     import torch
 
     wanted = cuda_device(device_setting)
-    cuda = wanted is not None and torch.cuda.is_available()
+    cuda = wanted is not None and torch.cuda.is_available() and torch.device(wanted).index < torch.cuda.device_count()
     capability = compute_capability_tag(*torch.cuda.get_device_capability(wanted)) if cuda else None
     try:
         import tensorrt
@@ -83,21 +83,19 @@ def probe_platform(device_setting: str = "auto") -> Platform:
 
 def choose_backend(manifest: ModelManifest, device_setting: str, engine_cache_dir: Path, max_batch: int,
                    platform: Platform, precision: str = "fp16") -> Choice:
-    """Walk the manifest's `backends` in order and take the first that can run here;
-    torch is the fallback of last resort (every family runs under it)."""
+    """TensorRT when the manifest lists it and an engine is cached for this GPU, else torch
+    (on CUDA when the setting allows and there is one). The manifest's `backends` is an
+    allow-list here, not an order: torch is always allowed, every family runs under it."""
     wanted = cuda_device(device_setting)
     if wanted is not None and device_setting != "auto" and not platform.cuda:
         raise ModelLoadError(f"{manifest.key}: RADSTREAM_DEVICE={device_setting} but no CUDA device is available")
     reasons = _Reasons()
-    if "tensorrt" not in manifest.backends:
+    if "tensorrt" in manifest.backends:
+        engine = _tensorrt_engine(manifest, wanted, engine_cache_dir, max_batch, platform, precision, reasons)
+        if engine is not None:
+            return Choice("tensorrt", str(wanted), f"engine {engine.name}", engine)
+    else:
         reasons.add(f"manifest backends: {', '.join(manifest.backends)}")
-    for name in manifest.backends:
-        if name == "tensorrt":
-            engine = _tensorrt_engine(manifest, wanted, engine_cache_dir, max_batch, platform, precision, reasons)
-            if engine is not None:
-                return Choice("tensorrt", str(wanted), f"engine {engine.name}", engine)
-        elif name == "torch":
-            return _torch(wanted, platform, reasons)
     return _torch(wanted, platform, reasons)
 
 
@@ -108,7 +106,7 @@ def _torch(wanted: str | None, platform: Platform, reasons: _Reasons) -> Choice:
     if not platform.cuda:
         reasons.add("no CUDA device")
         return Choice("torch-cpu", "cpu", reasons.text(""))
-    return Choice("torch-cuda", wanted, reasons.text("torch preferred by the manifest"))
+    return Choice("torch-cuda", wanted, reasons.text("CUDA available"))
 
 
 def _tensorrt_engine(manifest: ModelManifest, wanted: str | None, engine_cache_dir: Path, max_batch: int,

@@ -87,7 +87,9 @@ def build_engine(onnx_path: Path, engine_path: Path, max_batch: int, fp16: bool 
     config.add_optimization_profile(profile)
     if timing_cache_path is not None:
         cached = timing_cache_path.read_bytes() if timing_cache_path.is_file() else b""
-        config.set_timing_cache(config.create_timing_cache(cached), False)  # False: reject a foreign cache
+        if not config.set_timing_cache(config.create_timing_cache(cached), ignore_mismatch=False):
+            log.warning("timing cache %s is from another GPU or TensorRT; starting a fresh one", timing_cache_path)
+            config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"{onnx_path}: TensorRT failed to build an engine (see its log above)")
@@ -133,7 +135,9 @@ class TensorRTBackend:
             self.engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
             if self.engine is None:
                 raise ModelLoadError(f"{manifest.key}: cannot deserialize TensorRT engine {self.engine_path}")
-            self.context = self.engine.create_execution_context()
+            self.context = self.engine.create_execution_context()  # allocates the activation memory
+            if self.context is None:
+                raise ModelLoadError(f"{manifest.key}: no execution context for {self.engine_path} (GPU memory?)")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.output_names = sorted(outputs, key=output_index)

@@ -27,6 +27,7 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "base": "efficientdet_d0", "backbone": "tinynet_e", "fpn_channels": 48, "fpn_cell_repeats": 2,
     "box_class_repeats": 2, "anchor_scale": 1.0, "match_threshold": 0.5,
 }
+ANCHOR_KEYS = ("min_level", "max_level", "num_scales", "aspect_ratios")  # optional overrides of D0's
 NMS_IOU = 0.5
 CANDIDATES = 1000  # top-scoring anchors kept before NMS
 
@@ -39,6 +40,7 @@ def _config(n_labels: int, in_channels: int, size: int, arch: dict[str, Any]) ->
         "box_class_repeats": arch["box_class_repeats"], "anchor_scale": arch["anchor_scale"],
         "backbone_args": {"in_chans": in_channels, "drop_path_rate": 0.0},
     })
+    config.update({k: arch[k] for k in ANCHOR_KEYS if k in arch})
     return config
 
 

@@ -1,9 +1,9 @@
 """Faster R-CNN (torchvision): region proposals, RoIAlign and a box head, over a small backbone.
 
 torchvision's detection heads are used as they are; only the backbone is ours, a stride-8
-convolutional stack sized for a CPU demo (the production variant would put a
+convolutional network sized for a CPU demo (the production variant would put a
 ResNet/MobileNet FPN here). Nodules are 4-20 px in a 256 px tensor, so the anchors are
-small and the RPN's positive IoU is lowered to 0.5. Proposals, NMS and RoIAlign depend on
+small, on a stride-4 map, and the RPN's positive IoU is lowered to 0.5. Proposals, NMS and RoIAlign depend on
 the data, so this family runs on torch only (no ONNX/TensorRT graph).
 """
 
@@ -25,23 +25,32 @@ from ..training import _fit
 from . import Progress, TrainingSet
 from .box_lists import batch_targets, decode_padded, pad_detections
 
-DEFAULT_ARCHITECTURE: dict[str, Any] = {"width": 32, "representation": 128, "anchor_sizes": [8, 16, 32]}
+DEFAULT_ARCHITECTURE: dict[str, Any] = {"width": 32, "stride": 4, "representation": 128, "anchor_sizes": [6, 12, 24]}
 MAX_DETECTIONS = 50
 
 
-class SmallBackbone(nn.Sequential):
-    """Stride-8 feature map with `out_channels` channels, as torchvision's FasterRCNN expects."""
+class SmallBackbone(nn.Module):
+    """One stride-`stride` feature map with `out_channels` channels, as torchvision's FasterRCNN
+    expects: a stride-8 context path upsampled onto a stride-4 detail path (stride 4), or the
+    context path alone (stride 8)."""
 
-    def __init__(self, in_channels: int, width: int) -> None:
-        super().__init__(
-            _conv_block(in_channels, width // 2, stride=2),
-            _conv_block(width // 2, width, stride=2),
-            _conv_block(width, width),
-            _conv_block(width, 2 * width, stride=2),
-            _conv_block(2 * width, 2 * width, dilation=2),
-            _conv_block(2 * width, 2 * width, dilation=4),
-        )
+    def __init__(self, in_channels: int, width: int, stride: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv_block(in_channels, width // 2, stride=2),
+                                  _conv_block(width // 2, width, stride=2))  # stride 4
+        self.context = nn.Sequential(_conv_block(width, 2 * width, stride=2),
+                                     _conv_block(2 * width, 2 * width, dilation=2),
+                                     _conv_block(2 * width, 2 * width, dilation=4))  # stride 8
+        self.stride = stride
+        self.detail = _conv_block(width, 2 * width) if stride == 4 else None
         self.out_channels = 2 * width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shallow = self.stem(x)
+        deep = self.context(shallow)
+        if self.detail is None:
+            return deep
+        return self.detail(shallow) + nn.functional.interpolate(deep, size=shallow.shape[-2:], mode="nearest")
 
 
 class _PaddedDetections(nn.Module):
@@ -65,7 +74,7 @@ class FasterRcnn:
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
         arch = {**DEFAULT_ARCHITECTURE, **architecture}
         anchors = AnchorGenerator(sizes=(tuple(arch["anchor_sizes"]),), aspect_ratios=((0.5, 1.0, 2.0),))
-        backbone = SmallBackbone(in_channels, arch["width"])
+        backbone = SmallBackbone(in_channels, arch["width"], arch["stride"])
         return FasterRCNN(
             backbone,
             box_head=TwoMLPHead(backbone.out_channels * 7 * 7, arch["representation"]),

@@ -41,23 +41,23 @@ from ..outputs import Detection, ModelOutput  # noqa: E402
 from . import Progress, TrainingSet  # noqa: E402
 
 DEFAULT_ARCHITECTURE: dict[str, Any] = {
-    "vit_width": 192,  # DINOv2 "tiny" width (rfdetr's presets start at small, 384)
-    "vit_depth": 6,
-    "vit_heads": 3,
+    "vit_width": 128,  # below rfdetr's smallest DINOv2 preset (small, 384): this one trains on a CPU
+    "vit_depth": 4,
+    "vit_heads": 2,
     "vit_mlp_ratio": 2,
     "vit_registers": 0,  # as in Nano (dinov2_windowed_small has none)
-    "feature_every": 2,  # blocks 2, 4, 6 feed the projector and attend globally; the rest are windowed
-    "patch_size": 16,
-    "num_windows": 2,
-    "projector_scale": "P3",  # stride 8: the nodules are 3-25 tensor pixels
-    "hidden_dim": 128,
-    "dim_feedforward": 512,
-    "dec_layers": 2,
+    "feature_every": 2,  # stages 2 and 4 feed the projector; rfdetr's rule then makes block 2 (of 0-3) global
+    "patch_size": 16,  # Nano's
+    "num_windows": 2,  # Nano's
+    "projector_scale": "P4",  # comma-separated levels of P3, P4, P5; Nano uses P4
+    "hidden_dim": 64,
+    "dim_feedforward": 256,
+    "dec_layers": 2,  # Nano's
     "sa_nheads": 4,
-    "ca_nheads": 8,
+    "ca_nheads": 4,
     "dec_n_points": 4,
-    "num_queries": 24,
-    "group_detr": 6,
+    "num_queries": 16,  # at most three nodules per image
+    "group_detr": 4,  # group-DETR: 4 x 16 queries while training, the first 16 at inference
 }
 
 _LEVEL_SCALE = {"P3": 2.0, "P4": 1.0, "P5": 0.5}
@@ -134,8 +134,9 @@ def build_lwdetr(n_labels: int, in_channels: int, size: int, architecture: dict[
 class _RawDetections(nn.Module):
     """(N, C, S, S) -> (pred_logits (N, Q, L), pred_boxes (N, Q, 4) cx, cy, w, h in tensor pixels).
 
-    Boxes leave the graph in pixels because `decode` is not told the input size. rfdetr's export path (`LWDETR.export`: a static position table, no padding masks, one
-    query group) on a private copy, so the served network is never switched over.
+    Boxes leave the graph in pixels because `decode` is not told the input size. This is
+    rfdetr's export path (`LWDETR.export`: a static position table, no padding masks, one
+    query group) run on a private copy, so the served network is never switched over.
     """
 
     def __init__(self, net: LWDETR) -> None:
@@ -175,7 +176,7 @@ def _targets(boxes: Sequence[np.ndarray], labels: Sequence[np.ndarray], size: in
 
 
 def train_rf_detr(net: LWDETR, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0,
-                  batch_size: int = 8, lr: float = 1e-3, clip: float = 0.1) -> float:
+                  batch_size: int = 4, lr: float = 2e-3, clip: float = 0.1) -> float:
     """Set-prediction training with random horizontal flips; returns wall seconds.
 
     From scratch, so one AdamW rate for the whole net (rfdetr's 1e-4 assumes a pretrained
@@ -216,22 +217,21 @@ def decode_queries(logits: torch.Tensor, boxes: torch.Tensor, labels: Sequence[s
                    top_k: int) -> list[ModelOutput]:
     """Sigmoid, then top-k over queries x labels (no NMS: set prediction makes one box per object).
 
-    `boxes` are cx, cy, w, h in tensor pixels; detections come back as x1, y1, x2, y2.
-    Each label's image-level score is its best query's score, over every query.
+    `boxes` are cx, cy, w, h in tensor pixels; detections come back as x1, y1, x2, y2. A label's
+    image-level score is its best kept detection (0.0 when none is kept).
     """
     scores = logits.float().sigmoid()
     n, queries, n_labels = scores.shape
-    flat = scores.reshape(n, queries * n_labels)
-    best, index = flat.topk(min(top_k, queries * n_labels), dim=1)
+    best, index = scores.reshape(n, queries * n_labels).topk(min(top_k, queries * n_labels), dim=1)
     cx, cy, w, h = boxes.float().unbind(-1)
     xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
-    image_scores = scores.amax(dim=1)
     outputs = []
     for i in range(n):
         keep = best[i] >= score_floor
-        found = [Detection(labels[int(k) % n_labels], float(s), tuple(float(v) for v in xyxy[i, int(k) // n_labels]))
-                 for s, k in zip(best[i][keep], index[i][keep])]
-        outputs.append(ModelOutput(found, {l: float(p) for l, p in zip(labels, image_scores[i])}))
+        found = [Detection(labels[k % n_labels], s, tuple(xyxy[i, k // n_labels].tolist()))
+                 for s, k in zip(best[i][keep].tolist(), index[i][keep].tolist())]
+        image = {label: max((d.score for d in found if d.label == label), default=0.0) for label in labels}
+        outputs.append(ModelOutput(found, image))
     return outputs
 
 
@@ -250,8 +250,9 @@ class RfDetr:
                top_k: int) -> list[ModelOutput]:
         return decode_queries(raw[0], raw[1], labels, score_floor, top_k)
 
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0) -> float:
-        return train_rf_detr(net, data, epochs, progress, seed=seed)
+    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0,
+              **options: Any) -> float:
+        return train_rf_detr(net, data, epochs, progress, seed=seed, **options)
 
 
 FAMILIES = {"rf-detr": RfDetr()}

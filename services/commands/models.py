@@ -11,6 +11,7 @@ still written, and the infer stage runs those models on torch).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -24,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp = models.add_parser("build-demo", help="train the demo models on synthetic phantoms and write their manifests")
     sp.add_argument("--registry", help="registry folder (default: the shipped models/registry)")
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--only", metavar="NAME[,NAME...]",
+                    help="rebuild only these models (default: the whole demo ensemble, demo-qc included)")
     sp.set_defaults(func=cmd_build_demo)
     sp = models.add_parser("encrypt", help="encrypt weights with AES-256-GCM under RADSTREAM_MODEL_KEY(_FILE)")
     sp.add_argument("input")
@@ -50,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--epochs", type=int, default=6)
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=cmd_ablate)
+    sp = models.add_parser("evaluate", help="every detector in force and their WBF ensemble on fresh phantoms: "
+                                            "recall, precision, AUC, lesion-level AP, ensemble gain with a CI")
+    sp.add_argument("--images", type=int, default=200)
+    sp.add_argument("--seed", type=int, default=31_337, help="phantom seed (training used 0)")
+    sp.add_argument("--registry", help="registry folder (default: RADSTREAM_MODEL_REGISTRY or models/registry)")
+    sp.set_defaults(func=cmd_evaluate)
     sp = models.add_parser("keygen", help="print a new random 32-byte key, base64")
     sp.set_defaults(func=cmd_keygen)
     sp = models.add_parser("compile", help="export ONNX, check it against torch, build TensorRT engines (when installed)")
@@ -63,11 +72,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_build_demo(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir
-    from radstream.models.train_demo import build_demo
-    from radstream.models.train_qc import build_qc_demo
+    from radstream.models.train_demo import DEMO_MODELS, build_demo
+    from radstream.models.train_qc import NAME as QC_NAME, build_qc_demo
 
     registry = Path(args.registry) if args.registry else default_registry_dir()
-    manifests = build_demo(registry, seed=args.seed) + [build_qc_demo(registry, seed=args.seed)]
+    wanted = set(args.only.split(",")) if args.only else {m.name for m in DEMO_MODELS} | {QC_NAME}
+    unknown = wanted - {m.name for m in DEMO_MODELS} - {QC_NAME}
+    if unknown:
+        print(f"error: not a demo model: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    chosen = tuple(m for m in DEMO_MODELS if m.name in wanted)
+    progress = functools.partial(print, flush=True)  # training takes minutes: show it live, even in a log file
+    manifests = build_demo(registry, seed=args.seed, models=chosen, progress=progress) if chosen else []
+    if QC_NAME in wanted:
+        manifests.append(build_qc_demo(registry, seed=args.seed, progress=progress))
     for m in manifests:
         print(f"{m.name} v{m.version}: {json.dumps(m.validation, sort_keys=True)}")
     return 0
@@ -160,6 +178,34 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                   f"(95% CI {row['ci_low']:+.3f} to {row['ci_high']:+.3f})")
         else:
             print(f"{name:<28} AUC {row['auc']:.3f}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from radstream.models.backends.torch_backend import TorchBackend
+    from radstream.models.demo_data import generate_phantoms
+    from radstream.models.ensemble_eval import evaluate_ensemble
+    from radstream.models.evaluation import evaluate_detector
+    from radstream.models.registry import default_registry_dir, load_manifests
+    from radstream.services.cli import CliError
+
+    registry = Path(args.registry) if args.registry else default_registry_dir()
+    detectors = {name: TorchBackend(m) for name, m in load_manifests(registry).items() if m.task == "detector"}
+    if not detectors:
+        raise CliError(f"{registry}: no detector manifests")
+    print(f"generating {args.images} phantoms (seed {args.seed}) ...", flush=True)
+    phantoms = generate_phantoms(np.random.default_rng(args.seed), args.images)
+    for name, backend in detectors.items():
+        m = evaluate_detector(backend, phantoms)
+        print(f"{name:<14} recall {m['recall']:.3f}  precision {m['precision']:.3f} at {m['threshold']:.3f}  "
+              f"image AUC {m['image_auc']:.3f}", flush=True)
+    report = evaluate_ensemble(detectors, phantoms)
+    for name, ap in report["average_precision"].items():
+        print(f"AP@IoU{report['min_iou']} {name:<14} {ap:.4f}")
+    low, high = report["gain_ci95"]
+    print(f"ensemble - best member ({report['best_member']}): {report['gain']:+.4f} (95% CI {low:+.4f} to {high:+.4f})")
     return 0
 
 

@@ -14,6 +14,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from radstream.models.registry import default_registry_dir, load_manifests
 from radstream.models.synthetic_dicom import write_synthetic_study
 from radstream.services.stack import Stack
 from radstream.streams.config import Config
@@ -82,9 +83,9 @@ def test_one_study_is_one_connected_trace_over_every_stage(pipeline_env, tmp_pat
         if {"radstream-qc", "radstream-publish"} <= services:
             break
         time.sleep(0.2)
+    models = sorted(load_manifests(default_registry_dir()))  # one infer process per model in force
     assert services == {"radstream-publish", "radstream-decode", "radstream-preprocess", "radstream-fuse",
-                        "radstream-qc", "radstream-infer:demo-classifier", "radstream-infer:demo-detector",
-                        "radstream-infer:demo-qc"}
+                        "radstream-qc", *(f"radstream-infer:{m}" for m in models)}
     # Connected: every span's parent is another span of the trace, or the study's root context.
     ids = {s["id"] for s in spans}
     root = format(trace.get_current_span(study_context(studies[0])).get_span_context().span_id, "016x")

@@ -32,7 +32,7 @@ def test_identity_isotonic_and_unknown_methods() -> None:
 
 
 def test_shipped_manifests_carry_a_fitted_calibration_with_lower_error() -> None:
-    for m in load_manifests(default_registry_dir(), ["demo-classifier", "demo-detector"]).values():
+    for m in load_manifests(default_registry_dir(), ["demo-classifier", "demo-frcnn", "demo-effdet", "demo-rfdetr"]).values():
         cal = m.calibration
         assert cal["method"] == "temperature" and cal["ece_after"] < cal["ece_before"]
         # the operating points moved to the calibrated scale with the scores

@@ -73,10 +73,10 @@ def test_fresh_family_net_matches_torch_at_batch_1_and_5(name: str, family: Any,
 
 
 def test_graph_has_named_io_and_a_symbolic_batch_axis(tmp_path: Path) -> None:
-    manifest = load_manifests(default_registry_dir(), ["demo-detector"])["demo-detector"]
+    manifest = load_manifests(default_registry_dir(), ["demo-effdet"])["demo-effdet"]
     graph = onnx.load(export_onnx(manifest, tmp_path / "d.onnx")).graph
     assert [i.name for i in graph.input] == [INPUT_NAME]
-    assert [o.name for o in graph.output] == ["output0", "output1"]  # heatmap, boxes: raw_module's order
+    assert [o.name for o in graph.output] == ["output0", "output1"]  # scores, boxes: raw_module's order
     for value in [*graph.input, *graph.output]:
         assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
     size = manifest.input_profile.size
@@ -94,7 +94,7 @@ def test_family_without_onnx_is_refused_in_one_line(name: str, family: Any, arch
 
 def test_a_manifest_of_such_a_family_is_refused_before_its_weights_are_read(tmp_path: Path) -> None:
     assert NOT_EXPORTABLE, "Faster R-CNN (data-dependent NMS) is expected among the families"
-    data = load_manifests(default_registry_dir(), ["demo-detector"])["demo-detector"].to_dict()
+    data = load_manifests(default_registry_dir(), ["demo-effdet"])["demo-effdet"].to_dict()
     data.update(family=NOT_EXPORTABLE[0][0], artifact={"path": "missing.pt", "sha256": "0" * 64})
     (tmp_path / "frcnn.json").write_text(json.dumps({**data, "name": "frcnn"}))
     manifest = ModelManifest.read(tmp_path / "frcnn.json")
@@ -108,7 +108,7 @@ def test_models_compile_writes_checked_onnx_without_tensorrt(tmp_path: Path, mon
 
     registry = tmp_path / "registry"
     registry.mkdir()
-    for name, backends in (("demo-detector", ["tensorrt", "torch"]), ("demo-qc", ["torch"])):
+    for name, backends in (("demo-effdet", ["tensorrt", "torch"]), ("demo-qc", ["torch"])):
         data = json.loads((default_registry_dir() / f"{name}.json").read_text())
         artifact = (default_registry_dir() / data["artifact"]["path"]).resolve()
         data.update(backends=backends, artifact={**data["artifact"], "path": str(artifact)})
@@ -120,7 +120,7 @@ def test_models_compile_writes_checked_onnx_without_tensorrt(tmp_path: Path, mon
     assert main(["models", "compile", "--out", str(tmp_path / "onnx")]) == 0
     out = capsys.readouterr().out
     assert "demo-qc: skipped (manifest backends: torch)" in out
-    assert "demo-detector: parity max |onnx - torch|" in out and ": ok" in out
+    assert "demo-effdet: parity max |onnx - torch|" in out and ": ok" in out
     written = list((tmp_path / "onnx").glob("*.onnx"))
-    assert [p.name.split(".")[0] for p in written] == ["demo-detector-1"]
+    assert [p.name.split(".")[0] for p in written] == ["demo-effdet-1"]
     assert main(["models", "compile", "--models", "no-such-model"]) == 2

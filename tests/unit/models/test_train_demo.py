@@ -4,28 +4,34 @@ from pathlib import Path
 
 from radstream.models.backends.torch_backend import TorchBackend
 from radstream.models.registry import load_manifests
-from radstream.models.train_demo import build_demo
+from radstream.models.train_demo import APPLICABILITY, DEMO_MODELS, build_demo
 
-TINY = {"n_train": 12, "n_held_out": 12, "epochs": (1, 1)}
+TINY = {"n_train": 12, "n_held_out": 12, "epochs": 1}
 
 
 def test_build_demo_writes_loadable_models_deterministically(tmp_path: Path) -> None:
     lines: list[str] = []
     registry = tmp_path / "a" / "registry"
     built = build_demo(registry, seed=3, progress=lines.append, **TINY)
-    assert [m.name for m in built] == ["demo-classifier", "demo-detector"]
-    assert any("classifier epoch 1/1 loss" in line for line in lines)
-    assert any("detector epoch 1/1 loss" in line for line in lines)
+    assert [m.name for m in built] == [spec.name for spec in DEMO_MODELS]
+    for spec in DEMO_MODELS:
+        assert any(line.startswith(f"{spec.family} epoch 1/1 loss") for line in lines), spec.family
 
     manifests = load_manifests(registry)
-    classifier, detector = manifests["demo-classifier"], manifests["demo-detector"]
-    assert classifier.artifact.path == "../artifacts/demo-classifier-1.pt"
+    classifier = manifests["demo-classifier"]
+    assert classifier.artifact.path == f"../artifacts/demo-classifier-{classifier.version}.pt"
     assert {"auc", "sensitivity", "specificity", "train_seconds"} <= set(classifier.validation)
-    assert {"recall", "precision"} <= set(detector.validation)
+    for spec in DEMO_MODELS:
+        manifest = manifests[spec.name]
+        assert manifest.family == spec.family and manifest.applicability == APPLICABILITY
+        if spec.task == "detector":
+            assert {"recall", "precision", "image_auc"} <= set(manifest.validation)
+            assert not manifest.input_profile.clahe.enabled
+        TorchBackend(manifest)  # what was written loads back through the artifact path
     # normalisation stats are the training set's own, not ImageNet's
     assert 0.05 < classifier.input_profile.mean < 0.95 and classifier.input_profile.std < 0.5
-    assert classifier.input_profile.clahe.enabled and not detector.input_profile.clahe.enabled
-    TorchBackend(detector)
+    assert classifier.input_profile.clahe.enabled
 
-    again = build_demo(tmp_path / "b" / "registry", seed=3, progress=lambda _: None, **TINY)
-    assert [m.artifact.sha256 for m in again] == [m.artifact.sha256 for m in built]
+    subset = DEMO_MODELS[:2]
+    again = build_demo(tmp_path / "b" / "registry", seed=3, progress=lambda _: None, models=subset, **TINY)
+    assert [m.artifact.sha256 for m in again] == [m.artifact.sha256 for m in built[:2]]

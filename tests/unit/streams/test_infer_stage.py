@@ -41,7 +41,7 @@ class OutOfMemoryAbove:
 
 
 def test_out_of_memory_halves_the_batch_and_loses_nothing(tmp_path) -> None:
-    manifest = load_manifests(default_registry_dir(), ["demo-detector"])["demo-detector"]
+    manifest = load_manifests(default_registry_dir(), ["demo-effdet"])["demo-effdet"]
     store = FileBlobStore(tmp_path)
     rng = np.random.default_rng(0)
     events = [_event(store, manifest, f"1.2.3.{i}", rng) for i in range(7)]

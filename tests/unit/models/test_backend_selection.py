@@ -1,0 +1,191 @@
+"""Engine cache keys, TensorRT profile shapes, and which backend the infer stage opens (and why).
+
+`choose_backend` is pure given a `Platform`, so the GPU and TensorRT branches are tested
+here with Platform values; `probe_platform` is tested against the real environment and
+against fake `tensorrt` packages put on sys.path.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radstream.models.backends.engine_cache import (EngineKey, engine_batch, engine_key, engine_path, find_engine,
+                                                    timing_cache_path)
+from radstream.models.backends.select import Platform, choose_backend, open_backend, probe_platform
+from radstream.models.backends.tensorrt_backend import batch_profile, profile_shapes
+from radstream.models.manifest import ModelLoadError, ModelManifest
+from radstream.models.registry import default_registry_dir, load_manifests
+from radstream.streams.config import Config
+
+H200 = Platform(cuda=True, compute_capability="sm90", tensorrt_version="10.3.0")
+
+
+@pytest.fixture
+def detector() -> ModelManifest:
+    manifest = load_manifests(default_registry_dir(), ["demo-effdet"])["demo-effdet"]
+    manifest.backends = ["tensorrt", "torch"]
+    return manifest
+
+
+def _cached_engine(cache: Path, manifest: ModelManifest, max_batch: int = 64) -> Path:
+    path = engine_path(cache, engine_key(manifest, "sm90", "10.3.0", "fp16", max_batch))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"engine")
+    return path
+
+
+def test_every_key_component_changes_the_engine_file(detector: ModelManifest) -> None:
+    base = engine_key(detector, "sm90", "10.3.0", "fp16", 64)
+    retrained = replace(detector, architecture={"width": 32})
+    variants = [engine_key(retrained, "sm90", "10.3.0", "fp16", 64), replace(base, compute_capability="sm89"),
+                replace(base, tensorrt_version="10.4.0"), replace(base, precision="fp32"), replace(base, max_batch=8)]
+    names = {base.filename, *(v.filename for v in variants)}
+    assert len(names) == 6
+    assert retrained.content_hash() != detector.content_hash() and detector.content_hash() in base.filename
+    assert engine_batch(engine_path(Path("/c"), base)) == 64
+
+
+def test_timing_cache_is_shared_by_models_but_not_by_gpus_or_versions(tmp_path: Path) -> None:
+    path = timing_cache_path(tmp_path, "sm90", "10.3.0")
+    assert path.parent == tmp_path
+    assert len({path, timing_cache_path(tmp_path, "sm80", "10.3.0"), timing_cache_path(tmp_path, "sm90", "10.4.0")}) == 3
+
+
+def test_key_rejects_unknown_precision_and_empty_batch(detector: ModelManifest) -> None:
+    with pytest.raises(ValueError, match="precision"):
+        engine_key(detector, "sm90", "10.3.0", "int4", 8)
+    with pytest.raises(ValueError, match="max_batch"):
+        engine_key(detector, "sm90", "10.3.0", "fp16", 0)
+
+
+def test_find_engine_takes_the_smallest_cached_batch_that_fits(tmp_path: Path, detector: ModelManifest) -> None:
+    want8 = engine_key(detector, "sm90", "10.3.0", "fp16", 8)
+    assert find_engine(tmp_path, want8) is None
+    _cached_engine(tmp_path, detector, 4)  # too small for batches of 8
+    assert find_engine(tmp_path, want8) is None
+    b64, b16 = _cached_engine(tmp_path, detector, 64), _cached_engine(tmp_path, detector, 16)
+    assert find_engine(tmp_path, want8) == b16
+    assert find_engine(tmp_path, replace(want8, max_batch=32)) == b64
+    assert find_engine(tmp_path, replace(want8, tensorrt_version="10.4.0")) is None
+    assert find_engine(tmp_path, replace(want8, content_hash="0" * 16)) is None
+
+
+def test_config_reads_the_engine_cache_setting(tmp_path: Path) -> None:
+    assert Config.from_env(env={"RADSTREAM_ENGINE_CACHE": str(tmp_path)}).engine_cache == tmp_path
+    assert Config.from_env(env={}).engine_cache == Path.home() / ".cache" / "radstream" / "engines"
+
+
+def test_profile_shapes(detector: ModelManifest) -> None:
+    assert profile_shapes(detector, 64) == ((1, 1, 256, 256), (32, 1, 256, 256), (64, 1, 256, 256))
+    assert batch_profile(3, 128, 1) == ((1, 3, 128, 128),) * 3
+    assert batch_profile(1, 64, 5)[1] == (2, 1, 64, 64)
+    with pytest.raises(ValueError):
+        batch_profile(1, 64, 0)
+
+
+def test_tensorrt_is_chosen_only_with_an_engine_cuda_and_the_manifest_asking(tmp_path: Path,
+                                                                             detector: ModelManifest) -> None:
+    miss = choose_backend(detector, "auto", tmp_path, 8, H200)
+    assert miss.backend == "torch-cuda" and "run `radstream models compile`" in miss.reason
+    engine = _cached_engine(tmp_path, detector)
+    hit = choose_backend(detector, "auto", tmp_path, 8, H200)
+    assert (hit.backend, hit.engine, hit.device) == ("tensorrt", engine, "cuda:0")
+    assert choose_backend(detector, "cuda:1", tmp_path, 8, H200).device == "cuda:1"
+    cpu = choose_backend(detector, "cpu", tmp_path, 8, H200)
+    assert cpu.backend == "torch-cpu" and "TensorRT needs a CUDA device" in cpu.reason
+    no_trt = choose_backend(detector, "auto", tmp_path, 8, replace(H200, tensorrt_version=None))
+    assert no_trt.backend == "torch-cuda" and no_trt.reason == "TensorRT not installed"
+
+
+def test_a_manifest_not_listing_tensorrt_never_gets_it(tmp_path: Path, detector: ModelManifest) -> None:
+    for backends in (["torch"], ["torch", "onnx"]):
+        manifest = replace(detector, backends=backends)
+        _cached_engine(tmp_path, manifest)  # an engine that would fit, were TensorRT allowed
+        choice = choose_backend(manifest, "auto", tmp_path, 8, H200)
+        assert choice.backend == "torch-cuda" and choice.engine is None
+        assert choice.reason == f"manifest backends: {', '.join(backends)}"
+    # listed anywhere (train_demo copies the family's ("torch", "onnx", "tensorrt")), it is preferred
+    listed_last = replace(detector, backends=["torch", "onnx", "tensorrt"])
+    _cached_engine(tmp_path, listed_last)  # the backends are part of the manifest, so of its content hash
+    assert choose_backend(listed_last, "auto", tmp_path, 8, H200).backend == "tensorrt"
+
+
+def test_a_family_that_cannot_run_on_tensorrt_never_gets_it(tmp_path: Path, detector: ModelManifest) -> None:
+    frcnn = replace(detector, family="faster-rcnn")
+    _cached_engine(tmp_path, frcnn)
+    choice = choose_backend(frcnn, "auto", tmp_path, 8, H200)
+    assert choice.backend == "torch-cuda" and "family faster-rcnn cannot run on TensorRT" in choice.reason
+
+
+def test_asking_for_cuda_without_one_is_a_load_error(tmp_path: Path, detector: ModelManifest) -> None:
+    with pytest.raises(ModelLoadError, match="RADSTREAM_DEVICE=cuda but no CUDA device"):
+        choose_backend(detector, "cuda", tmp_path, 8, Platform(cuda=False))
+    with pytest.raises(ModelLoadError, match="expected auto, cpu, cuda or cuda:N"):
+        choose_backend(detector, "gpu", tmp_path, 8, Platform(cuda=False))
+
+
+def test_here_it_falls_back_to_torch_and_logs_why(tmp_path: Path, detector: ModelManifest, caplog) -> None:
+    """This machine has neither CUDA nor TensorRT; on one with both the reason is the empty cache."""
+    platform = probe_platform("auto")
+    with caplog.at_level(logging.INFO, logger="radstream.models.backends.select"):
+        backend = open_backend(detector, "auto", tmp_path, 8)
+    expected = "torch-cuda" if platform.cuda else "torch-cpu"
+    why = platform.tensorrt_problem if platform.tensorrt_version is None else "no fp16 engine"
+    assert backend.name == expected
+    assert f"model demo-effdet: backend {expected} ({why}" in caplog.text
+    assert len(backend.predict(np.zeros((2, 1, 256, 256), np.float32))) == 2
+
+
+@pytest.fixture
+def fake_tensorrt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A real `tensorrt` package on sys.path with the given body: how a broken install looks to
+    Python, without patching the import machinery."""
+    def install(body: str) -> None:
+        package = tmp_path / "fake_site" / "tensorrt"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(body)
+        monkeypatch.syspath_prepend(str(package.parent))
+        monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+
+    yield install
+    sys.modules.pop("tensorrt", None)
+
+
+def test_tensorrt_present_but_unimportable_is_a_reason_not_a_crash(fake_tensorrt, tmp_path: Path,
+                                                                   detector: ModelManifest, caplog) -> None:
+    fake_tensorrt('raise ImportError("libnvinfer.so.10: cannot open shared object file")')
+    platform = probe_platform("cpu")
+    assert platform.tensorrt_version is None
+    assert platform.tensorrt_problem == ("TensorRT present but unusable: ImportError: "
+                                         "libnvinfer.so.10: cannot open shared object file")
+    with caplog.at_level(logging.INFO, logger="radstream.models.backends.select"):
+        assert open_backend(detector, "cpu", tmp_path, 8, platform).name == "torch-cpu"
+    assert "backend torch-cpu (TensorRT present but unusable: ImportError: libnvinfer" in caplog.text
+
+
+def test_tensorrt_failing_otherwise_on_import_is_also_a_reason(fake_tensorrt) -> None:
+    fake_tensorrt('raise OSError("CUDA driver version is insufficient")')
+    assert "unusable: OSError: CUDA driver" in probe_platform("cpu").tensorrt_problem
+
+
+def test_an_importable_tensorrt_reports_its_version(fake_tensorrt) -> None:
+    fake_tensorrt('__version__ = "10.3.0"')
+    platform = probe_platform("cpu")
+    assert (platform.tensorrt_version, platform.cuda) == ("10.3.0", False)
+
+
+def test_infer_stage_health_reports_the_backend_it_opened(tmp_path: Path) -> None:
+    from radstream.streams.stages.registry import build_stage
+
+    config = Config.from_env(env={"RADSTREAM_BLOB_URL": str(tmp_path / "blobs"), "RADSTREAM_DEVICE": "cpu",
+                                  "RADSTREAM_ENGINE_CACHE": str(tmp_path / "engines")})
+    stage = build_stage("infer", config, "demo-qc")
+    assert stage.backend.name == "torch-cpu"
+    assert stage.health()["models"][0]["backend"] == "torch-cpu"
+    assert stage.max_batch == 8  # the batch the engine lookup asked for
