@@ -92,6 +92,19 @@ def calibration_pairs(backend: Any, phantoms: list, label: str, min_iou: float =
     return np.array(scores), np.array(outcomes)
 
 
+MIN_SAMPLES = 20  # fewer scored samples than this, or one outcome only: no temperature is fitted
+
+
+def fit_temperature_if_possible(probs: np.ndarray, labels: np.ndarray) -> tuple[float, bool]:
+    """(temperature, fitted). A model that scores nothing above its floor, or samples of one
+    outcome only, give no evidence for a temperature (the search would run to its bound):
+    then (1.0, False), the identity."""
+    positives = int(np.sum(labels))
+    if len(probs) < MIN_SAMPLES or positives in (0, len(probs)):
+        return 1.0, False
+    return fit_temperature(probs, labels), True
+
+
 def calibrate_model(manifest_path: Any, images: int = 200, seed: int = 271828, progress=print) -> dict[str, Any]:
     """Fit a temperature on `images` fresh phantoms, check it on another `images`, write it
     into the manifest (the weights and their sha256 do not change)."""
@@ -115,7 +128,10 @@ def calibrate_model(manifest_path: Any, images: int = 200, seed: int = 271828, p
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     scores, outcomes = pairs(fit_set)
-    temperature = fit_temperature(scores, outcomes)
+    temperature, fittable = fit_temperature_if_possible(scores, outcomes)
+    if not fittable:
+        progress(f"{manifest.key}: WARNING only {len(scores)} scored samples ({int(np.sum(outcomes))} positive): "
+                 "too few to fit a temperature; left at 1.0")
     check_scores, check_outcomes = pairs(check_set)
     calibrated = np.array([calibrate(s, {"method": "temperature", "temperature": temperature}) for s in check_scores])
     # Thresholds are read on the calibrated scale: carry the raw operating points over.

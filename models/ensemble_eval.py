@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from radstream.streams.fusion import ModelBoxes, weighted_boxes_fusion
+from radstream.streams.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
 
 from .calibration import calibrate
 from .evaluation import Predictor, predict_images
@@ -20,7 +20,6 @@ from .metrics import box_iou
 from .phantoms import NODULE, Phantom
 
 Predictions = list[tuple[np.ndarray, np.ndarray]]  # per image: (K, 4) boxes, (K,) scores
-FUSION_IOU = 0.55  # FuseStage's default iou_thr
 
 
 def ranked_hits(predictions: Predictions, truths: list[np.ndarray], min_iou: float) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +71,7 @@ def fuse(members: dict[str, Predictions], weights: dict[str, float], label: str 
     for i in range(len(next(iter(members.values())))):
         inputs = [ModelBoxes(name, p[i][0].tolist(), p[i][1].tolist(), [label] * len(p[i][1]), weights[name])
                   for name, p in members.items()]
-        boxes = weighted_boxes_fusion(inputs, FUSION_IOU)
+        boxes = weighted_boxes_fusion(inputs, DEFAULT_IOU_THR)  # as the fuse stage, by default
         fused.append((np.array([b.box for b in boxes], dtype=np.float64).reshape(-1, 4),
                       np.array([b.score for b in boxes], dtype=np.float64)))
     return fused

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from radstream.streams.fusion import DEFAULT_IOU_THR
 from radstream.streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,7 @@ class Config:
     rules: Any = None  # the parsed RADSTREAM_RULES document (validated against the models by the registry)
     # compiled TensorRT engines and the shared timing cache (models/backends/engine_cache.py)
     engine_cache: Path = field(default_factory=lambda: Path(DEFAULT_ENGINE_CACHE).expanduser())
+    fusion_iou: float = DEFAULT_IOU_THR  # WBF: IoU above which a box joins a cluster
 
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "Config":
@@ -227,6 +229,7 @@ class Config:
             model_registry=Path(registry) if registry else None,
             models=_env_list(e.get("RADSTREAM_MODELS")),
             join_deadline_s=float(e.get("RADSTREAM_JOIN_DEADLINE_S", 30)),
+            fusion_iou=float(e.get("RADSTREAM_FUSION_IOU", DEFAULT_IOU_THR)),
             quiet_period_s=float(e.get("RADSTREAM_STUDY_QUIET_PERIOD_S", 10)),
             health_port=int(e.get("RADSTREAM_HEALTH_PORT", 0)),
             health_host=e.get("RADSTREAM_HEALTH_HOST", "127.0.0.1"),

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from radstream.streams.fusion import DEFAULT_IOU_THR
+
 
 def _weights(text: str | None) -> dict[str, float]:
     from radstream.services.cli import CliError
@@ -55,7 +57,8 @@ def _fuse(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("fuse", help="weighted boxes fusion of detections.jsonl on stdin (offline re-fusion)")
-    sp.add_argument("--iou", type=float, default=0.55, help="IoU above which boxes join a cluster (default 0.55)")
+    sp.add_argument("--iou", type=float, default=DEFAULT_IOU_THR,
+                    help=f"IoU above which boxes join a cluster (default {DEFAULT_IOU_THR}, as the fuse stage)")
     sp.add_argument("--skip", type=float, default=0.0, help="drop boxes scoring under this first (default 0)")
     sp.add_argument("--weights", help="model weights, e.g. det_a=2,det_b=1 (default 1 each)")
     sp.set_defaults(func=_fuse)

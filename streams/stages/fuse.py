@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from radstream.models.calibration import calibrate
-from radstream.streams.fusion import ModelBoxes, weighted_boxes_fusion
+from radstream.streams.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
 from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS
 from radstream.streams.rules import Rule, apply_rules
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
@@ -36,7 +36,8 @@ class FuseStage(Stage):
     input_schema = "InferenceResult"
     stateful = True
 
-    def __init__(self, models: list[ExpectedModel], rules: list[Rule], deadline_s: float = 30.0, iou_thr: float = 0.55, skip_box_thr: float = 0.0) -> None:
+    def __init__(self, models: list[ExpectedModel], rules: list[Rule], deadline_s: float = 30.0,
+                 iou_thr: float = DEFAULT_IOU_THR, skip_box_thr: float = 0.0) -> None:
         self.models = {m.name: m for m in models}
         self.rules = rules
         self.deadline_ms = int(deadline_s * 1000)

@@ -82,7 +82,8 @@ def _fuse(config: Config, model: str | None) -> Stage:
 
     manifests = models_in_force(config)
     expected = [ExpectedModel(m.name, m.task, m.fusion_weight, m.calibration or None) for m in manifests.values()]
-    return FuseStage(expected, rules_in_force(config, manifests), deadline_s=config.join_deadline_s)
+    return FuseStage(expected, rules_in_force(config, manifests), deadline_s=config.join_deadline_s,
+                     iou_thr=config.fusion_iou)
 
 
 def _qc(config: Config, model: str | None) -> Stage:

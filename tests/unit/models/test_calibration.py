@@ -8,7 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from radstream.models.calibration import calibrate, expected_calibration_error, fit_temperature
+from radstream.models.calibration import (
+    calibrate,
+    expected_calibration_error,
+    fit_temperature,
+    fit_temperature_if_possible,
+)
 from radstream.models.registry import default_registry_dir, load_manifests
 
 
@@ -21,6 +26,17 @@ def test_fit_recovers_the_temperature_that_made_the_scores_overconfident() -> No
     assert t == pytest.approx(3.0, rel=0.05)
     fixed = np.array([calibrate(p, {"method": "temperature", "temperature": t}) for p in overconfident])
     assert expected_calibration_error(fixed, labels) < expected_calibration_error(overconfident, labels) / 3
+
+
+def test_no_temperature_is_fitted_without_evidence() -> None:
+    # a detector that scores nothing, or scores of one outcome only: the identity, flagged
+    assert fit_temperature_if_possible(np.array([]), np.array([])) == (1.0, False)
+    assert fit_temperature_if_possible(np.full(50, 0.2), np.zeros(50)) == (1.0, False)
+    assert fit_temperature_if_possible(np.full(50, 0.9), np.ones(50)) == (1.0, False)
+    rng = np.random.default_rng(1)
+    probs = rng.random(200)
+    t, fitted = fit_temperature_if_possible(probs, (rng.random(200) < probs).astype(float))
+    assert fitted and 0.5 < t < 2.0
 
 
 def test_identity_isotonic_and_unknown_methods() -> None:
