@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,10 +31,10 @@ def encrypted_registry(tmp_path):
     shutil.copytree(default_registry_dir().parent / "artifacts", art)
     key = crypto.new_key()
     env = {"RADSTREAM_MODEL_KEY": key}
-    res = _cli(env, "models", "encrypt", str(art / "demo-classifier-1.pt"), str(art / "demo-classifier-1.pt.enc"),
-               "--manifest", str(reg / "demo-classifier.json"))
+    plain = art / Path(load_manifests(reg, ["demo-classifier"])["demo-classifier"].artifact.path).name
+    res = _cli(env, "models", "encrypt", str(plain), f"{plain}.enc", "--manifest", str(reg / "demo-classifier.json"))
     assert res.returncode == 0, res.stderr
-    (art / "demo-classifier-1.pt").unlink()  # nothing in plaintext left beside it
+    plain.unlink()  # nothing in plaintext left beside it
     return reg, art, key
 
 
@@ -61,7 +62,7 @@ def test_wrong_key_missing_key_and_tampering_are_refused(encrypted_registry, mon
     key_file.write_text(key + "\n")
     monkeypatch.setenv("RADSTREAM_MODEL_KEY_FILE", str(key_file))
     TorchBackend(manifest)  # the Secret-mount path works
-    enc = art / "demo-classifier-1.pt.enc"
+    enc = next(art.glob("demo-classifier-*.pt.enc"))
     data = bytearray(enc.read_bytes())
     data[-5] ^= 1
     enc.write_bytes(bytes(data))
@@ -74,7 +75,7 @@ def test_wrong_key_missing_key_and_tampering_are_refused(encrypted_registry, mon
 
 def test_verify_cli_exit_codes(encrypted_registry) -> None:
     _, art, key = encrypted_registry
-    enc = str(art / "demo-classifier-1.pt.enc")
+    enc = str(next(art.glob("demo-classifier-*.pt.enc")))
     ok = _cli({"RADSTREAM_MODEL_KEY": key}, "models", "verify", enc)
     assert ok.returncode == 0 and "authenticates" in ok.stdout
     bad = _cli({"RADSTREAM_MODEL_KEY": crypto.new_key()}, "models", "verify", enc)

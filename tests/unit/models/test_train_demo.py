@@ -14,8 +14,9 @@ def test_build_demo_writes_loadable_models_deterministically(tmp_path: Path) -> 
     registry = tmp_path / "a" / "registry"
     built = build_demo(registry, seed=3, progress=lines.append, **TINY)
     assert [m.name for m in built] == [spec.name for spec in DEMO_MODELS]
-    for spec in DEMO_MODELS:
-        assert any(line.startswith(f"{spec.family} epoch 1/1 loss") for line in lines), spec.family
+    for spec in DEMO_MODELS:  # each model announces itself, then reports its epoch
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"training {spec.name} ({spec.family}, "))
+        assert " epoch 1/1 loss " in lines[start + 1], lines[start:start + 2]
 
     manifests = load_manifests(registry)
     classifier = manifests["demo-classifier"]
