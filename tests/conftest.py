@@ -35,10 +35,19 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield b
 
 
+# The models in force for pipeline tests about streaming mechanics (restarts, DLQ, thresholds,
+# tracing, the gateway): one detector, the classifier and the QC model, so every kind of model
+# and every stage runs, in 3 infer processes instead of 5 on a 2-core machine. Tests about the
+# ensemble itself are marked `whole_ensemble` and run every model in the registry.
+LEAN_MODELS = "demo-classifier,demo-frcnn,demo-qc"
+
+
 @pytest.fixture
-def pipeline_env(broker: EmbeddedBroker, tmp_path: Path) -> dict[str, str]:
+def pipeline_env(broker: EmbeddedBroker, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
     """Environment of one isolated pipeline: own topic prefix, own home, fast group settings."""
     env = dict(FAST_GROUP_ENV)
+    if request.node.get_closest_marker("whole_ensemble") is None:
+        env["RADSTREAM_MODELS"] = LEAN_MODELS
     env.update({
         "RADSTREAM_BOOTSTRAP": broker.bootstrap,
         "RADSTREAM_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:8]}.",

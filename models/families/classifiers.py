@@ -25,7 +25,7 @@ from torchvision.models import DenseNet
 from ..outputs import ModelOutput
 from ..training import train_classifier, train_multilabel
 from . import Progress, TrainingSet
-from .tiny import decode_probabilities
+from .tiny import Probabilities, decode_probabilities
 
 # The demo sizes (27k and 302k parameters, 0.2 and 1.3 MB): what trains on two CPU cores in
 # minutes. Both families are far slower per FLOP than the tiny CNN there (DenseNet's
@@ -99,17 +99,6 @@ def build_efficientnet(n_labels: int, in_channels: int, channel_multiplier: floa
     )
 
 
-class _Probabilities(nn.Module):
-    """The traced graph: logits to sigmoid probabilities, so every backend decodes alike."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        return (torch.sigmoid(self.net(x)),)
-
-
 class _SigmoidClassifier:
     """What both families share: a (N, L) sigmoid head, decoded per label."""
 
@@ -117,7 +106,7 @@ class _SigmoidClassifier:
     backends = ("torch", "onnx", "tensorrt")
 
     def raw_module(self, net: nn.Module) -> nn.Module:
-        return _Probabilities(net).eval()
+        return Probabilities(net).eval()
 
     def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
                top_k: int) -> list[ModelOutput]:

@@ -31,7 +31,9 @@ class _Heads(nn.Module):
         return torch.sigmoid(heat_logits), box
 
 
-class _Probabilities(nn.Module):
+class Probabilities(nn.Module):
+    """A classifier's traced graph: logits to sigmoid probabilities, so every backend decodes alike."""
+
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
@@ -55,7 +57,7 @@ class TinyCnn:
         return TinyClassifier(n_labels=n_labels, in_channels=in_channels, **architecture)
 
     def raw_module(self, net: nn.Module) -> nn.Module:
-        return _Probabilities(net).eval()
+        return Probabilities(net).eval()
 
     def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
                top_k: int) -> list[ModelOutput]:

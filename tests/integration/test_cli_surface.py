@@ -12,6 +12,8 @@ import time
 import pytest
 
 from radstream.services.demo import real_radiographs
+from radstream.streams.config import Config
+from radstream.streams.stages.registry import models_in_force
 
 pytestmark = pytest.mark.integration
 
@@ -69,9 +71,7 @@ def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
 
         status = json.loads(_cli(env, "status", "--json").stdout)
         stages = sorted(r["stage"] for r in status)
-        from radstream.models.registry import default_registry_dir, load_manifests
-
-        n_models = len(load_manifests(default_registry_dir()))
+        n_models = len(models_in_force(Config.from_env(env={**os.environ, **env})))
         deadline = time.monotonic() + 60  # the receiver registers once it listens
         while "receiver" not in stages and time.monotonic() < deadline:
             time.sleep(0.5)

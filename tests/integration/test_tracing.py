@@ -14,10 +14,10 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from radstream.models.registry import default_registry_dir, load_manifests
 from radstream.models.synthetic_dicom import write_synthetic_study
 from radstream.services.stack import Stack
 from radstream.streams.config import Config
+from radstream.streams.stages.registry import models_in_force
 from radstream.streams.telemetry import study_context, trace_id_hex
 from tests.plain_reader import PlainReader
 
@@ -83,7 +83,7 @@ def test_one_study_is_one_connected_trace_over_every_stage(pipeline_env, tmp_pat
         if {"radstream-qc", "radstream-publish"} <= services:
             break
         time.sleep(0.2)
-    models = sorted(load_manifests(default_registry_dir()))  # one infer process per model in force
+    models = sorted(models_in_force(Config.from_env(env={**os.environ, **pipeline_env})))  # one infer per model
     assert services == {"radstream-publish", "radstream-decode", "radstream-preprocess", "radstream-fuse",
                         "radstream-qc", *(f"radstream-infer:{m}" for m in models)}
     # Connected: every span's parent is another span of the trace, or the study's root context.
