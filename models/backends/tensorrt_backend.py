@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..export import INPUT_NAME, output_index
-from ..families import get_family
+from ..families import family_of
 from ..manifest import ModelLoadError, ModelManifest
 from ..outputs import ModelOutput
 
@@ -125,10 +125,7 @@ class TensorRTBackend:
             raise ModelLoadError(f"{manifest.key}: TensorRT runs on CUDA only, not {device}")
         self.score_floor = score_floor
         self.top_k = top_k
-        try:
-            self.family = get_family(manifest.family)
-        except ValueError as exc:
-            raise ModelLoadError(f"{manifest.key}: {exc}") from None
+        self.family = family_of(manifest)
         torch.cuda.init()  # TensorRT uses the current CUDA context: make it torch's
         with torch.cuda.device(self.device):
             self._runtime = trt.Runtime(_logger())

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import torch
 
-from ..families import get_family
+from ..families import family_of
 from ..manifest import ModelLoadError, ModelManifest, read_weights
 from ..outputs import ModelOutput
 
@@ -38,10 +38,7 @@ class TorchBackend:
         self.device = torch.device(device)
         self.score_floor = score_floor
         self.top_k = top_k
-        try:
-            self.family = get_family(manifest.family)
-        except ValueError as exc:
-            raise ModelLoadError(f"{manifest.key}: {exc}") from None
+        self.family = family_of(manifest)
         if net is None:
             net = self._load(manifest)
         self.net = net.eval()

@@ -83,6 +83,16 @@ def get_family(name: str) -> ModelFamily:
     return module.FAMILIES[name]
 
 
+def family_of(manifest: Any) -> ModelFamily:
+    """The adapter for a manifest, or the one-line ModelLoadError a backend reports as unhealthy."""
+    from ..manifest import ModelLoadError
+
+    try:
+        return get_family(manifest.family)
+    except ValueError as exc:
+        raise ModelLoadError(f"{manifest.key}: {exc}") from None
+
+
 def known_families() -> list[str]:
     return sorted(_MODULES)
 
