@@ -147,7 +147,7 @@ def build_demo(
                               registry_dir, artifacts_dir)
         # Fit the temperature on separate phantoms; the operating point moves to the calibrated scale.
         path = registry_dir / f"{spec.name}.json"
-        calibrate_model(path, images=max(50, n_held_out), progress=progress)
+        calibrate_model(path, images=n_held_out, progress=progress)
         manifest = ModelManifest.read(path)
         evaluate = evaluate_classifier if spec.task == "classifier" else evaluate_detector
         metrics = evaluate(TorchBackend(manifest), held_out)
