@@ -1,10 +1,10 @@
 """Faster R-CNN (torchvision): region proposals, RoIAlign and a box head, over a small backbone.
 
-torchvision's detection heads are used as they are; only the backbone is ours, a stride-8
+torchvision's detection heads are used as they are; only the backbone is ours, a small
 convolutional network sized for a CPU demo (the production variant would put a
 ResNet/MobileNet FPN here). Nodules are 4-20 px in a 256 px tensor, so the anchors are
-small, on a stride-4 map, and the RPN's positive IoU is lowered to 0.5. Proposals, NMS and RoIAlign depend on
-the data, so this family runs on torch only (no ONNX/TensorRT graph).
+small, on a stride-4 map, and the RPN's positive IoU is lowered to 0.5. Proposals, NMS and
+RoIAlign depend on the data, so this family runs on torch only (no ONNX/TensorRT graph).
 """
 
 from __future__ import annotations
