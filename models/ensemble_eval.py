@@ -14,8 +14,7 @@ import numpy as np
 
 from radstream.streams.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
 
-from .calibration import calibrate
-from .evaluation import Predictor, predict_images
+from .evaluation import Predictor, calibrated_boxes, predict_images
 from .metrics import box_iou
 from .phantoms import NODULE, Phantom
 
@@ -57,13 +56,7 @@ def average_precision(predictions: Predictions, truths: list[np.ndarray], min_io
 
 def member_predictions(backend: Predictor, phantoms: list[Phantom], label: str = NODULE) -> Predictions:
     """One detector's boxes in original pixels with calibrated scores, per phantom."""
-    cal = backend.manifest.calibration
-    out = []
-    for output, geometry in predict_images(backend, [p.image for p in phantoms]):
-        kept = [d for d in output.detections if d.label == label]
-        boxes = geometry.to_original(np.array([d.box for d in kept], dtype=np.float32).reshape(-1, 4))
-        out.append((boxes.astype(np.float64), np.array([calibrate(d.score, cal) for d in kept], dtype=np.float64)))
-    return out
+    return calibrated_boxes(predict_images(backend, [p.image for p in phantoms]), backend.manifest.calibration, label)
 
 
 def fuse(members: dict[str, Predictions], weights: dict[str, float], label: str = NODULE) -> Predictions:

@@ -55,18 +55,27 @@ def evaluate_classifier(backend: Predictor, phantoms: list[Phantom], label: str 
     }
 
 
+def calibrated_boxes(results: list[tuple[ModelOutput, Letterbox]], calibration: dict | None, label: str,
+                     threshold: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per image: the label's boxes in original pixels and their calibrated scores, those at or
+    above `threshold` only, as fuse sees them."""
+    out = []
+    for output, geometry in results:
+        scores = [(d, calibrate(d.score, calibration)) for d in output.detections if d.label == label]
+        kept = [(d, s) for d, s in scores if s >= threshold]
+        boxes = geometry.to_original(np.array([d.box for d, _ in kept], dtype=np.float32).reshape(-1, 4))
+        out.append((boxes.astype(np.float64), np.array([s for _, s in kept], dtype=np.float64)))
+    return out
+
+
 def evaluate_detector(
     backend: Predictor, phantoms: list[Phantom], label: str = "nodule", min_iou: float = 0.3
 ) -> dict[str, Any]:
     """Recall and precision at IoU >= min_iou and the default score threshold, in original pixels."""
     threshold = backend.manifest.default_thresholds[label]
     results = predict_images(backend, [p.image for p in phantoms])
-    predictions = []
-    cal = backend.manifest.calibration  # thresholds are on the calibrated scale, as in the pipeline
-    for output, geometry in results:
-        kept = [d for d in output.detections if d.label == label and calibrate(d.score, cal) >= threshold]
-        boxes = geometry.to_original(np.array([d.box for d in kept], dtype=np.float32).reshape(-1, 4))
-        predictions.append((boxes, np.array([calibrate(d.score, cal) for d in kept])))
+    # thresholds are on the calibrated scale, as in the pipeline
+    predictions = calibrated_boxes(results, backend.manifest.calibration, label, threshold)
     truths = [p.boxes[[l == label for l in p.labels]] for p in phantoms]
     recall, precision = detection_recall_precision(predictions, truths, min_iou)
     image_scores = np.array([output.classifications[label] for output, _ in results])
