@@ -74,13 +74,13 @@ def cmd_build_demo(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir
     from radstream.models.train_demo import DEMO_MODELS, build_demo
     from radstream.models.train_qc import NAME as QC_NAME, build_qc_demo
+    from radstream.services.cli import EXIT_USAGE, CliError
 
     registry = Path(args.registry) if args.registry else default_registry_dir()
     wanted = set(args.only.split(",")) if args.only else {m.name for m in DEMO_MODELS} | {QC_NAME}
     unknown = wanted - {m.name for m in DEMO_MODELS} - {QC_NAME}
     if unknown:
-        print(f"error: not a demo model: {', '.join(sorted(unknown))}", file=sys.stderr)
-        return 2
+        raise CliError(f"not a demo model: {', '.join(sorted(unknown))}", EXIT_USAGE)
     chosen = tuple(m for m in DEMO_MODELS if m.name in wanted)
     progress = functools.partial(print, flush=True)  # training takes minutes: show it live, even in a log file
     manifests = build_demo(registry, seed=args.seed, models=chosen, progress=progress) if chosen else []

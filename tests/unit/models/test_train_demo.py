@@ -36,3 +36,12 @@ def test_build_demo_writes_loadable_models_deterministically(tmp_path: Path) -> 
     subset = DEMO_MODELS[:2]
     again = build_demo(tmp_path / "b" / "registry", seed=3, progress=lambda _: None, models=subset, **TINY)
     assert [m.artifact.sha256 for m in again] == [m.artifact.sha256 for m in built[:2]]
+
+
+def test_build_demo_only_with_an_unknown_name_is_a_one_line_usage_error(tmp_path: Path, capsys) -> None:
+    from radstream.services.cli import main
+
+    assert main(["models", "build-demo", "--registry", str(tmp_path), "--only", "demo-qc,no-such-model"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["radstream: error: not a demo model: no-such-model"]
+    assert not list(tmp_path.iterdir())  # nothing was trained or written
