@@ -2,7 +2,7 @@
 
 `radstream models build-demo` (or `python -m radstream.models.train_demo`) rebuilds
 models/artifacts/ and models/registry/: a DenseNet nodule classifier and three detector
-families (Faster R-CNN, EfficientDet, RF-DETR), then the pixel-QC model of
+families (Faster R-CNN, EfficientDet, RF-DETR), then the pixel-QC models of
 models/train_qc.py. Deterministic for a given seed on CPU. NOT FOR CLINICAL USE.
 """
 
@@ -166,10 +166,11 @@ def build_demo(
 
 
 def build_all(registry_dir: Path, progress: Callable[[str], None] = print) -> list[ModelManifest]:
-    """The whole demo ensemble: finding models, then the pixel-QC model."""
-    from .train_qc import build_qc_demo  # imports this module: the QC model reuses save_model
+    """The whole demo ensemble: finding models, then the pixel-QC models."""
+    from .train_qc import QC_MODELS, build_qc_demo  # imports this module: the QC models reuse save_model
 
-    return [*build_demo(registry_dir, progress=progress), build_qc_demo(registry_dir, progress=progress)]
+    return [*build_demo(registry_dir, progress=progress),
+            *(build_qc_demo(registry_dir, progress=progress, spec=spec) for spec in QC_MODELS)]
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ _MODULES = {
     "rf-detr": "rf_detr",
     "densenet": "classifiers",
     "efficientnet": "classifiers",
+    "motion-spectrum": "spectral",
 }
 
 

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--registry", help="registry folder (default: the shipped models/registry)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--only", metavar="NAME[,NAME...]",
-                    help="rebuild only these models (default: the whole demo ensemble, demo-qc included)")
+                    help="rebuild only these models (default: the whole demo ensemble, the QC models included)")
     sp.set_defaults(func=cmd_build_demo)
     sp = models.add_parser("encrypt", help="encrypt weights with AES-256-GCM under RADSTREAM_MODEL_KEY(_FILE)")
     sp.add_argument("input")
@@ -73,19 +73,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_build_demo(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir
     from radstream.models.train_demo import DEMO_MODELS, build_demo
-    from radstream.models.train_qc import NAME as QC_NAME, build_qc_demo
+    from radstream.models.train_qc import QC_MODELS, build_qc_demo
     from radstream.services.cli import EXIT_USAGE, CliError
 
     registry = Path(args.registry) if args.registry else default_registry_dir()
-    wanted = set(args.only.split(",")) if args.only else {m.name for m in DEMO_MODELS} | {QC_NAME}
-    unknown = wanted - {m.name for m in DEMO_MODELS} - {QC_NAME}
+    known = {m.name for m in (*DEMO_MODELS, *QC_MODELS)}
+    wanted = set(args.only.split(",")) if args.only else known
+    unknown = wanted - known
     if unknown:
         raise CliError(f"not a demo model: {', '.join(sorted(unknown))}", EXIT_USAGE)
     chosen = tuple(m for m in DEMO_MODELS if m.name in wanted)
     progress = functools.partial(print, flush=True)  # training takes minutes: show it live, even in a log file
     manifests = build_demo(registry, seed=args.seed, models=chosen, progress=progress) if chosen else []
-    if QC_NAME in wanted:
-        manifests.append(build_qc_demo(registry, seed=args.seed, progress=progress))
+    manifests += [build_qc_demo(registry, seed=args.seed, progress=progress, spec=spec)
+                  for spec in QC_MODELS if spec.name in wanted]
     for m in manifests:
         print(f"{m.name} v{m.version}: {json.dumps(m.validation, sort_keys=True)}")
     return 0

@@ -9,7 +9,7 @@ from radstream.models.backends.torch_backend import TorchBackend
 from radstream.models.manifest import ModelLoadError, ModelManifest, verify_artifact
 from radstream.models.registry import default_registry_dir, load_manifests
 
-SHIPPED = ["demo-classifier", "demo-effdet", "demo-frcnn", "demo-qc", "demo-rfdetr"]
+SHIPPED = ["demo-classifier", "demo-effdet", "demo-frcnn", "demo-motion", "demo-qc", "demo-rfdetr"]
 ARTIFACTS_BUDGET = 25_000_000  # bytes, all shipped weights together: they live in git
 
 
@@ -27,7 +27,11 @@ def test_shipped_manifests_load_and_verify() -> None:
     assert sorted(manifests) == SHIPPED
     for manifest in manifests.values():
         assert manifest.not_for_clinical_use is True
-        if manifest.task == "qc":  # acquisition defects, judged on a 128 px view
+        if manifest.name == "demo-motion":  # fine detail: a 256 px view, stretched
+            assert manifest.task == "qc" and manifest.input_profile.size == 256
+            assert not manifest.input_profile.letterbox
+            assert set(manifest.default_thresholds) == set(manifest.labels) == {"motion"}
+        elif manifest.task == "qc":  # global acquisition defects, judged on a 128 px view
             assert manifest.input_profile.size == 128
             qc_labels = {"underexposed", "overexposed", "rotated", "cropped"}
             assert set(manifest.default_thresholds) == set(manifest.labels) >= qc_labels
