@@ -39,9 +39,10 @@ OVEREXPOSED = "overexposed"
 ROTATED = "rotated"
 CROPPED = "cropped"
 MOTION = "motion"
-# MOTION is generated but not (yet) a label: at 128 px this network reached only AUC ~0.63
-# on it, so shipping the flag would be noise. Motion-blurred films stay in the training
-# data as negatives for the other labels, so blur alone flags nothing.
+# The CNN's labels. MOTION is not among them: at 128 px the CNN reached only AUC ~0.63 on
+# it. It is the one label of demo-motion (models/families/spectral.py), which measures it in
+# the power spectrum. Motion-blurred films stay in the CNN's training data as negatives for
+# its labels, so blur alone flags none of them.
 QC_LABELS = (UNDEREXPOSED, OVEREXPOSED, ROTATED, CROPPED)
 
 MIN_ROTATION_DEG = 15.0

@@ -22,7 +22,7 @@ FRESH_SEED = 4_242
 
 # Per label (AUC, sensitivity, specificity) at the default thresholds, a margin below what the
 # shipped model scores on this seed (see the manifest's validation block for the held-out set).
-# (No motion label: the 128 px model could not learn it; see models/qc_defects.py.)
+# (No motion label: the 128 px CNN could not learn it; demo-motion flags it, test_motion_model.py.)
 BARS = {
     "underexposed": (0.95, 0.85, 0.95),
     "overexposed": (0.95, 0.85, 0.95),
