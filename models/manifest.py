@@ -41,7 +41,7 @@ class ModelManifest:
     artifact: ArtifactRef
     default_thresholds: dict[str, float]
     fusion_weight: float = 1.0
-    architecture: dict[str, int] = field(default_factory=dict)  # constructor kwargs of the net
+    architecture: dict[str, Any] = field(default_factory=dict)  # every setting of the net, defaults included
     validation: dict[str, Any] = field(default_factory=dict)
     # {"method": "temperature", "temperature": T, ...} or {"method": "isotonic", "x": [...], "y": [...]};
     # empty: scores are used as the model gives them (models/calibration.py)

@@ -23,7 +23,7 @@ from .backends.torch_backend import TorchBackend
 from .calibration import calibrate_model
 from .demo_data import RenderedSet, generate_phantoms, render_sets
 from .evaluation import evaluate_classifier, evaluate_detector
-from .families import TrainingSet, count_parameters, get_family
+from .families import TrainingSet, count_parameters, effective_architecture, get_family
 from .manifest import ArtifactRef, ModelManifest, sha256_file
 from .phantoms import NODULE
 from .profile import ClaheSettings, InputProfile
@@ -81,7 +81,9 @@ def save_model(
     """Write the weights and the manifest (`version` defaults to VERSION); read it back."""
     name = manifest_fields["name"]
     fields = {"version": VERSION, "applicability": APPLICABILITY, **manifest_fields}
-    fields["backends"] = fields.get("backends") or list(get_family(fields["family"]).backends)
+    family = get_family(fields["family"])
+    fields["backends"] = fields.get("backends") or list(family.backends)
+    fields["architecture"] = effective_architecture(family, fields.get("architecture", {}))
     artifact = artifacts_dir / f"{name}-{fields['version']}.pt"
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, artifact)

@@ -4,7 +4,8 @@ engine is cached (`radstream models compile`), else torch on CUDA, else torch on
 
 Prints images/s and p99 latency per model and batch size, and the speed-up of the best
 batch over batch 1 (what dynamic batching buys). Bounded: `--seconds` per measurement,
-shortened so that all of them fit in `--budget` seconds.
+shortened so that all of them fit in `--budget` seconds. RADSTREAM_TORCH_PRECISION and
+RADSTREAM_CUDA_GRAPHS apply as they do in the infer stage.
 
     python scripts/gpu_check.py [--device auto|cpu|cuda] [--max-batch 64] [--seconds 1.5] [--budget 200]
 """
@@ -59,10 +60,12 @@ def main() -> None:
     # Each measurement also pays a warm-up call: leave a third of the budget for those and the loads.
     seconds = min(args.seconds, args.budget * 2 / 3 / max(1, len(manifests) * len(sizes)))
     for manifest in manifests.values():
-        backend = open_backend(manifest, args.device, config.engine_cache, args.max_batch, platform)
+        backend = open_backend(manifest, args.device, config.engine_cache, args.max_batch, platform,
+                               torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs)
         rows = [(b, *measure(backend, b, seconds)) for b in sizes]
         best = max(rows, key=lambda r: r[1])
-        print(f"\n{manifest.key} ({manifest.task}, {manifest.input_profile.size}px) on {backend.name}")
+        detail = f" ({backend.detail})" if hasattr(backend, "detail") else ""
+        print(f"\n{manifest.key} ({manifest.task}, {manifest.input_profile.size}px) on {backend.name}{detail}")
         print(f"{'batch':>6} {'images/s':>10} {'p99 ms':>9}")
         for b, rate, p99 in rows:
             print(f"{b:>6} {rate:>10.1f} {p99:>9.2f}")

@@ -210,6 +210,8 @@ class Config:
     gateway_tokens_file: str | None = None
     gateway_jwt_secret: str | None = None
     device: str = "auto"  # torch device for infer: auto (cuda when available), cpu, cuda, cuda:N
+    torch_precision: str = "fp16"  # torch on CUDA: autocast fp16, bf16, or fp32
+    cuda_graphs: bool = False  # torch on CUDA: capture static-shape models as CUDA graphs (opt-in, unverified)
     decode_timeout_s: float = 60.0
     decode_memory_mb: int = 4096
     rules: Any = None  # the parsed RADSTREAM_RULES document (validated against the models by the registry)
@@ -240,6 +242,8 @@ class Config:
             rules=_yaml_file(e.get("RADSTREAM_RULES")),
             decode_timeout_s=float(e.get("RADSTREAM_DECODE_TIMEOUT_S", 60)),
             device=e.get("RADSTREAM_DEVICE", "auto"),
+            torch_precision=_choice(e, "RADSTREAM_TORCH_PRECISION", ("fp16", "bf16", "fp32")),
+            cuda_graphs=_choice(e, "RADSTREAM_CUDA_GRAPHS", ("0", "1")) == "1",
             receiver_host=e.get("RADSTREAM_RECEIVER_HOST", "127.0.0.1"),
             receiver_max_associations=int(e.get("RADSTREAM_RECEIVER_MAX_ASSOCIATIONS", 10)),
             receiver_ack_timeout_s=float(e.get("RADSTREAM_RECEIVER_ACK_TIMEOUT_S", 30)),

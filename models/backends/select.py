@@ -134,8 +134,9 @@ def _tensorrt_engine(manifest: ModelManifest, wanted: str | None, engine_cache_d
 
 
 def open_backend(manifest: ModelManifest, device_setting: str, engine_cache_dir: Path, max_batch: int,
-                 platform: Platform | None = None) -> Any:
-    """The backend the infer stage runs `manifest` on; its `.name` is what /healthz reports."""
+                 platform: Platform | None = None, torch_precision: str = "fp16", cuda_graphs: bool = False) -> Any:
+    """The backend the infer stage runs `manifest` on; its `.name` is what /healthz reports.
+    `torch_precision` and `cuda_graphs` apply when it is torch on CUDA (TorchBackend)."""
     from .torch_backend import TorchBackend
 
     platform = platform or probe_platform(device_setting)
@@ -152,6 +153,6 @@ def open_backend(manifest: ModelManifest, device_setting: str, engine_cache_dir:
         else:
             log.info("model %s: backend %s (%s)", manifest.name, backend.name, choice.reason)
             return backend
-    backend = TorchBackend(manifest, device=choice.device)
-    log.info("model %s: backend %s (%s)", manifest.name, backend.name, choice.reason)
+    backend = TorchBackend(manifest, device=choice.device, precision=torch_precision, cuda_graphs=cuda_graphs)
+    log.info("model %s: backend %s, %s (%s)", manifest.name, backend.name, backend.detail, choice.reason)
     return backend

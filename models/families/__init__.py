@@ -46,6 +46,10 @@ class ModelFamily(Protocol):
     # Backends this family's graph can run on: "torch" always; "onnx"/"tensorrt" when
     # `raw_module` traces to a static graph with a dynamic batch axis.
     backends: tuple[str, ...]
+    # Every architecture setting with its default. Manifests record these merged with their
+    # overrides (`effective_architecture`), so a later change of a default cannot silently
+    # change how a shipped model's weights are rebuilt.
+    default_architecture: dict[str, Any]
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module: ...
 
@@ -92,6 +96,11 @@ def family_of(manifest: Any) -> ModelFamily:
         return get_family(manifest.family)
     except ValueError as exc:
         raise ModelLoadError(f"{manifest.key}: {exc}") from None
+
+
+def effective_architecture(family: ModelFamily, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The family's defaults merged with a model's overrides: what a manifest records."""
+    return {**family.default_architecture, **overrides}
 
 
 def known_families() -> list[str]:

@@ -31,8 +31,10 @@ from .tiny import Probabilities, decode_probabilities
 # minutes. Both families are far slower per FLOP than the tiny CNN there (DenseNet's
 # concatenations, EfficientNet's depthwise convolutions), so they start small.
 DEFAULT_ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "densenet": {"growth_rate": 8, "block_config": [3, 4, 6], "num_init_features": 16, "bn_size": 2},
-    "efficientnet": {"channel_multiplier": 0.35, "depth_multiplier": 0.35, "num_features": 192},
+    "densenet": {"growth_rate": 8, "block_config": [3, 4, 6], "num_init_features": 16, "bn_size": 2,
+                 "stem_pool": True, "pool_sharpness": 8.0},
+    "efficientnet": {"channel_multiplier": 0.35, "depth_multiplier": 0.35, "num_features": 192,
+                     "stem_size": 16, "drop_rate": 0.0, "drop_path_rate": 0.0},
 }
 
 # EfficientNet-B0's stages (timm's notation); the multipliers scale channels and repeats.
@@ -115,6 +117,7 @@ class _SigmoidClassifier:
 
 class DenseNetFamily(_SigmoidClassifier):
     name = "densenet"
+    default_architecture = DEFAULT_ARCHITECTURES["densenet"]
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
         arch = {**DEFAULT_ARCHITECTURES[self.name], **architecture}
@@ -129,6 +132,7 @@ class DenseNetFamily(_SigmoidClassifier):
 
 class EfficientNetFamily(_SigmoidClassifier):
     name = "efficientnet"
+    default_architecture = DEFAULT_ARCHITECTURES["efficientnet"]
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
         return build_efficientnet(n_labels, in_channels, **{**DEFAULT_ARCHITECTURES[self.name], **architecture})

@@ -85,6 +85,7 @@ class EfficientDetFamily:
     name = "efficientdet"
     tasks = ("detector",)
     backends = ("torch", "onnx", "tensorrt")
+    default_architecture = DEFAULT_ARCHITECTURE  # the anchor keys, when absent, are the base config's
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
         arch = {**DEFAULT_ARCHITECTURE, **architecture}

@@ -70,6 +70,7 @@ class FasterRcnn:
     name = "faster-rcnn"
     tasks = ("detector",)
     backends = ("torch",)
+    default_architecture = DEFAULT_ARCHITECTURE
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
         arch = {**DEFAULT_ARCHITECTURE, **architecture}

@@ -239,6 +239,7 @@ class RfDetr:
     name = "rf-detr"
     tasks = ("detector",)
     backends = ("torch", "onnx", "tensorrt")
+    default_architecture = DEFAULT_ARCHITECTURE
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
         return build_lwdetr(n_labels, in_channels, size, architecture)

@@ -138,6 +138,7 @@ class SpectralMotionFamily:
     name = "motion-spectrum"
     tasks = ("qc",)
     backends = ("torch",)  # torch.median has no ONNX operator
+    default_architecture = DEFAULT_ARCHITECTURE
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
         arch = {**DEFAULT_ARCHITECTURE, **architecture}

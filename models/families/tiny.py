@@ -52,9 +52,11 @@ class TinyCnn:
     name = "tiny-cnn"
     tasks = ("classifier", "qc")
     backends = ("torch", "onnx", "tensorrt")
+    default_architecture: dict[str, Any] = {"width": 16}
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
-        return TinyClassifier(n_labels=n_labels, in_channels=in_channels, **architecture)
+        return TinyClassifier(n_labels=n_labels, in_channels=in_channels,
+                              **{**self.default_architecture, **architecture})
 
     def raw_module(self, net: nn.Module) -> nn.Module:
         return Probabilities(net).eval()
@@ -74,9 +76,11 @@ class TinyCenterNet:
     name = "tiny-centernet"
     tasks = ("detector",)
     backends = ("torch", "onnx", "tensorrt")
+    default_architecture: dict[str, Any] = {"width": 16}
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
-        return TinyDetector(n_labels=n_labels, in_channels=in_channels, **architecture)
+        return TinyDetector(n_labels=n_labels, in_channels=in_channels,
+                            **{**self.default_architecture, **architecture})
 
     def raw_module(self, net: nn.Module) -> nn.Module:
         return _Heads(net).eval()

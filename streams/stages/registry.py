@@ -72,7 +72,8 @@ def _infer(config: Config, model: str | None) -> Stage:
     if model not in manifests:
         raise ValueError(f"model {model!r} is not in the set in force ({', '.join(sorted(manifests))})")
     max_batch = 8  # InferStage's dynamic batch; a TensorRT engine built for more serves it too
-    backend = open_backend(manifests[model], config.device, config.engine_cache, max_batch)  # logs its choice
+    backend = open_backend(manifests[model], config.device, config.engine_cache, max_batch,  # logs its choice
+                           torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs)
     return InferStage(manifests[model], backend, open_blob_store(config.blob_url), max_batch=max_batch,
                       backend_name=backend.name)
 

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from radstream.models.backends.engine_cache import (EngineKey, engine_batch, engine_key, engine_path, find_engine,
                                                     timing_cache_path)
 from radstream.models.backends.select import Platform, choose_backend, open_backend, probe_platform
 from radstream.models.backends.tensorrt_backend import batch_profile, profile_shapes
+from radstream.models.backends.torch_backend import TorchBackend, autocast_dtype, batch_bucket
 from radstream.models.manifest import ModelLoadError, ModelManifest
 from radstream.models.registry import default_registry_dir, load_manifests
 from radstream.streams.config import Config
@@ -81,6 +83,44 @@ def test_config_reads_the_engine_cache_setting(tmp_path: Path) -> None:
     assert Config.from_env(env={}).engine_cache == Path.home() / ".cache" / "radstream" / "engines"
 
 
+def test_config_reads_the_torch_cuda_settings() -> None:
+    default = Config.from_env(env={})
+    assert (default.torch_precision, default.cuda_graphs) == ("fp16", False)
+    chosen = Config.from_env(env={"RADSTREAM_TORCH_PRECISION": "bf16", "RADSTREAM_CUDA_GRAPHS": "1"})
+    assert (chosen.torch_precision, chosen.cuda_graphs) == ("bf16", True)
+    with pytest.raises(ValueError, match="RADSTREAM_TORCH_PRECISION='int8': expected one of fp16, bf16, fp32"):
+        Config.from_env(env={"RADSTREAM_TORCH_PRECISION": "int8"})
+    with pytest.raises(ValueError, match="RADSTREAM_CUDA_GRAPHS='yes'"):
+        Config.from_env(env={"RADSTREAM_CUDA_GRAPHS": "yes"})
+
+
+def test_autocast_dtype_per_precision_and_bf16_falls_back_on_old_gpus(caplog) -> None:
+    assert autocast_dtype("fp16", bf16_supported=True) is torch.float16
+    assert autocast_dtype("bf16", bf16_supported=True) is torch.bfloat16
+    assert autocast_dtype("fp32", bf16_supported=True) is None
+    with caplog.at_level(logging.WARNING, logger="radstream.models.backends.torch_backend"):
+        assert autocast_dtype("bf16", bf16_supported=False) is torch.float16
+    assert "BF16 is not supported on this GPU; running FP16 instead" in caplog.text
+    with pytest.raises(ValueError, match="expected one of fp16, bf16, fp32"):
+        autocast_dtype("fp8", bf16_supported=True)
+
+
+def test_batch_buckets_are_the_next_power_of_two() -> None:
+    assert [batch_bucket(n) for n in (1, 2, 3, 4, 5, 8, 9, 64)] == [1, 2, 4, 4, 8, 8, 16, 64]
+    with pytest.raises(ValueError):
+        batch_bucket(0)
+
+
+def test_cuda_options_are_inert_on_the_cpu_and_checked(detector: ModelManifest) -> None:
+    """CUDA graphs and autocast apply only on CUDA (the graph capture itself needs a GPU: not
+    tested here). On the CPU the backend says so, and still rejects a precision it does not know."""
+    backend = open_backend(detector, "cpu", Path("/nonexistent"), 8, torch_precision="bf16", cuda_graphs=True)
+    assert (backend.name, backend.detail, backend.cuda_graphs) == ("torch-cpu", "fp32", False)
+    assert len(backend.predict(np.zeros((3, 1, 256, 256), np.float32))) == 3
+    with pytest.raises(ValueError, match="torch precision 'half'"):
+        TorchBackend(detector, precision="half")
+
+
 def test_profile_shapes(detector: ModelManifest) -> None:
     assert profile_shapes(detector, 64) == ((1, 1, 256, 256), (32, 1, 256, 256), (64, 1, 256, 256))
     assert batch_profile(3, 128, 1) == ((1, 3, 128, 128),) * 3
@@ -138,7 +178,7 @@ def test_here_it_falls_back_to_torch_and_logs_why(tmp_path: Path, detector: Mode
     expected = "torch-cuda" if platform.cuda else "torch-cpu"
     why = platform.tensorrt_problem if platform.tensorrt_version is None else "no fp16 engine"
     assert backend.name == expected
-    assert f"model demo-effdet: backend {expected} ({why}" in caplog.text
+    assert f"model demo-effdet: backend {expected}, {backend.detail} ({why}" in caplog.text
     assert len(backend.predict(np.zeros((2, 1, 256, 256), np.float32))) == 2
 
 
@@ -166,7 +206,7 @@ def test_tensorrt_present_but_unimportable_is_a_reason_not_a_crash(fake_tensorrt
                                          "libnvinfer.so.10: cannot open shared object file")
     with caplog.at_level(logging.INFO, logger="radstream.models.backends.select"):
         assert open_backend(detector, "cpu", tmp_path, 8, platform).name == "torch-cpu"
-    assert "backend torch-cpu (TensorRT present but unusable: ImportError: libnvinfer" in caplog.text
+    assert "backend torch-cpu, fp32 (TensorRT present but unusable: ImportError: libnvinfer" in caplog.text
 
 
 def test_tensorrt_failing_otherwise_on_import_is_also_a_reason(fake_tensorrt) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from radstream.models.backends.torch_backend import TorchBackend
+from radstream.models.families import get_family
 from radstream.models.manifest import ModelLoadError, ModelManifest, verify_artifact
 from radstream.models.registry import default_registry_dir, load_manifests
 
@@ -40,6 +41,15 @@ def test_shipped_manifests_load_and_verify() -> None:
             assert set(manifest.default_thresholds) == set(manifest.labels) == {"nodule"}
         assert manifest.validation, "training must record held-out metrics"
     assert sum(verify_artifact(m).stat().st_size for m in manifests.values()) < ARTIFACTS_BUDGET
+
+
+def test_shipped_manifests_record_their_whole_architecture() -> None:
+    """Every setting the family would otherwise default, so that changing a default later
+    cannot rebuild a shipped model differently from how its weights were trained."""
+    for manifest in load_manifests(default_registry_dir()).values():
+        defaults = get_family(manifest.family).default_architecture
+        missing = set(defaults) - set(manifest.architecture)
+        assert not missing, f"{manifest.name} does not record {sorted(missing)}"
 
 
 def test_load_selected_names_only() -> None:

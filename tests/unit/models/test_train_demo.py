@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from radstream.models.backends.torch_backend import TorchBackend
+from radstream.models.families import get_family
 from radstream.models.registry import load_manifests
 from radstream.models.train_demo import APPLICABILITY, DEMO_MODELS, build_demo
 
@@ -25,6 +26,8 @@ def test_build_demo_writes_loadable_models_deterministically(tmp_path: Path) -> 
     for spec in DEMO_MODELS:
         manifest = manifests[spec.name]
         assert manifest.family == spec.family and manifest.applicability == APPLICABILITY
+        # the whole architecture is recorded: the family's defaults, then the model's overrides
+        assert manifest.architecture == {**get_family(spec.family).default_architecture, **spec.architecture}
         if spec.task == "detector":
             assert {"recall", "precision", "image_auc"} <= set(manifest.validation)
             assert not manifest.input_profile.clahe.enabled
