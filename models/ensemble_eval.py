@@ -14,7 +14,7 @@ import numpy as np
 
 from radstream.streams.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
 
-from .evaluation import Predictor, calibrated_boxes, predict_images
+from .evaluation import Predicted, Predictor, calibrated_boxes, predict_images
 from .metrics import box_iou
 from .phantoms import NODULE, Phantom
 
@@ -54,9 +54,13 @@ def average_precision(predictions: Predictions, truths: list[np.ndarray], min_io
     return float(np.sum(steps * envelope))
 
 
-def member_predictions(backend: Predictor, phantoms: list[Phantom], label: str = NODULE) -> Predictions:
-    """One detector's boxes in original pixels with calibrated scores, per phantom."""
-    return calibrated_boxes(predict_images(backend, [p.image for p in phantoms]), backend.manifest.calibration, label)
+def member_predictions(backend: Predictor, phantoms: list[Phantom], label: str = NODULE,
+                       results: Predicted | None = None) -> Predictions:
+    """One detector's boxes in original pixels with calibrated scores, per phantom (from
+    `results`, its `predict_images` over the phantoms, when given)."""
+    if results is None:
+        results = predict_images(backend, [p.image for p in phantoms])
+    return calibrated_boxes(results, backend.manifest.calibration, label)
 
 
 def fuse(members: dict[str, Predictions], weights: dict[str, float], label: str = NODULE) -> Predictions:
@@ -71,11 +75,14 @@ def fuse(members: dict[str, Predictions], weights: dict[str, float], label: str 
 
 
 def evaluate_ensemble(backends: dict[str, Predictor], phantoms: list[Phantom], min_iou: float = 0.3,
-                      resamples: int = 300, seed: int = 0) -> dict[str, Any]:
+                      resamples: int = 300, seed: int = 0,
+                      results: dict[str, Predicted] | None = None) -> dict[str, Any]:
     """AP of each member and of the fused ensemble, with the paired bootstrap interval of the
-    ensemble's gain over the best member."""
+    ensemble's gain over the best member. `results`: each member's `predict_images` over the
+    phantoms, where the caller already ran it."""
     truths = [p.boxes[[l == NODULE for l in p.labels]].astype(np.float64) for p in phantoms]
-    members = {name: member_predictions(b, phantoms) for name, b in backends.items()}
+    results = results or {}
+    members = {name: member_predictions(b, phantoms, results=results.get(name)) for name, b in backends.items()}
     weights = {name: b.manifest.fusion_weight for name, b in backends.items()}
     fused = fuse(members, weights)
     ap = {name: average_precision(p, truths, min_iou) for name, p in members.items()}

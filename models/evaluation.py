@@ -24,9 +24,10 @@ class Predictor(Protocol):
     def predict(self, batch: np.ndarray) -> list[ModelOutput]: ...
 
 
-def predict_images(
-    backend: Predictor, images: list[np.ndarray], batch_size: int = 32
-) -> list[tuple[ModelOutput, Letterbox]]:
+Predicted = list[tuple[ModelOutput, Letterbox]]  # predict_images' output for a list of images
+
+
+def predict_images(backend: Predictor, images: list[np.ndarray], batch_size: int = 32) -> Predicted:
     """Preprocess with the manifest's profile and predict, keeping each image's geometry."""
     profile = backend.manifest.input_profile
     results: list[tuple[ModelOutput, Letterbox]] = []
@@ -55,7 +56,7 @@ def evaluate_classifier(backend: Predictor, phantoms: list[Phantom], label: str 
     }
 
 
-def calibrated_boxes(results: list[tuple[ModelOutput, Letterbox]], calibration: dict | None, label: str,
+def calibrated_boxes(results: Predicted, calibration: dict | None, label: str,
                      threshold: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per image: the label's boxes in original pixels and their calibrated scores, those at or
     above `threshold` only, as fuse sees them."""
@@ -69,11 +70,16 @@ def calibrated_boxes(results: list[tuple[ModelOutput, Letterbox]], calibration: 
 
 
 def evaluate_detector(
-    backend: Predictor, phantoms: list[Phantom], label: str = "nodule", min_iou: float = 0.3
+    backend: Predictor, phantoms: list[Phantom], label: str = "nodule", min_iou: float = 0.3,
+    results: Predicted | None = None,
 ) -> dict[str, Any]:
-    """Recall and precision at IoU >= min_iou and the default score threshold, in original pixels."""
+    """Recall and precision at IoU >= min_iou and the default score threshold, in original pixels.
+
+    `results`: this backend's `predict_images` over these phantoms, when the caller already
+    has them (the ensemble evaluation reuses the same pass)."""
     threshold = backend.manifest.default_thresholds[label]
-    results = predict_images(backend, [p.image for p in phantoms])
+    if results is None:
+        results = predict_images(backend, [p.image for p in phantoms])
     # thresholds are on the calibrated scale, as in the pipeline
     predictions = calibrated_boxes(results, backend.manifest.calibration, label, threshold)
     truths = [p.boxes[[l == label for l in p.labels]] for p in phantoms]

@@ -91,6 +91,8 @@ def test_flipped_targets_mirror_the_boxes() -> None:
 
 
 def test_a_few_epochs_lower_the_loss(family, one_thread) -> None:
+    """At the family's default rate (4e-4, the one that learns on phantoms; D-019). Slow to
+    start from scratch: 12 epochs of 2 steps, where the loss is flat for the first 8 or so."""
     rng = np.random.default_rng(0)
     x = rng.normal(0.0, 0.3, size=(8, 1, SIZE, SIZE)).astype(np.float32)
     boxes = []
@@ -102,8 +104,8 @@ def test_a_few_epochs_lower_the_loss(family, one_thread) -> None:
                        box_labels=[np.zeros(1, dtype=np.int64)] * 8)
     lines: list[str] = []
     net = _build(family)
-    seconds = family.train(net, data, epochs=4, progress=lines.append, seed=0)
+    seconds = family.train(net, data, epochs=12, progress=lines.append, seed=0)
     losses = [float(line.split("loss ")[1].split()[0]) for line in lines]
-    assert len(losses) == 4 and seconds > 0
+    assert len(losses) == 12 and seconds > 0
     assert losses[-1] < 0.9 * losses[0], losses
     assert not net.training

@@ -13,7 +13,7 @@ import pytest
 from radstream.models.backends.torch_backend import TorchBackend
 from radstream.models.demo_data import generate_phantoms
 from radstream.models.ensemble_eval import evaluate_ensemble
-from radstream.models.evaluation import evaluate_classifier, evaluate_detector, predict_images
+from radstream.models.evaluation import Predicted, evaluate_classifier, evaluate_detector, predict_images
 from radstream.models.phantoms import Phantom
 from radstream.models.registry import default_registry_dir, load_manifests
 
@@ -35,6 +35,12 @@ def backends() -> dict[str, TorchBackend]:
     return {name: TorchBackend(m) for name, m in load_manifests(default_registry_dir()).items()}
 
 
+@pytest.fixture(scope="module")
+def predicted(backends: dict[str, TorchBackend], fresh_phantoms: list[Phantom]) -> dict[str, Predicted]:
+    """Each detector over the phantoms once, shared by its own metrics and the ensemble's."""
+    return {name: predict_images(backends[name], [p.image for p in fresh_phantoms]) for name in DETECTORS}
+
+
 def test_the_ensemble_is_three_detector_families() -> None:
     manifests = load_manifests(default_registry_dir())
     assert {name: m.family for name, m in manifests.items() if m.task == "detector"} == DETECTORS
@@ -50,8 +56,8 @@ def test_classifier_beats_chance(backends: dict[str, TorchBackend], fresh_phanto
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_each_detector_finds_nodules_at_iou_03(name: str, backends: dict[str, TorchBackend],
-                                               fresh_phantoms: list[Phantom]) -> None:
-    metrics = evaluate_detector(backends[name], fresh_phantoms)
+                                               fresh_phantoms: list[Phantom], predicted) -> None:
+    metrics = evaluate_detector(backends[name], fresh_phantoms, results=predicted[name])
     recall, precision, auc = BARS[name]
     assert metrics["n_lesions"] > 50
     assert metrics["recall"] >= recall and metrics["precision"] >= precision, metrics
@@ -59,18 +65,17 @@ def test_each_detector_finds_nodules_at_iou_03(name: str, backends: dict[str, To
 
 
 def test_fused_ensemble_beats_the_best_single_detector(backends: dict[str, TorchBackend],
-                                                       fresh_phantoms: list[Phantom]) -> None:
-    report = evaluate_ensemble({name: backends[name] for name in DETECTORS}, fresh_phantoms)
+                                                       fresh_phantoms: list[Phantom], predicted) -> None:
+    report = evaluate_ensemble({name: backends[name] for name in DETECTORS}, fresh_phantoms, results=predicted)
     ap = report["average_precision"]
     assert ap["ensemble"] > ap[report["best_member"]], report
     assert report["gain_ci95"][0] > 0, report  # the gain holds under resampling of images
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
-def test_detector_outputs_are_well_formed(name: str, backends: dict[str, TorchBackend],
-                                          fresh_phantoms: list[Phantom]) -> None:
+def test_detector_outputs_are_well_formed(name: str, backends: dict[str, TorchBackend], predicted) -> None:
     size = backends[name].manifest.input_profile.size
-    results = predict_images(backends[name], [p.image for p in fresh_phantoms[:16]])
+    results = predicted[name][:16]
     assert any(output.detections for output, _ in results)
     for output, _ in results:
         assert set(output.classifications) == {"nodule"}
