@@ -62,9 +62,15 @@ def test_kill_9_fuse_and_qc_mid_stream_loses_nothing(pipeline_env, tmp_path) -> 
     for key, r in deduped.items():
         want = expected[key]
         assert [i["sop_uid"] for i in r["images"]] == [i["sop_uid"] for i in want["images"]]
-        # Batch composition may differ between runs, so compare confidences to 4 decimals.
-        assert _findings(r) == _findings(want)
+        # Batch composition may differ between runs (float32 sums in another order), so the
+        # confidences are compared within 1e-4. Rounding both to 4 decimals was flaky: 0.47345
+        # from one batch and 0.47344 from another round to different digits.
+        got_findings, want_findings = _findings(r), _findings(want)
+        assert [[f[:2] for f in image] for image in got_findings] == [[f[:2] for f in image] for image in want_findings]
+        for got_image, want_image in zip(got_findings, want_findings):
+            assert [f[2] for f in got_image] == pytest.approx([f[2] for f in want_image], abs=1e-4), (key, r)
 
 
 def _findings(result: dict) -> list:
-    return [sorted((f["rule_id"], f["label"], round(f["confidence"], 4)) for f in i["findings"]) for i in result["images"]]
+    """Per image: (rule id, label, confidence) of each finding, in a stable order."""
+    return [sorted((f["rule_id"], f["label"], f["confidence"]) for f in i["findings"]) for i in result["images"]]
