@@ -18,7 +18,7 @@ demo: install
 	$(BIN)/radstream demo
 
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
