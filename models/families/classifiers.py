@@ -22,10 +22,9 @@ from timm.models.efficientnet import EfficientNet
 from torch import nn
 from torchvision.models import DenseNet
 
-from ..outputs import ModelOutput
 from ..training import train_classifier, train_multilabel
 from . import Progress, TrainingSet
-from .tiny import Probabilities, decode_probabilities
+from .tiny import SigmoidClassifier
 
 # The demo sizes (27k and 302k parameters, 0.2 and 1.3 MB): what trains on two CPU cores in
 # minutes. Both families are far slower per FLOP than the tiny CNN there (DenseNet's
@@ -101,21 +100,7 @@ def build_efficientnet(n_labels: int, in_channels: int, channel_multiplier: floa
     )
 
 
-class _SigmoidClassifier:
-    """What both families share: a (N, L) sigmoid head, decoded per label."""
-
-    tasks = ("classifier", "qc")
-    backends = ("torch", "onnx", "tensorrt")
-
-    def raw_module(self, net: nn.Module) -> nn.Module:
-        return Probabilities(net).eval()
-
-    def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
-               top_k: int) -> list[ModelOutput]:
-        return decode_probabilities(raw, labels)
-
-
-class DenseNetFamily(_SigmoidClassifier):
+class DenseNetFamily(SigmoidClassifier):
     name = "densenet"
     default_architecture = DEFAULT_ARCHITECTURES["densenet"]
 
@@ -130,7 +115,7 @@ class DenseNetFamily(_SigmoidClassifier):
         return train_multilabel(net, data.x, data.targets, epochs, progress, seed=seed)
 
 
-class EfficientNetFamily(_SigmoidClassifier):
+class EfficientNetFamily(SigmoidClassifier):
     name = "efficientnet"
     default_architecture = DEFAULT_ARCHITECTURES["efficientnet"]
 

@@ -26,7 +26,6 @@ no median, and the graph is cheap enough on a CPU.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,9 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..outputs import ModelOutput
 from . import Progress, TrainingSet
-from .tiny import Probabilities, decode_probabilities
+from .tiny import SigmoidClassifier
 
 DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "patch": 64, "stride": 32, "bands": 8, "angles": 16, "harmonics": 4, "kappa": 4.0,
@@ -134,7 +132,7 @@ def train_head(net: MotionSpectrum, data: TrainingSet, steps: int, progress: Pro
     return time.perf_counter() - started
 
 
-class SpectralMotionFamily:
+class SpectralMotionFamily(SigmoidClassifier):
     name = "motion-spectrum"
     tasks = ("qc",)
     backends = ("torch",)  # torch.median has no ONNX operator
@@ -145,13 +143,6 @@ class SpectralMotionFamily:
         if size < arch["patch"]:
             raise ValueError(f"profile size {size} is smaller than the {arch['patch']} px patch")
         return MotionSpectrum(n_labels=n_labels, in_channels=in_channels, **arch)
-
-    def raw_module(self, net: nn.Module) -> nn.Module:
-        return Probabilities(net).eval()
-
-    def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
-               top_k: int) -> list[ModelOutput]:
-        return decode_probabilities(raw, labels)
 
     def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0) -> float:
         """`epochs` counts full-batch steps of the head: the features are computed once."""

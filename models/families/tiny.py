@@ -48,15 +48,11 @@ def decode_probabilities(raw: Sequence[torch.Tensor], labels: Sequence[str]) -> 
     return [ModelOutput(classifications={l: float(p) for l, p in zip(labels, row)}) for row in rows]
 
 
-class TinyCnn:
-    name = "tiny-cnn"
+class SigmoidClassifier:
+    """What every classifier family shares: a (N, L) sigmoid head, decoded per label."""
+
     tasks = ("classifier", "qc")
     backends = ("torch", "onnx", "tensorrt")
-    default_architecture: dict[str, Any] = {"width": 16}
-
-    def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
-        return TinyClassifier(n_labels=n_labels, in_channels=in_channels,
-                              **{**self.default_architecture, **architecture})
 
     def raw_module(self, net: nn.Module) -> nn.Module:
         return Probabilities(net).eval()
@@ -64,6 +60,15 @@ class TinyCnn:
     def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
                top_k: int) -> list[ModelOutput]:
         return decode_probabilities(raw, labels)
+
+
+class TinyCnn(SigmoidClassifier):
+    name = "tiny-cnn"
+    default_architecture: dict[str, Any] = {"width": 16}
+
+    def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
+        return TinyClassifier(n_labels=n_labels, in_channels=in_channels,
+                              **{**self.default_architecture, **architecture})
 
     def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0) -> float:
         """With boxes: image BCE plus dense heatmap supervision (a single label); else plain multi-label BCE."""
