@@ -25,13 +25,17 @@ PRECISIONS = ("fp16", "bf16", "fp32")
 log = logging.getLogger(__name__)
 
 
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"torch precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+
+
 def autocast_dtype(precision: str, bf16_supported: bool) -> torch.dtype | None:
     """The CUDA autocast dtype for a precision setting; None runs in FP32.
 
     BF16 needs compute capability 8.0 (Ampere) or newer; on older GPUs it falls back to FP16,
     which every CUDA GPU this code targets runs, with a warning rather than a refusal."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"torch precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     if precision == "bf16" and not bf16_supported:
         log.warning("BF16 is not supported on this GPU; running FP16 instead")
         return torch.float16
@@ -97,6 +101,7 @@ class TorchBackend:
     ) -> None:
         """`net`: a trained network already in memory (the ablation harness, build-demo's
         held-out check); the manifest's artifact is then not read."""
+        check_precision(precision)  # on the CPU too: a typo must not wait for a GPU to surface
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         self.manifest = manifest
@@ -108,7 +113,6 @@ class TorchBackend:
             net = self._load(manifest)
         self.net = net.eval()
         self.raw = self.family.raw_module(net).to(self.device).eval()
-        self.precision = precision if self.device.type == "cuda" else "fp32"
         self.autocast = None
         # families that export to ONNX have static shapes (ModelFamily.backends); Faster R-CNN does not
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda" and "onnx" in self.family.backends
@@ -116,8 +120,6 @@ class TorchBackend:
         if self.device.type == "cuda":
             self.raw = self.raw.to(memory_format=torch.channels_last)
             self.autocast = autocast_dtype(precision, torch.cuda.is_bf16_supported())
-        elif precision not in PRECISIONS:
-            raise ValueError(f"torch precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
 
     def _load(self, manifest: ModelManifest) -> torch.nn.Module:
         weights = read_weights(manifest)  # sha256-verified, decrypted in memory: no plaintext on disk
