@@ -86,7 +86,7 @@ def pick_operating_point(pick: Pick, truth: np.ndarray, scores: np.ndarray) -> d
 
 
 def threshold_key(label: str, rule_kind: str) -> str:
-    """The ThresholdSet key that streams/rules.py reads for a label's rule."""
+    """The ThresholdSet key that domain/rules.py reads for a label's rule."""
     if rule_kind == "detected":
         return f"rule:{label}-detected/min_score"
     return f"rule:{label}-suspected/min_probability"

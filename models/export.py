@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .families import ModelFamily, get_family
-from .manifest import ModelLoadError, ModelManifest
-from .profile import InputProfile
+from radstream.models.families import ModelFamily, get_family
+from radstream.models.manifest import ModelLoadError, ModelManifest
+from radstream.models.profile import InputProfile
 
 INPUT_NAME = "input"
 DEFAULT_OPSET = 17
@@ -66,7 +66,7 @@ def _resolve(source: ExportSource) -> tuple[str, nn.Module, InputProfile]:
         except ValueError as exc:
             raise ModelLoadError(f"{source.key}: {exc}") from None
         check_exportable(family, source.key)  # before reading any weights
-        from .backends.torch_backend import TorchBackend
+        from radstream.models.backends.torch_backend import TorchBackend
 
         net = TorchBackend(source, device="cpu").net
         return source.key, family.raw_module(net).cpu().eval(), source.input_profile

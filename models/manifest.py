@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .profile import InputProfile
+from radstream.models.profile import InputProfile
 
 # "qc" models are multi-label classifiers of acquisition defects: their outputs gate an image
 # in the qc stage and never become findings.
@@ -144,7 +144,7 @@ def sha256_file(path: Path) -> str:
 
 def read_weights(manifest: ModelManifest) -> bytes:
     """The artifact's plaintext bytes, in memory only: verified by sha256, decrypted when encrypted."""
-    from . import crypto
+    from radstream.models import crypto
 
     data = verify_artifact(manifest).read_bytes()
     if not manifest.artifact.encrypted:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .manifest import ModelLoadError, ModelManifest
+from radstream.models.manifest import ModelLoadError, ModelManifest
 
 
 def default_registry_dir() -> Path:

@@ -78,7 +78,7 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
               say=print) -> dict:
     """`rate` > 0 publishes that many images per second (latency without queueing); 0 publishes
     them all at once (throughput; latency then includes the queue)."""
-    from radstream.models.synthetic_dicom import write_synthetic_study
+    from radstream.services.synthetic.studies import write_synthetic_study
 
     data = config.home / "bench-data"
     say(f"generating {images + warmup} synthetic images ...")
@@ -175,7 +175,7 @@ def run_config_push_bench(config: Config, bootstrap: str | None, pushes: int = 2
     """
     import threading
 
-    from radstream.models.synthetic_dicom import write_synthetic_study
+    from radstream.services.synthetic.studies import write_synthetic_study
     from radstream.services.thresholds import push
     from radstream.streams.stages.registry import known_threshold_keys
 
@@ -260,7 +260,7 @@ def run_decode_bench(repeats: int = 7, say=print) -> dict:
 
     import pydicom
 
-    from radstream.streams.dicom.decode import decode_instance
+    from radstream.domain.dicom.decode import decode_instance
     from radstream.streams.stages.registry import limit_compute_threads
 
     limit_compute_threads(1)

@@ -33,7 +33,7 @@ from radstream.streams.kafka.topics import CONSUMED, STUDY_RESULTS, dlq
 def make_events(folder: Path, events: int, distinct: int = 40) -> list[tuple[Path, str, str]]:
     """`events` single-instance studies: `distinct` phantoms, cloned with fresh UIDs.
     Returns (path, study UID, SOP UID) per event."""
-    from radstream.models.synthetic_dicom import write_synthetic_study
+    from radstream.services.synthetic.studies import write_synthetic_study
 
     folder.mkdir(parents=True, exist_ok=True)
     seeds = [write_synthetic_study(folder / f"seed-{i}", 1, seed=300_000 + i)[0] for i in range(min(distinct, events))]

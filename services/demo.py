@@ -34,7 +34,7 @@ def real_radiographs() -> list[Path]:
 
 
 def run_demo(config: Config, bootstrap: str | None, synthetic_studies: int = 2, timeout_s: float = 300.0) -> int:
-    from radstream.models.synthetic_dicom import write_synthetic_study
+    from radstream.services.synthetic.studies import write_synthetic_study
 
     def say(msg: str) -> None:
         print(msg, flush=True)

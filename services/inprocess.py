@@ -12,7 +12,7 @@ from pathlib import Path
 from radstream.services.publish import arrival_event, find_files, read_instance
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
-from radstream.streams.errors import StageError
+from radstream.domain.errors import StageError
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.stage import Inbound, Output, Stage
 from radstream.streams.stages.registry import build_stage, models_in_force

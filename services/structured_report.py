@@ -8,7 +8,7 @@ parameters: the thresholds that fired and the config version), and the contribut
 as qualitative evaluations. An image that failed QC gets a group that says "not analysable"
 with each reason as text. The device observer names the pipeline and every model version.
 
-The bus carries no patient identity (streams/dicom/metadata.py), so the patient and study
+The bus carries no patient identity (domain/dicom/metadata.py), so the patient and study
 descriptors (name, ID, birth date, sex, accession number, study date) are left empty: the
 PACS merges them from the study the SR references by its Study Instance UID (D-016).
 UIDs of the SR itself are derived from the result's idempotency key, so building the SR

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from radstream.streams.codec import Codec
-from radstream.streams.config import ThresholdBook, ThresholdError, validate_document
+from radstream.domain.thresholds import ThresholdBook, ThresholdError, validate_document
 from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.reader import read_topic
 from radstream.streams.kafka.settings import KafkaSettings

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from radstream.streams.errors import PermanentError, TransientError
+from radstream.domain.errors import PermanentError, TransientError
 
 BlobRef = dict[str, Any]
 

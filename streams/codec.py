@@ -19,7 +19,7 @@ import fastavro
 import fastavro.schema
 from fastavro.validation import validate
 
-from radstream.streams.errors import PermanentError
+from radstream.domain.errors import PermanentError
 
 MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"

@@ -14,7 +14,7 @@ import resource
 from collections.abc import Callable
 from typing import Any
 
-from radstream.streams.errors import Rejected, StageError, classify
+from radstream.domain.errors import Rejected, StageError, classify
 
 
 def _serve(conn: Any, memory_bytes: int) -> None:

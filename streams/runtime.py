@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from radstream.streams import metrics, telemetry
 from radstream.streams.codec import Codec
 from radstream.streams.config import ConfigWatcher
-from radstream.streams.errors import Skipped, StageError, TransientError
+from radstream.domain.errors import Skipped, StageError, TransientError
 from radstream.streams.health import HealthServer, register_process
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import CHANGELOGS, dlq

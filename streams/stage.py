@@ -10,8 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from radstream.streams.config import ThresholdBook, ThresholdSet
-from radstream.streams.errors import StageError, classify
+from radstream.domain.thresholds import ThresholdBook, ThresholdSet
+from radstream.domain.errors import StageError, classify
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Inference backends: each turns a manifest plus preprocessed tensors into ModelOutputs."""
 
-from ..outputs import Detection, ModelOutput
+from radstream.models.outputs import Detection, ModelOutput
 
 __all__ = ["Detection", "ModelOutput"]

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..manifest import ModelManifest
+from radstream.models.manifest import ModelManifest
 
 PRECISIONS = ("fp16", "fp32")
 _SUFFIX = ".engine"

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..families import get_family
-from ..manifest import ModelLoadError, ModelManifest
-from .engine_cache import compute_capability_tag, engine_key, find_engine
+from radstream.models.families import get_family
+from radstream.models.manifest import ModelLoadError, ModelManifest
+from radstream.models.backends.engine_cache import compute_capability_tag, engine_key, find_engine
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,12 @@ def open_backend(manifest: ModelManifest, device_setting: str, engine_cache_dir:
                  platform: Platform | None = None, torch_precision: str = "fp16", cuda_graphs: bool = False) -> Any:
     """The backend the infer stage runs `manifest` on; its `.name` is what /healthz reports.
     `torch_precision` and `cuda_graphs` apply when it is torch on CUDA (TorchBackend)."""
-    from .torch_backend import TorchBackend
+    from radstream.models.backends.torch_backend import TorchBackend
 
     platform = platform or probe_platform(device_setting)
     choice = choose_backend(manifest, device_setting, Path(engine_cache_dir), max_batch, platform)
     if choice.engine is not None:
-        from .tensorrt_backend import TensorRTBackend
+        from radstream.models.backends.tensorrt_backend import TensorRTBackend
 
         try:
             backend = TensorRTBackend(manifest, choice.engine, device=choice.device)

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..export import INPUT_NAME, output_index
-from ..families import family_of
-from ..manifest import ModelLoadError, ModelManifest
-from ..outputs import ModelOutput
+from radstream.models.export import INPUT_NAME, output_index
+from radstream.models.families import family_of
+from radstream.models.manifest import ModelLoadError, ModelManifest
+from radstream.models.outputs import ModelOutput
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def build_cached_engine(manifest: ModelManifest, onnx_path: Path, cache_dir: Pat
                         compute_capability: str, tensorrt_version: str, fp16: bool = True) -> Path:
     """Build `manifest`'s engine into the cache under its key (engine_cache.py), reusing the
     shared timing cache; what `radstream models compile` runs for each model."""
-    from .engine_cache import engine_key, engine_path, timing_cache_path
+    from radstream.models.backends.engine_cache import engine_key, engine_path, timing_cache_path
 
     key = engine_key(manifest, compute_capability, tensorrt_version, "fp16" if fp16 else "fp32", max_batch)
     return build_engine(onnx_path, engine_path(cache_dir, key), max_batch, fp16=fp16,

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..families import family_of
-from ..manifest import ModelLoadError, ModelManifest, read_weights
-from ..outputs import ModelOutput
+from radstream.models.families import family_of
+from radstream.models.manifest import ModelLoadError, ModelManifest, read_weights
+from radstream.models.outputs import ModelOutput
 
 PRECISIONS = ("fp16", "bf16", "fp32")
 log = logging.getLogger(__name__)

@@ -1,43 +1,23 @@
 """Model families behind one adapter interface.
 
-A family knows how to build its network, train it on a `TrainingSet`, and turn the
-network's raw output tensors into `ModelOutput`s. The split between `raw_module` (what
-is traced to ONNX and compiled to TensorRT) and `decode` (host-side post-processing:
-sigmoid, anchor decoding, NMS, box rescaling) is what lets every backend share one decoder.
+A family knows how to build its network and turn the network's raw output tensors into
+`ModelOutput`s. The split between `raw_module` (what is traced to ONNX and compiled to
+TensorRT) and `decode` (host-side post-processing: sigmoid, anchor decoding, NMS, box
+rescaling) is what lets every backend share one decoder. Training is not serving's: each
+family's trainer is in models/training/families.
 Boxes from `decode` are in TENSOR pixels; the infer stage undoes the letterbox.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..outputs import ModelOutput
-
-Progress = Callable[[str], None]
-
-
-@dataclass
-class TrainingSet:
-    """Normalised tensors plus targets, all in tensor pixels.
-
-    `targets` is (N, L) image-level truth; `boxes[i]` is (K, 4) x1, y1, x2, y2 and
-    `box_labels[i]` (K,) label indices, for detectors.
-    """
-
-    x: np.ndarray
-    targets: np.ndarray
-    boxes: list[np.ndarray] = field(default_factory=list)
-    box_labels: list[np.ndarray] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.x)
+from radstream.models.outputs import ModelOutput
 
 
 class ModelFamily(Protocol):
@@ -60,15 +40,10 @@ class ModelFamily(Protocol):
     def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
                top_k: int) -> list[ModelOutput]: ...
 
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress,
-              seed: int = 0) -> float:
-        """Fit in place; return wall seconds."""
-        ...
-
 
 # family name -> module that defines FAMILY; imported on first use, so `effdet` or `rfdetr`
 # load only in the processes that run those models.
-_MODULES = {
+FAMILY_MODULES = {
     "tiny-cnn": "tiny",
     "tiny-centernet": "tiny",
     "faster-rcnn": "faster_rcnn",
@@ -82,15 +57,15 @@ _MODULES = {
 
 def get_family(name: str) -> ModelFamily:
     """The adapter for a manifest's `family`; a one-line ValueError when unknown."""
-    if name not in _MODULES:
-        raise ValueError(f"unknown model family {name!r}; known: {', '.join(sorted(_MODULES))}")
-    module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    if name not in FAMILY_MODULES:
+        raise ValueError(f"unknown model family {name!r}; known: {', '.join(sorted(FAMILY_MODULES))}")
+    module = importlib.import_module(f"{__name__}.{FAMILY_MODULES[name]}")
     return module.FAMILIES[name]
 
 
 def family_of(manifest: Any) -> ModelFamily:
     """The adapter for a manifest, or the one-line ModelLoadError a backend reports as unhealthy."""
-    from ..manifest import ModelLoadError
+    from radstream.models.manifest import ModelLoadError
 
     try:
         return get_family(manifest.family)
@@ -104,7 +79,7 @@ def effective_architecture(family: ModelFamily, overrides: dict[str, Any]) -> di
 
 
 def known_families() -> list[str]:
-    return sorted(_MODULES)
+    return sorted(FAMILY_MODULES)
 
 
 def count_parameters(net: nn.Module) -> int:

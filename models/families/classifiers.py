@@ -22,9 +22,7 @@ from timm.models.efficientnet import EfficientNet
 from torch import nn
 from torchvision.models import DenseNet
 
-from ..training import train_classifier, train_multilabel
-from . import Progress, TrainingSet
-from .tiny import SigmoidClassifier
+from radstream.models.families.tiny import SigmoidClassifier
 
 # The demo sizes (27k and 302k parameters, 0.2 and 1.3 MB): what trains on two CPU cores in
 # minutes. Both families are far slower per FLOP than the tiny CNN there (DenseNet's
@@ -108,12 +106,6 @@ class DenseNetFamily(SigmoidClassifier):
         arch = {**DEFAULT_ARCHITECTURES[self.name], **architecture}
         return DenseNetClassifier(n_labels=n_labels, in_channels=in_channels, **arch)
 
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0) -> float:
-        """With boxes and one label: image BCE plus dense heatmap supervision of the logit map."""
-        if data.boxes and data.targets.shape[1] == 1:
-            return train_classifier(net, data.x, data.boxes, epochs, progress, seed=seed)
-        return train_multilabel(net, data.x, data.targets, epochs, progress, seed=seed)
-
 
 class EfficientNetFamily(SigmoidClassifier):
     name = "efficientnet"
@@ -121,10 +113,6 @@ class EfficientNetFamily(SigmoidClassifier):
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
         return build_efficientnet(n_labels, in_channels, **{**DEFAULT_ARCHITECTURES[self.name], **architecture})
-
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0) -> float:
-        """Image-level BCE per label; boxes are ignored (the head pools the whole image)."""
-        return train_multilabel(net, data.x, data.targets, epochs, progress, seed=seed)
 
 
 FAMILIES = {"densenet": DenseNetFamily(), "efficientnet": EfficientNetFamily()}

@@ -13,15 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from effdet import DetBenchTrain, EfficientDet, get_efficientdet_config
-from effdet.anchors import AnchorLabeler, Anchors
+from effdet import EfficientDet, get_efficientdet_config
+from effdet.anchors import Anchors
 from torch import nn
 from torchvision.ops import batched_nms
 
-from ..outputs import ModelOutput
-from ..training import _fit
-from . import Progress, TrainingSet
-from .box_lists import batch_targets, decode_padded, pad_detections
+from radstream.models.outputs import ModelOutput
+from radstream.models.families.box_lists import decode_padded, pad_detections
 
 DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "base": "efficientdet_d0", "backbone": "tinynet_e", "fpn_channels": 48, "fpn_cell_repeats": 2,
@@ -99,26 +97,6 @@ class EfficientDetFamily:
         scores, boxes = (t.detach().float().cpu() for t in raw[:2])
         padded = pad_detections(nms_detections(scores, boxes, top_k), top_k)
         return decode_padded(padded, labels, score_floor, top_k)
-
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0,
-              batch_size: int = 16, lr: float = 4e-3, match_threshold: float | None = None) -> float:
-        """effdet's own focal + Huber loss over anchors labelled by its ArgMax matcher (every
-        nodule is force-matched to its best anchor, however small)."""
-        generator = torch.Generator().manual_seed(seed)
-        bench = DetBenchTrain(net, create_labeler=False)
-        threshold = match_threshold or DEFAULT_ARCHITECTURE["match_threshold"]
-        bench.anchor_labeler = AnchorLabeler(bench.anchors, net.config.num_classes, match_threshold=threshold)
-
-        def batch_loss(index: torch.Tensor) -> torch.Tensor:
-            images, boxes, label_ids = batch_targets(data, index, generator)
-            yxyx = [b[:, [1, 0, 3, 2]] for b in boxes]
-            target = {"bbox": yxyx, "cls": [(l + 1).float() for l in label_ids]}  # effdet's classes are 1-based
-            return bench(images, target)["loss"]
-
-        bench.train()
-        seconds = _fit(net, len(data), epochs, batch_size, lr, generator, batch_loss, progress, self.name)
-        net.eval()
-        return seconds
 
 
 FAMILIES = {"efficientdet": EfficientDetFamily()}

@@ -19,11 +19,9 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 
-from ..nets import _conv_block
-from ..outputs import ModelOutput
-from ..training import _fit
-from . import Progress, TrainingSet
-from .box_lists import batch_targets, decode_padded, pad_detections
+from radstream.models.nets import _conv_block
+from radstream.models.outputs import ModelOutput
+from radstream.models.families.box_lists import decode_padded, pad_detections
 
 DEFAULT_ARCHITECTURE: dict[str, Any] = {"width": 32, "stride": 4, "representation": 128, "anchor_sizes": [6, 12, 24]}
 MAX_DETECTIONS = 50
@@ -96,18 +94,6 @@ class FasterRcnn:
     def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
                top_k: int) -> list[ModelOutput]:
         return decode_padded(raw, labels, score_floor, top_k)
-
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0,
-              batch_size: int = 16, lr: float = 2e-3) -> float:
-        """torchvision's own losses: RPN objectness + box, and the box head's class + box."""
-        generator = torch.Generator().manual_seed(seed)
-
-        def batch_loss(index: torch.Tensor) -> torch.Tensor:
-            images, boxes, label_ids = batch_targets(data, index, generator)
-            targets = [{"boxes": b, "labels": l + 1} for b, l in zip(boxes, label_ids)]
-            return sum(net(list(images), targets).values())
-
-        return _fit(net, len(data), epochs, batch_size, lr, generator, batch_loss, progress, self.name)
 
 
 FAMILIES = {"faster-rcnn": FasterRcnn()}

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 import types
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # rfdetr imports transformers; never reach for the hub
 
-from rfdetr.models import SetCriterion  # noqa: E402
 from rfdetr.models.backbone import Joiner  # noqa: E402
 from rfdetr.models.backbone.backbone import Backbone  # noqa: E402
 from rfdetr.models.backbone.dinov2 import DinoV2, compute_window_block_indexes  # noqa: E402
@@ -32,13 +29,10 @@ from rfdetr.models.backbone.dinov2_with_windowed_attn import (  # noqa: E402
 )
 from rfdetr.models.backbone.projector import MultiScaleProjector  # noqa: E402
 from rfdetr.models.lwdetr import LWDETR  # noqa: E402
-from rfdetr.models.matcher import HungarianMatcher  # noqa: E402
 from rfdetr.models.position_encoding import build_position_encoding  # noqa: E402
 from rfdetr.models.transformer import build_transformer  # noqa: E402
-from rfdetr.utilities.tensors import NestedTensor  # noqa: E402
 
-from ..outputs import Detection, ModelOutput  # noqa: E402
-from . import Progress, TrainingSet  # noqa: E402
+from radstream.models.outputs import Detection, ModelOutput  # noqa: E402
 
 DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "vit_width": 128,  # below rfdetr's smallest DINOv2 preset (small, 384): this one trains on a CPU
@@ -149,71 +143,6 @@ class _RawDetections(nn.Module):
         return logits, boxes * x.shape[-1]
 
 
-def build_criterion(net: LWDETR) -> tuple[SetCriterion, dict[str, float]]:
-    """rfdetr's Hungarian matcher and set criterion with RF-DETR's default costs and weights
-    (IoU-aware BCE class loss, L1 and GIoU box losses, on every decoder layer and the encoder)."""
-    matcher = HungarianMatcher(cost_class=2.0, cost_bbox=5.0, cost_giou=2.0, focal_alpha=0.25)
-    base = {"loss_ce": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0}
-    weights = dict(base)
-    for suffix in [f"_{i}" for i in range(net.transformer.dec_layers - 1)] + ["_enc"]:
-        weights.update({k + suffix: v for k, v in base.items()})
-    criterion = SetCriterion(net.class_embed.out_features, matcher=matcher, weight_dict=weights, focal_alpha=0.25,
-                             losses=["labels", "boxes"], group_detr=net.group_detr, ia_bce_loss=True)
-    return criterion, weights
-
-
-def _targets(boxes: Sequence[np.ndarray], labels: Sequence[np.ndarray], size: int,
-             flip: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-    """Per image {labels, boxes}: x1, y1, x2, y2 tensor pixels -> normalised cx, cy, w, h, mirrored where flipped."""
-    out = []
-    for b, l, f in zip(boxes, labels, flip.tolist()):
-        xyxy = torch.as_tensor(np.asarray(b, dtype=np.float32).reshape(-1, 4)) / size
-        if f:
-            xyxy = torch.stack([1 - xyxy[:, 2], xyxy[:, 1], 1 - xyxy[:, 0], xyxy[:, 3]], dim=1)
-        cxcywh = torch.cat([(xyxy[:, :2] + xyxy[:, 2:]) / 2, (xyxy[:, 2:] - xyxy[:, :2]).clamp(min=1e-4)], dim=1)
-        out.append({"labels": torch.as_tensor(np.asarray(l), dtype=torch.int64).reshape(-1), "boxes": cxcywh})
-    return out
-
-
-def train_rf_detr(net: LWDETR, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0,
-                  batch_size: int = 4, lr: float = 4e-4, clip: float = 0.1) -> float:
-    """Set-prediction training with random horizontal flips; returns wall seconds.
-
-    From scratch, so one AdamW rate for the whole net (rfdetr's 1e-4 assumes a pretrained
-    DINOv2) with a one-cycle schedule, and rfdetr's gradient clipping at 0.1. The rate is the
-    one that learned on phantoms: at 2e-3, what suits the CNNs, it fitted nothing (D-019).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    criterion, weights = build_criterion(net)
-    criterion.train()
-    inputs, size = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32)), data.x.shape[-1]
-    labels = data.box_labels or [np.zeros(len(b), dtype=np.int64) for b in data.boxes]
-    steps = epochs * -(-len(inputs) // batch_size)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.1)
-    started = time.perf_counter()
-    net.train()
-    for epoch in range(epochs):
-        total = 0.0
-        order = torch.randperm(len(inputs), generator=generator)
-        for index in order.split(batch_size):
-            flip = torch.rand(len(index), generator=generator) < 0.5
-            batch = torch.where(flip[:, None, None, None], inputs[index].flip(-1), inputs[index])
-            targets = _targets([data.boxes[i] for i in index], [labels[i] for i in index], size, flip)
-            losses = criterion(net(batch), targets)
-            loss = sum(losses[k] * w for k, w in weights.items())
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), clip)
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(index)
-        progress(f"rf-detr epoch {epoch + 1}/{epochs} loss {total / len(inputs):.4f} "
-                 f"({time.perf_counter() - started:.1f}s)")
-    net.eval()
-    return time.perf_counter() - started
-
-
 def decode_queries(logits: torch.Tensor, boxes: torch.Tensor, labels: Sequence[str], score_floor: float,
                    top_k: int) -> list[ModelOutput]:
     """Sigmoid, then top-k over queries x labels (no NMS: set prediction makes one box per object).
@@ -251,10 +180,6 @@ class RfDetr:
     def decode(self, raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,
                top_k: int) -> list[ModelOutput]:
         return decode_queries(raw[0], raw[1], labels, score_floor, top_k)
-
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0,
-              **options: Any) -> float:
-        return train_rf_detr(net, data, epochs, progress, seed=seed, **options)
 
 
 FAMILIES = {"rf-detr": RfDetr()}

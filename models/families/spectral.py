@@ -25,7 +25,6 @@ no median, and the graph is cheap enough on a CPU.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -33,8 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import Progress, TrainingSet
-from .tiny import SigmoidClassifier
+from radstream.models.families.tiny import SigmoidClassifier
 
 DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "patch": 64, "stride": 32, "bands": 8, "angles": 16, "harmonics": 4, "kappa": 4.0,
@@ -105,33 +103,6 @@ class MotionSpectrum(nn.Module):
         return self.head((self.features(x) - self.feature_mean) / self.feature_scale)
 
 
-def train_head(net: MotionSpectrum, data: TrainingSet, steps: int, progress: Progress,
-               seed: int = 0, lr: float = 1e-2, weight_decay: float = 1e-3, chunk: int = 64) -> float:
-    """Fit the standardisation on the training features, then the head by full-batch Adam on BCE."""
-    started = time.perf_counter()
-    net.eval()
-    with torch.no_grad():
-        feats = torch.cat([net.features(torch.from_numpy(data.x[i:i + chunk]))
-                           for i in range(0, len(data), chunk)])
-        net.feature_mean.copy_(feats.mean(dim=0))
-        net.feature_scale.copy_(feats.std(dim=0) + 1e-6)
-        standardised = (feats - net.feature_mean) / net.feature_scale
-    progress(f"motion-spectrum: {feats.shape[1]} features from {len(data)} images "
-             f"in {time.perf_counter() - started:.1f}s")
-    torch.manual_seed(seed)
-    net.head.reset_parameters()
-    targets = torch.from_numpy(data.targets.astype(np.float32))
-    optimiser = torch.optim.Adam(net.head.parameters(), lr=lr, weight_decay=weight_decay)
-    for step in range(1, steps + 1):
-        optimiser.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(net.head(standardised), targets)
-        loss.backward()
-        optimiser.step()
-        if step % max(1, steps // 4) == 0 or step == steps:
-            progress(f"motion-spectrum: step {step}/{steps} loss {loss.item():.4f}")
-    return time.perf_counter() - started
-
-
 class SpectralMotionFamily(SigmoidClassifier):
     name = "motion-spectrum"
     tasks = ("qc",)
@@ -143,10 +114,6 @@ class SpectralMotionFamily(SigmoidClassifier):
         if size < arch["patch"]:
             raise ValueError(f"profile size {size} is smaller than the {arch['patch']} px patch")
         return MotionSpectrum(n_labels=n_labels, in_channels=in_channels, **arch)
-
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0) -> float:
-        """`epochs` counts full-batch steps of the head: the features are computed once."""
-        return train_head(net, data, epochs, progress, seed=seed)
 
 
 FAMILIES = {"motion-spectrum": SpectralMotionFamily()}

@@ -12,11 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..centernet import decode_detections
-from ..nets import TinyClassifier, TinyDetector
-from ..outputs import Detection, ModelOutput
-from ..training import train_classifier, train_detector, train_multilabel
-from . import Progress, TrainingSet
+from radstream.models.centernet import decode_detections
+from radstream.models.nets import TinyClassifier, TinyDetector
+from radstream.models.outputs import Detection, ModelOutput
 
 
 class _Heads(nn.Module):
@@ -70,12 +68,6 @@ class TinyCnn(SigmoidClassifier):
         return TinyClassifier(n_labels=n_labels, in_channels=in_channels,
                               **{**self.default_architecture, **architecture})
 
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0) -> float:
-        """With boxes: image BCE plus dense heatmap supervision (a single label); else plain multi-label BCE."""
-        if data.boxes:
-            return train_classifier(net, data.x, data.boxes, epochs, progress, seed=seed)
-        return train_multilabel(net, data.x, data.targets, epochs, progress, seed=seed)
-
 
 class TinyCenterNet:
     name = "tiny-centernet"
@@ -99,9 +91,6 @@ class TinyCenterNet:
         return [ModelOutput([Detection(labels[i], s, b) for i, s, b in found],
                             {l: float(p) for l, p in zip(labels, row)})
                 for found, row in zip(decoded, peaks)]
-
-    def train(self, net: nn.Module, data: TrainingSet, epochs: int, progress: Progress, seed: int = 0) -> float:
-        return train_detector(net, data.x, data.boxes, epochs, progress, seed=seed)
 
 
 FAMILIES = {"tiny-cnn": TinyCnn(), "tiny-centernet": TinyCenterNet()}

@@ -1,7 +1,7 @@
 """Minimal faust app: consume `in` (3 partitions), count per key in a
 changelog-backed Table, emit to `out`.  Each processed event is printed as
 PROC <wall_ts> <key> <seq> <count> so the harness can time resume points."""
-import os, sys, time, json
+import os, time, json
 import faust
 
 BROKER = os.environ.get("BROKER", "kafka://127.0.0.1:19100")

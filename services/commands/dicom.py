@@ -89,8 +89,8 @@ def decode_with_timeout(data: bytes, out: Path | None, timeout_s: float) -> dict
 
 
 def _decode_child(data: bytes, out: Path | None, sender: Connection) -> None:
-    from radstream.streams.dicom.decode import decode_instance
-    from radstream.streams.errors import NotAnImage, Rejected
+    from radstream.domain.dicom.decode import decode_instance
+    from radstream.domain.errors import NotAnImage, Rejected
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_THRESHOLD = 0.5  # the rules' default (streams/rules.py) for --scores labels without --threshold
+DEFAULT_THRESHOLD = 0.5  # the rules' default (domain/rules.py) for --scores labels without --threshold
 
 
 def register(subparsers) -> None:

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from radstream.streams.fusion import DEFAULT_IOU_THR
+from radstream.domain.fusion import DEFAULT_IOU_THR
 
 
 def _weights(text: str | None) -> dict[str, float]:
@@ -30,7 +30,7 @@ def _weights(text: str | None) -> dict[str, float]:
 
 def _fuse(args: argparse.Namespace) -> int:
     from radstream.services.cli import CliError
-    from radstream.streams.fusion import ModelBoxes, weighted_boxes_fusion
+    from radstream.domain.fusion import ModelBoxes, weighted_boxes_fusion
 
     weights = _weights(args.weights)
     images: dict[str, list[ModelBoxes]] = {}

@@ -72,8 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_build_demo(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir
-    from radstream.models.train_demo import DEMO_MODELS, build_demo
-    from radstream.models.train_qc import QC_MODELS, build_qc_demo
+    from radstream.models.training.train_demo import DEMO_MODELS, build_demo
+    from radstream.models.training.train_qc import QC_MODELS, build_qc_demo
     from radstream.services.cli import EXIT_USAGE, CliError
 
     registry = Path(args.registry) if args.registry else default_registry_dir()
@@ -132,7 +132,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from radstream.models.calibration import calibrate_model
+    from radstream.models.training.calibration import calibrate_model
     from radstream.models.manifest import ModelLoadError
     from radstream.models.registry import default_registry_dir
     from radstream.services.cli import CliError
@@ -146,7 +146,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_stats(args: argparse.Namespace) -> int:
-    from radstream.models.dataset_stats import dataset_stats, dicom_images
+    from radstream.models.training.dataset_stats import dataset_stats, dicom_images
     from radstream.models.manifest import ModelLoadError, ModelManifest
     from radstream.models.profile import InputProfile
     from radstream.services.cli import CliError
@@ -170,7 +170,7 @@ def cmd_dataset_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from radstream.models.ablation import ablate
+    from radstream.models.training.ablation import ablate
 
     report = ablate(n_train=args.train, n_held_out=args.held_out, epochs=args.epochs, seed=args.seed)
     for name, row in report.items():
@@ -186,9 +186,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from radstream.models.backends.torch_backend import TorchBackend
-    from radstream.models.demo_data import generate_phantoms
-    from radstream.models.ensemble_eval import evaluate_ensemble
-    from radstream.models.evaluation import evaluate_detector, predict_images
+    from radstream.models.training.demo_data import generate_phantoms
+    from radstream.models.training.ensemble_eval import evaluate_ensemble
+    from radstream.models.training.evaluation import evaluate_detector, predict_images
     from radstream.models.registry import default_registry_dir, load_manifests
     from radstream.services.cli import CliError
 

@@ -10,7 +10,8 @@ def _replay(args: argparse.Namespace) -> int:
     from radstream.services import replay
     from radstream.services.times import parse_time
     from radstream.services.cli import CliError
-    from radstream.streams.config import Config, ThresholdError
+    from radstream.streams.config import Config
+    from radstream.domain.thresholds import ThresholdError
 
     config = Config.from_env(args.bootstrap)
     if not config.kafka.bootstrap:

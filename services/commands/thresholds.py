@@ -20,7 +20,7 @@ def _context(args: argparse.Namespace):
 
 def _run(fn, args: argparse.Namespace) -> int:
     from radstream.services.cli import CliError
-    from radstream.streams.config import ThresholdError
+    from radstream.domain.thresholds import ThresholdError
 
     try:
         return fn(args)

@@ -19,7 +19,7 @@ from radstream.services.gateway.hub import EventHub
 from radstream.services.gateway.source import KafkaEventSource
 from radstream.services.gateway.sse import StreamSettings, stream_events
 from radstream.streams.blobstore import FileBlobStore
-from radstream.streams.errors import StageError
+from radstream.domain.errors import StageError
 
 STATIC = Path(__file__).parent / "static"
 

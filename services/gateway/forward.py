@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from radstream.streams.errors import PermanentError, TransientError
+from radstream.domain.errors import PermanentError, TransientError
 from radstream.streams.kafka.topics import STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage
 

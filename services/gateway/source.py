@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from radstream.services.gateway.events import KIND_BY_SCHEMA, KINDS, Position
 from radstream.services.gateway.hub import EventHub
 from radstream.streams.codec import Codec
-from radstream.streams.errors import StageError
+from radstream.domain.errors import StageError
 from radstream.streams.kafka.reader import partitions_of
 from radstream.streams.kafka.settings import KafkaSettings
 

@@ -1,6 +1,6 @@
 """decode: DICOM blob -> sanitized full-range pixels + display image, one event per frame.
 
-The pure work is streams/dicom (decode_instance); this stage adds the claim
+The pure work is domain/dicom (decode_instance); this stage adds the claim
 check (verify and store blobs) and maps the allow-listed metadata onto the
 ImageDecoded contract. Nothing outside the allow-list can reach the bus.
 """
@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from radstream.streams.blobstore import FileBlobStore
-from radstream.streams.dicom.decode import DecodeLimits, decode_instance
-from radstream.streams.errors import NotAnImage, Rejected, Skipped
+from radstream.domain.dicom.decode import DecodeLimits, decode_instance
+from radstream.domain.errors import NotAnImage, Rejected, Skipped
 from radstream.streams.isolation import BoundedWorker
 from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from radstream.models.calibration import calibrate
-from radstream.streams.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
+from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
 from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS
-from radstream.streams.rules import Rule, apply_rules
+from radstream.domain.rules import Rule, apply_rules
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
 
 CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",

@@ -18,7 +18,7 @@ from radstream.models.manifest import ModelManifest
 from radstream.models.profile import Letterbox
 from radstream.streams import metrics
 from radstream.streams.blobstore import FileBlobStore
-from radstream.streams.errors import PermanentError, TransientError, classify
+from radstream.domain.errors import PermanentError, TransientError, classify
 from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS
 from radstream.streams.stage import Inbound, Output, Result, Stage, idempotency_key
 from radstream.streams.stages.decode import image_key

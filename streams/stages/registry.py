@@ -21,7 +21,7 @@ def models_in_force(config: Config) -> dict[str, ModelManifest]:
 def rules_in_force(config: Config, manifests: dict[str, ModelManifest]) -> list:
     """The rules file named by RADSTREAM_RULES, checked against the models in force, or else
     one default rule per detector and classifier label (manifest default thresholds)."""
-    from radstream.streams.rules import default_rules, parse_rules
+    from radstream.domain.rules import default_rules, parse_rules
 
     models = manifests.values()
     if config.rules is not None:

@@ -9,7 +9,7 @@ from confluent_kafka import Consumer
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from radstream.models.synthetic_dicom import write_synthetic_study
+from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.publish import publish
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.kafka.producer import EventProducer

@@ -15,7 +15,7 @@ import pydicom
 import pytest
 
 from radstream.models.registry import default_registry_dir, load_manifests
-from radstream.models.synthetic_dicom import write_synthetic_study
+from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.demo import real_radiographs
 from radstream.services.publish import arrival_event, publish, read_instance
 from radstream.services.status import stage_statuses

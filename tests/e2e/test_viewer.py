@@ -23,7 +23,7 @@ from radstream.services.gateway import Authenticator, EventHub, Gateway, create_
 from radstream.services.gateway.events import KIND_BY_SCHEMA, Position
 from radstream.streams.blobstore import FileBlobStore
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "gateway"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "services" / "gateway"))
 from gateway_records import decoded, fused, fused_box, inferred, override, study_result
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from radstream.models.synthetic_dicom import write_synthetic_study
+from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.inprocess import InProcessPipeline
 from radstream.services.publish import publish
 from radstream.services.stack import Stack

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from radstream.models.synthetic_dicom import write_synthetic_study
+from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.dlq import REPLAYED_FROM
 from radstream.services.publish import arrival_event, read_instance
 from radstream.streams.blobstore import open_blob_store

@@ -22,7 +22,7 @@ import aiohttp
 import pydicom
 import pytest
 from aiohttp import web
-from radstream.models.synthetic_dicom import write_synthetic_study
+from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.broker import free_port
 from radstream.services.demo import real_radiographs
 from radstream.services.gateway.sse import SseMessage, iter_sse
@@ -32,7 +32,7 @@ from radstream.streams.blobstore import open_blob_store
 from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.topics import STUDY_RESULTS, create_topics
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "gateway"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "services" / "gateway"))
 from gateway_records import study_result
 
 pytestmark = pytest.mark.integration

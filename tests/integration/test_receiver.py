@@ -113,7 +113,7 @@ def test_echo_store_a_study_and_stop_on_sigterm(receiver: RunningReceiver, pipel
 
     files = [Path(p) for name in ("RG1_UNCR.dcm", "RG1_J2KR.dcm") if (p := get_testdata_file(name))]
     try:
-        from radstream.models.synthetic_dicom import write_synthetic_study
+        from radstream.services.synthetic.studies import write_synthetic_study
     except ImportError:
         pass  # synthetic studies are optional here
     else:

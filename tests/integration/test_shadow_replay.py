@@ -11,7 +11,7 @@ import time
 import pytest
 from confluent_kafka import Consumer
 
-from radstream.models.synthetic_dicom import write_synthetic_study
+from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.demo import real_radiographs
 from radstream.services.publish import publish
 from radstream.streams.blobstore import open_blob_store

@@ -14,7 +14,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from radstream.models.synthetic_dicom import write_synthetic_study
+from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.stack import Stack
 from radstream.streams.config import Config
 from radstream.streams.stages.registry import models_in_force

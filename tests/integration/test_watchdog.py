@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from radstream.models.synthetic_dicom import write_synthetic_study
+from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.publish import publish
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.kafka.producer import EventProducer

@@ -47,7 +47,7 @@ def test_bad_pick_is_an_input_error(text: str) -> None:
 
 
 def test_threshold_file_uses_the_keys_rules_read(tmp_path) -> None:
-    from radstream.streams.rules import default_rules
+    from radstream.domain.rules import default_rules
 
     rules = {r.label + "/" + r.when.kind: r.when.threshold_key
              for r in default_rules({"det": {"mass": 0.5}}, {"cls": {"nodule": 0.5}})}
@@ -63,7 +63,8 @@ def test_picked_threshold_file_is_accepted_by_thresholds_push(tmp_path) -> None:
     """What the picker writes passes the exact validation `radstream thresholds push` applies,
     against the rules of the models in force."""
     from radstream.services.thresholds import read_file
-    from radstream.streams.config import Config, validate_document
+    from radstream.streams.config import Config
+    from radstream.domain.thresholds import validate_document
     from radstream.streams.stages.registry import known_threshold_keys
 
     path = tmp_path / "picked.yaml"

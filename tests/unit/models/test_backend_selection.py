@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from radstream.models.backends.engine_cache import (EngineKey, engine_batch, engine_key, engine_path, find_engine,
+from radstream.models.backends.engine_cache import (engine_batch, engine_key, engine_path, find_engine,
                                                     timing_cache_path)
 from radstream.models.backends.select import Platform, choose_backend, open_backend, probe_platform
 from radstream.models.backends.tensorrt_backend import batch_profile, profile_shapes

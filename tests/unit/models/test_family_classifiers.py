@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from radstream.models.families import TrainingSet, count_parameters, get_family
+from radstream.models.families import count_parameters, get_family
+from radstream.models.training.families import TrainingSet, train_family
 from radstream.models.families.classifiers import DEFAULT_ARCHITECTURES
 
 SIZE = 64
@@ -110,7 +111,7 @@ def test_a_few_epochs_reduce_the_training_loss(name: str) -> None:
     data.boxes = []  # image-level BCE on both labels
     losses: list[float] = []
     net = _build(name)
-    seconds = get_family(name).train(net, data, 6, lambda line: losses.append(float(line.split("loss ")[1].split()[0])))
+    seconds = train_family(name, net, data, 6, lambda line: losses.append(float(line.split("loss ")[1].split()[0])))
     assert len(losses) == 6 and seconds > 0
     assert losses[-1] < 0.9 * losses[0], losses
     assert not net.training  # left in eval mode, ready to predict
@@ -121,7 +122,7 @@ def test_densenet_uses_boxes_for_dense_supervision_of_one_label() -> None:
     data.targets = data.targets[:, :1]
     lines: list[str] = []
     net = _build("densenet", n_labels=1)
-    get_family("densenet").train(net, data, 4, lines.append)
+    train_family("densenet", net, data, 4, lines.append)
     assert lines[0].startswith("classifier epoch 1/4")  # the tiny family's dense loop, not plain BCE
     losses = [float(line.split("loss ")[1].split()[0]) for line in lines]
     assert losses[-1] < losses[0], losses

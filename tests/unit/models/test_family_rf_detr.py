@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from radstream.models.families import TrainingSet, count_parameters, get_family
-from radstream.models.families.rf_detr import DEFAULT_ARCHITECTURE, _targets
+from radstream.models.families import count_parameters, get_family
+from radstream.models.families.rf_detr import DEFAULT_ARCHITECTURE
+from radstream.models.training.families import TrainingSet, train_family
+from radstream.models.training.families.rf_detr import _targets
 
 # A few-thousand-parameter RF-DETR: same parts, sizes small enough for a unit test.
 TINY = {"vit_width": 32, "vit_depth": 2, "vit_heads": 2, "vit_mlp_ratio": 2, "feature_every": 1, "patch_size": 8,
@@ -104,7 +106,7 @@ def test_a_few_epochs_lower_the_loss(family, one_thread) -> None:
                        box_labels=[np.zeros(1, dtype=np.int64)] * 8)
     lines: list[str] = []
     net = _build(family)
-    seconds = family.train(net, data, epochs=12, progress=lines.append, seed=0)
+    seconds = train_family("rf-detr", net, data, epochs=12, progress=lines.append, seed=0)
     losses = [float(line.split("loss ")[1].split()[0]) for line in lines]
     assert len(losses) == 12 and seconds > 0
     assert losses[-1] < 0.9 * losses[0], losses

@@ -16,15 +16,15 @@ import pytest
 import torch
 
 from radstream.models.backends.torch_backend import TorchBackend
-from radstream.models.evaluation import evaluate_multilabel, predict_images
+from radstream.models.training.evaluation import evaluate_multilabel, predict_images
 from radstream.models.families import get_family
 from radstream.models.families.spectral import MotionSpectrum, polar_pooling
-from radstream.models.phantoms import make_phantom
-from radstream.models.qc_defects import MOTION, motion_kernel
+from radstream.services.synthetic.phantoms import make_phantom
+from radstream.models.training.qc_defects import MOTION, motion_kernel
 from radstream.models.registry import default_registry_dir, load_manifests
-from radstream.models.train_qc import DEMO_MOTION, build_qc_demo, generate_qc_samples
+from radstream.models.training.train_qc import DEMO_MOTION, build_qc_demo, generate_qc_samples
 from radstream.services.demo import real_radiographs
-from radstream.streams.dicom.decode import decode_instance
+from radstream.domain.dicom.decode import decode_instance
 
 FRESH_SEED = 4_242
 AUC_BAR, SENSITIVITY_BAR, SPECIFICITY_BAR = 0.78, 0.30, 0.95

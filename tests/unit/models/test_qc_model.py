@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from radstream.models.backends.torch_backend import TorchBackend
-from radstream.models.evaluation import evaluate_multilabel, predict_images
-from radstream.models.qc_defects import QC_LABELS
+from radstream.models.training.evaluation import evaluate_multilabel, predict_images
+from radstream.models.training.qc_defects import QC_LABELS
 from radstream.models.registry import default_registry_dir, load_manifests
-from radstream.models.train_qc import build_qc_demo, generate_qc_samples
+from radstream.models.training.train_qc import build_qc_demo, generate_qc_samples
 from radstream.services.demo import real_radiographs
-from radstream.streams.dicom.decode import decode_instance
+from radstream.domain.dicom.decode import decode_instance
 
 FRESH_SEED = 4_242
 

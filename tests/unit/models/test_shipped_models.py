@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from radstream.models.backends.torch_backend import TorchBackend
-from radstream.models.demo_data import generate_phantoms
-from radstream.models.ensemble_eval import evaluate_ensemble
-from radstream.models.evaluation import Predicted, evaluate_classifier, evaluate_detector, predict_images
-from radstream.models.phantoms import Phantom
+from radstream.models.training.demo_data import generate_phantoms
+from radstream.models.training.ensemble_eval import evaluate_ensemble
+from radstream.models.training.evaluation import Predicted, evaluate_classifier, evaluate_detector, predict_images
+from radstream.services.synthetic.phantoms import Phantom
 from radstream.models.registry import default_registry_dir, load_manifests
 
 FRESH_SEED = 31_337

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from radstream.streams.blobstore import FileBlobStore, open_blob_store
-from radstream.streams.errors import PermanentError
+from radstream.domain.errors import PermanentError
 
 
 def test_put_get_round_trip_is_content_addressed(tmp_path) -> None:

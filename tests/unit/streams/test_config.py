@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from radstream.services.thresholds import parse_document, show
-from radstream.streams.config import ThresholdBook, ThresholdError, effective, validate_document
+from radstream.domain.thresholds import ThresholdBook, ThresholdError, effective, validate_document
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from radstream.streams.errors import NotAnImage, Rejected
+from radstream.domain.errors import NotAnImage, Rejected
 from radstream.streams.isolation import BoundedWorker
 
 

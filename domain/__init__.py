@@ -1,0 +1,1 @@
+"""domain/__init__.py"""

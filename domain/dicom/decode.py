@@ -1,0 +1,337 @@
+"""DICOM bytes -> model-ready frames, display frames and allow-listed metadata.
+
+The decode stage's pure core. The order matters and is the point of this module:
+parse, refuse what is not an image, repair the header where exactly one reading
+is possible (`repairs.py`, each repair recorded), check the header against `DecodeLimits`
+*before* any pixel is decoded (a few kilobytes of JPEG 2000 can claim gigabytes),
+check the pixel data length, and only then decode frame by frame.
+
+Every failure leaves as `NotAnImage` or `Rejected(reason, code)`; a pydicom,
+codec or numpy exception never escapes raw.
+
+Reading policy: `dcmread(force=False)` when the 'DICM' prefix is at byte 128
+(every Part 10 file). Without it, `force=True` is used only when the bytes start
+with a group 0008 element, as datasets written without a preamble and File Meta
+(raw C-STORE payloads, old archives) do; the transfer syntax is then inferred
+from the encoding pydicom detected, and a SOP Class UID is required. Anything
+else is "not a DICOM file", instead of whatever force=True would make of it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Literal
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder, iter_pixels
+from pydicom.pixels.utils import get_expected_length
+from pydicom.dataelem import RawDataElement
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from radstream.domain.errors import NotAnImage, Rejected, StageError
+from radstream.domain.dicom.codestream import check_codestream_dimensions, frame_count
+from radstream.domain.dicom.metadata import Metadata, extract_metadata
+from radstream.domain.dicom.repairs import apply_repairs
+from radstream.domain.dicom.pixels import (
+    UINT8_RANGE,
+    apply_modality_lut,
+    apply_voi_lut,
+    color_value_range,
+    convert_to_grayscale,
+    modality_value_range,
+    pixel_padding_mask,
+    to_bone_bright,
+)
+
+MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+COLOR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
+BITS_ALLOCATED = (1, 8, 16, 32)
+DICM_OFFSET = 128
+UNDEFINED_LENGTH = 0xFFFFFFFF
+MAX_REASON = 300
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What the decode stage accepts; checked against the header before decoding.
+
+    max_bytes bounds both the input and the decoded stored pixels (rows x columns
+    x frames x samples x bytes per sample); the float32 output is about twice that.
+    multi_frame: "split" gives one output frame per frame, "reject" refuses them.
+    color: "to_grayscale" converts RGB, YBR_* and PALETTE COLOR to ITU-R BT.601
+    luma (0.299 R + 0.587 G + 0.114 B); "reject" refuses them.
+    """
+
+    max_rows: int = 16384
+    max_columns: int = 16384
+    max_frames: int = 1000
+    max_bits: int = 16
+    max_bytes: int = 1 << 30
+    multi_frame: Literal["split", "reject"] = "split"
+    color: Literal["to_grayscale", "reject"] = "to_grayscale"
+
+    def __post_init__(self) -> None:
+        if self.multi_frame not in ("split", "reject"):
+            raise ValueError(f"multi_frame must be 'split' or 'reject', not {self.multi_frame!r}")
+        if self.color not in ("to_grayscale", "reject"):
+            raise ValueError(f"color must be 'to_grayscale' or 'reject', not {self.color!r}")
+
+
+@dataclass(frozen=True)
+class DecodedInstance:
+    """frames: 2-D float32, Modality LUT applied, bone bright (for models).
+    display: 2-D uint8, VOI LUT applied, bone bright (for people). Same count and shape.
+    repairs: one note per header repair (`repairs.py`), also in metadata["Repairs"].
+    """
+
+    frames: list[np.ndarray]
+    display: list[np.ndarray]
+    metadata: Metadata = field(default_factory=dict)
+    repairs: list[str] = field(default_factory=list)
+
+
+def decode_instance(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedInstance:
+    """Decode one DICOM instance under `limits`, or raise NotAnImage / Rejected with the reason."""
+    if len(data) > limits.max_bytes:
+        raise Rejected(f"input is {len(data)} bytes, over the {limits.max_bytes} byte limit", code="too_large")
+    ds = read_dataset(data)
+    with _rejecting("malformed_header", "malformed image header"):
+        check_is_image(ds)
+        repairs = apply_repairs(ds)
+        check_header(ds, limits)
+        check_pixel_data_length(ds)
+        metadata = extract_metadata(ds, repairs)
+    with _rejecting("undecodable", "pixel data could not be decoded"):
+        frames, display = decode_frames(ds)
+    return DecodedInstance(frames=frames, display=display, metadata=metadata, repairs=repairs)
+
+
+def read_dataset(data: bytes) -> Dataset:
+    """Parse bytes into a Dataset (see the module docstring for when force is used)."""
+    has_prefix = data[DICM_OFFSET : DICM_OFFSET + 4] == b"DICM"
+    if not has_prefix and not _starts_with_dataset(data):
+        raise Rejected("not a DICOM file: no 'DICM' prefix at byte 128 and no data set at byte 0", code="not_dicom")
+    with warnings.catch_warnings(record=True) as caught, _rejecting("not_dicom", "not a readable DICOM file"):
+        warnings.simplefilter("always")
+        ds = pydicom.dcmread(BytesIO(data), force=not has_prefix)
+    # pydicom turns an early end of file into a warning and drops the cut element,
+    # which would make a truncated image look like an object without pixels.
+    # Other warnings are re-issued unchanged. (catch_warnings is process-global:
+    # run decodes in processes, not threads, if warnings must stay exact.)
+    for warning in caught:
+        if "End of file" in str(warning.message):
+            raise Rejected(f"truncated file: {_one_line(warning.message)}", code="truncated")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    check_complete(ds, len(data))
+    if "SOPClassUID" not in ds:
+        if not has_prefix:
+            raise Rejected("not a DICOM file: no preamble and no SOP Class UID", code="not_dicom")
+        raise Rejected("no SOP Class UID: not a composite instance", code="missing_attribute")
+    with _rejecting("malformed_header", "cannot determine the transfer syntax"):
+        _ensure_transfer_syntax(ds)
+    return ds
+
+
+def check_complete(ds: Dataset, size: int) -> None:
+    """The last element must end exactly at the end of the bytes.
+
+    pydicom stops silently when the bytes end inside an element header and reads
+    a cut value short, so a truncated file parses "successfully". Undefined
+    lengths are covered by the end-of-file warning; deflated offsets are not
+    file offsets, so those are left to the pixel data length check.
+    """
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None and file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return
+    tags = list(ds.keys())
+    if not tags:
+        return
+    last = ds.get_item(tags[-1], keep_deferred=True)
+    if not isinstance(last, RawDataElement) or last.length == UNDEFINED_LENGTH:
+        return
+    end = last.value_tell + last.length
+    if end != size:
+        raise Rejected(
+            f"truncated file: {size} bytes, but the last whole element {last.tag} ends at byte {end}", code="truncated"
+        )
+
+
+def check_is_image(ds: Dataset) -> None:
+    """NotAnImage for objects without pixels (SR, PR, KO, ...); float pixels are unsupported.
+
+    An image SOP class without Pixel Data is a broken image (often cut at an
+    element boundary), not a non-image, so it is Rejected instead.
+    """
+    if "PixelData" in ds:
+        return
+    if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        raise Rejected("float pixel data is not supported", code="unsupported_pixel_data")
+    name = UID(str(ds.SOPClassUID)).name
+    if "Image Storage" in name:
+        raise Rejected(f"no Pixel Data in a {name} instance (truncated?)", code="missing_pixel_data")
+    raise NotAnImage(f"not an image: {name}")
+
+
+def check_header(ds: Dataset, limits: DecodeLimits) -> None:
+    """Refuse by header alone: dimensions, frames, bit depth, decoded size, photometric, syntax."""
+    rows, columns = ds.get("Rows"), ds.get("Columns")
+    if not rows or not columns:
+        raise Rejected("missing Rows/Columns", code="missing_dimensions")
+    rows, columns = int(rows), int(columns)
+    if rows > limits.max_rows or columns > limits.max_columns:
+        raise Rejected(
+            f"image is {rows}x{columns}, over the {limits.max_rows}x{limits.max_columns} limit", code="too_large"
+        )
+    frames = frame_count(ds)
+    if frames > limits.max_frames:
+        raise Rejected(f"{frames} frames, over the {limits.max_frames} frame limit", code="too_large")
+    if frames > 1 and limits.multi_frame == "reject":
+        raise Rejected(f"multi-frame image ({frames} frames) refused by policy", code="multi_frame")
+    for keyword in ("SamplesPerPixel", "BitsAllocated", "BitsStored", "PhotometricInterpretation"):
+        if ds.get(keyword) in (None, ""):
+            raise Rejected(f"missing {keyword}", code="missing_attribute")
+    allocated, stored, samples = int(ds.BitsAllocated), int(ds.BitsStored), int(ds.SamplesPerPixel)
+    if allocated not in BITS_ALLOCATED or not 1 <= stored <= allocated:
+        raise Rejected(f"invalid bit depth: Bits Allocated {allocated}, Bits Stored {stored}", code="invalid_bit_depth")
+    if stored > limits.max_bits:
+        raise Rejected(f"Bits Stored {stored} is over the {limits.max_bits} bit limit", code="unsupported_bit_depth")
+    decoded_bytes = rows * columns * frames * samples * max(allocated // 8, 1)
+    if decoded_bytes > limits.max_bytes:
+        raise Rejected(
+            f"decoded pixels would be {decoded_bytes} bytes, over the {limits.max_bytes} byte limit", code="too_large"
+        )
+    check_photometric_interpretation(ds, limits)
+    check_transfer_syntax(ds)
+
+
+def check_photometric_interpretation(ds: Dataset, limits: DecodeLimits) -> None:
+    """Grayscale always; color only under the to_grayscale policy; samples must match."""
+    photometric = str(ds.PhotometricInterpretation).strip()
+    samples = int(ds.SamplesPerPixel)
+    if photometric in COLOR and limits.color == "reject":
+        raise Rejected(f"color image ({photometric}) refused by policy", code="color")
+    if photometric not in MONOCHROME + COLOR:
+        raise Rejected(f"unsupported photometric interpretation {photometric!r}", code="unsupported_photometric")
+    expected = 1 if photometric in MONOCHROME or photometric == "PALETTE COLOR" else 3
+    if samples != expected:
+        raise Rejected(f"{photometric} with {samples} samples per pixel (expected {expected})", code="invalid_samples")
+
+
+def check_transfer_syntax(ds: Dataset) -> None:
+    """Only syntaxes that an installed pydicom decoder plugin can decode."""
+    uid = UID(str(ds.file_meta.TransferSyntaxUID))
+    try:
+        available = get_decoder(uid).is_available
+    except NotImplementedError:
+        available = False
+    if not available:
+        raise Rejected(f"unsupported transfer syntax {uid.name} ({uid})", code="unsupported_transfer_syntax")
+
+
+def check_pixel_data_length(ds: Dataset) -> None:
+    """Native pixel data must be as long as the header says (plus one padding byte at most)."""
+    if ds.file_meta.TransferSyntaxUID.is_encapsulated:
+        check_codestream_dimensions(ds)
+        return  # otherwise the codec sees a cut codestream; the decode step reports it
+    actual, expected = len(ds.PixelData), get_expected_length(ds)
+    if actual < expected:
+        raise Rejected(f"truncated pixel data: {actual} bytes, the header needs {expected}", code="truncated")
+    if actual > expected + 1:
+        raise Rejected(f"pixel data is {actual} bytes, the header describes {expected}", code="length_mismatch")
+
+
+def decode_frames(ds: Dataset) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Decode frame by frame into (float32 model frames, uint8 display frames)."""
+    photometric = str(ds.PhotometricInterpretation).strip()
+    frames: list[np.ndarray] = []
+    display: list[np.ndarray] = []
+    for stored in iter_pixels(ds):
+        if photometric in MONOCHROME:
+            frame, shown = _grayscale_frame(stored, ds)
+        else:
+            frame, shown = _color_frame(stored, ds)
+        frames.append(frame)
+        display.append(shown)
+    return frames, display
+
+
+def _grayscale_frame(stored: np.ndarray, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The PS3.3 C.11 pipeline; padding is found on stored values and set to the minimum."""
+    padding = pixel_padding_mask(stored, ds)
+    modality = apply_modality_lut(stored, ds)
+    shown = to_bone_bright(apply_voi_lut(modality, ds, mask=padding), ds, UINT8_RANGE)
+    frame = np.asarray(to_bone_bright(modality, ds), dtype=np.float32)
+    if padding is not None:
+        frame[padding] = modality_value_range(ds)[0]
+        shown[padding] = UINT8_RANGE[0]
+    return frame, _to_uint8(shown)
+
+
+def _color_frame(stored: np.ndarray, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """BT.601 luma; display scales the sample range to 0-255 (color has no VOI LUT)."""
+    luma = convert_to_grayscale(stored, ds)
+    low, high = color_value_range(ds)
+    shown = (luma.astype(np.float64) - low) / (high - low) * UINT8_RANGE[1]
+    return luma, _to_uint8(shown)
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(values, *UINT8_RANGE)).astype(np.uint8)
+
+
+def _starts_with_dataset(data: bytes) -> bool:
+    """A preamble-less dataset starts with a group 0002 or 0008 tag, little or big endian."""
+    head = data[:2]
+    return len(data) >= 8 and head in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+
+
+def _ensure_transfer_syntax(ds: Dataset) -> None:
+    """Without File Meta the syntax is inferred from the encoding pydicom detected.
+
+    Only native syntaxes can be inferred; encapsulated pixel data needs the UID.
+    """
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None and file_meta.get("TransferSyntaxUID"):
+        return
+    implicit, little = ds.original_encoding
+    if implicit and little:
+        syntax = ImplicitVRLittleEndian
+    elif implicit is False and little is not None:
+        syntax = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    else:
+        raise Rejected("no Transfer Syntax UID and the encoding is unknown", code="unsupported_transfer_syntax")
+    if "PixelData" in ds and ds["PixelData"].is_undefined_length:
+        raise Rejected("encapsulated pixel data without a Transfer Syntax UID", code="unsupported_transfer_syntax")
+    ds.ensure_file_meta()
+    ds.file_meta.TransferSyntaxUID = syntax
+
+
+@contextmanager
+def _rejecting(code: str, what: str) -> Iterator[None]:
+    """pydicom, the codecs and numpy raise many types on bad input; give each a reason and a code.
+
+    Our own errors pass through; MemoryError passes so the runtime classifies it transient.
+    """
+    try:
+        yield
+    except (StageError, MemoryError):
+        raise
+    except Exception as exc:
+        raise Rejected(f"{what}: {type(exc).__name__}: {_one_line(exc)}", code=code) from exc
+
+
+def _one_line(message: object) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."

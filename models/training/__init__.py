@@ -1,0 +1,1 @@
+"""models/training/__init__.py"""

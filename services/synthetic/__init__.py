@@ -1,0 +1,1 @@
+"""services/synthetic/__init__.py"""

@@ -1,0 +1,63 @@
+"""The infer stage around a real model: batching, boxes back in original pixels, and the
+out-of-memory guard (halve and retry, never drop)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from radstream.models.backends.torch_backend import TorchBackend
+from radstream.models.profile import apply_profile
+from radstream.models.registry import default_registry_dir, load_manifests
+from radstream.streams.blobstore import FileBlobStore
+from radstream.domain.errors import TransientError
+from radstream.streams.stage import Inbound
+from radstream.streams.stages.infer import InferStage
+from tests.factories import metadata
+
+
+def _event(store: FileBlobStore, manifest, sop: str, rng: np.random.Generator) -> Inbound:
+    tensor, box = apply_profile(rng.normal(1000, 200, (300, 400)).astype(np.float32), manifest.input_profile)
+    entry = {"profile": manifest.input_profile.hash(), "tensor": store.put_array(tensor), "scale_x": box.scale_x,
+             "scale_y": box.scale_y, "pad_x": box.pad_x, "pad_y": box.pad_y, "orig_width": box.original_width,
+             "orig_height": box.original_height}
+    return Inbound({"idempotency_key": sop, "study_uid": "1.2", "series_uid": "1.2.3", "sop_uid": sop, "frame": 0,
+                    "site": "T", "expected_instances": 1, "arrived_at": 1, "config_version": 0, "trace_id": None,
+                    "display": None, "metadata": metadata(), "tensors": [entry], "stage_ms": {}})
+
+
+class OutOfMemoryAbove:
+    """Stands in for a CUDA device (none exists on the test machine): the real model, but any
+    batch larger than `limit` raises the error torch raises when GPU memory runs out."""
+
+    def __init__(self, backend: TorchBackend, limit: int) -> None:
+        self.backend, self.limit, self.calls = backend, limit, []
+
+    def predict(self, batch: np.ndarray) -> list:
+        self.calls.append(len(batch))
+        if len(batch) > self.limit:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.backend.predict(batch)
+
+
+def test_out_of_memory_halves_the_batch_and_loses_nothing(tmp_path) -> None:
+    manifest = load_manifests(default_registry_dir(), ["demo-effdet"])["demo-effdet"]
+    store = FileBlobStore(tmp_path)
+    rng = np.random.default_rng(0)
+    events = [_event(store, manifest, f"1.2.3.{i}", rng) for i in range(7)]
+    plain = InferStage(manifest, TorchBackend(manifest), store).process_batch(events)
+    guarded = OutOfMemoryAbove(TorchBackend(manifest), limit=2)
+    halved = InferStage(manifest, guarded, store).process_batch(events)
+    # 7 fails -> 3 + 4; 3 fails -> 1 + 2; 4 fails -> 2 + 2: every image predicted exactly once
+    assert guarded.calls == [7, 3, 1, 2, 4, 2, 2] and sum(c for c in guarded.calls if c <= 2) == 7
+    assert [r[0].value["sop_uid"] for r in halved] == [e.value["sop_uid"] for e in events]
+    for a, b in zip(plain, halved):
+        assert [d["score"] for d in a[0].value["detections"]] == pytest.approx([d["score"] for d in b[0].value["detections"]], abs=1e-5)
+
+
+def test_a_single_image_that_does_not_fit_is_a_transient_error(tmp_path) -> None:
+    manifest = load_manifests(default_registry_dir(), ["demo-classifier"])["demo-classifier"]
+    store = FileBlobStore(tmp_path)
+    events = [_event(store, manifest, "1.2.3.1", np.random.default_rng(1))]
+    [result] = InferStage(manifest, OutOfMemoryAbove(TorchBackend(manifest), limit=0), store).process_batch(events)
+    assert isinstance(result, TransientError) and result.code == "out_of_memory"
