@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit integration bench clean
+.PHONY: install demo lint test unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/radstream demo
 
-test: install
+# The import rule (pyproject's [tool.importlinter]; docs/architecture.md), before any test.
+lint: install
+	$(BIN)/python scripts/lint_imports.py
+
+test: install lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
 
 unit: install

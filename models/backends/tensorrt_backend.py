@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radstream.models.export import INPUT_NAME, output_index
+from radstream.models.backends.export import INPUT_NAME, output_index
 from radstream.models.families import family_of
 from radstream.models.manifest import ModelLoadError, ModelManifest
 from radstream.models.outputs import ModelOutput

@@ -8,7 +8,6 @@ models/training/train_qc.py. Deterministic for a given seed on CPU. NOT FOR CLIN
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,24 +16,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from radstream.models.backends.torch_backend import TorchBackend
 from radstream.models.training.calibration import calibrate_model
 from radstream.models.training.demo_data import RenderedSet, generate_phantoms, render_sets
 from radstream.models.training.evaluation import evaluate_classifier, evaluate_detector
-from radstream.models.families import count_parameters, effective_architecture, get_family
+from radstream.models.families import count_parameters, get_family
 from radstream.models.training.families import TrainingSet, train_family
-from radstream.models.manifest import ArtifactRef, ModelManifest, sha256_file
+from radstream.models.manifest import ModelManifest
+from radstream.models.training.save import VERSION, save_model
+from radstream.models.training.train_qc import QC_MODELS, build_qc_demo
 from radstream.services.synthetic.phantoms import NODULE
 from radstream.models.profile import ClaheSettings, InputProfile
 from radstream.models.registry import default_registry_dir
 
-VERSION = "1"
 N_TRAIN = 800
 N_HELD_OUT = 200
-# What the demo models were trained for; qc refuses images outside it (header checks).
-APPLICABILITY = {"modalities": ["CR", "DX"], "body_parts": ["CHEST"], "views": ["PA", "AP"]}
 
 # The classifier sees CLAHE-enhanced images (local contrast helps a global decision; D-015);
 # the detectors see plain robust-scaled images, so box edges are not distorted by tile-wise
@@ -76,27 +73,6 @@ DEMO_MODELS: tuple[DemoModel, ...] = (
     DemoModel("demo-rfdetr", "detector", "rf-detr", DETECTOR_PROFILE, epochs=14, default_threshold=0.3,
               train_options={"lr": 4e-4}, version="2"),
 )
-
-
-def save_model(
-    net: nn.Module, manifest_fields: dict, registry_dir: Path, artifacts_dir: Path
-) -> ModelManifest:
-    """Write the weights and the manifest (`version` defaults to VERSION); read it back."""
-    name = manifest_fields["name"]
-    fields = {"version": VERSION, "applicability": APPLICABILITY, **manifest_fields}
-    family = get_family(fields["family"])
-    fields["backends"] = fields.get("backends") or list(family.backends)
-    fields["architecture"] = effective_architecture(family, fields.get("architecture", {}))
-    artifact = artifacts_dir / f"{name}-{fields['version']}.pt"
-    artifacts_dir.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, artifact)
-    manifest = ModelManifest(
-        artifact=ArtifactRef(path=os.path.relpath(artifact, registry_dir), sha256=sha256_file(artifact)),
-        **fields,
-    )
-    path = registry_dir / f"{name}.json"
-    manifest.write(path)
-    return ModelManifest.read(path)
 
 
 def training_set(rendered: RenderedSet, profile: InputProfile, n: int) -> TrainingSet:
@@ -172,8 +148,6 @@ def build_demo(
 
 def build_all(registry_dir: Path, progress: Callable[[str], None] = print) -> list[ModelManifest]:
     """The whole demo ensemble: finding models, then the pixel-QC models."""
-    from radstream.models.training.train_qc import QC_MODELS, build_qc_demo  # imports this module: the QC models reuse save_model
-
     return [*build_demo(registry_dir, progress=progress),
             *(build_qc_demo(registry_dir, progress=progress, spec=spec) for spec in QC_MODELS)]
 

@@ -35,7 +35,7 @@ from radstream.models.manifest import ModelManifest
 from radstream.models.profile import ClaheSettings, InputProfile, normalise, prepare_unit_image
 from radstream.models.training.qc_defects import MOTION, QC_LABELS, QcSample, make_qc_sample
 from radstream.models.registry import default_registry_dir
-from radstream.models.training.train_demo import save_model
+from radstream.models.training.save import save_model
 
 @dataclass(frozen=True)
 class QcModel:

@@ -258,7 +258,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def _compile_one(manifest, onnx_dir: Path, cache_dir: Path, args: argparse.Namespace, platform) -> bool:
     """Export, parity, engine for one model, one progress line per step; False on a failure."""
-    from radstream.models.export import PARITY_TOLERANCE, export_checked
+    from radstream.models.backends.export import PARITY_TOLERANCE, export_checked
     from radstream.models.manifest import ModelLoadError
 
     name = manifest.name

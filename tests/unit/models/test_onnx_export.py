@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from radstream.models import families
-from radstream.models.export import (INPUT_NAME, PARITY_TOLERANCE, NotExportableError, export_checked, export_onnx,
+from radstream.models.backends.export import (INPUT_NAME, PARITY_TOLERANCE, NotExportableError, export_checked, export_onnx,
                                      parity)
 from radstream.models.families import get_family
 from radstream.models.manifest import ModelManifest

@@ -5,7 +5,8 @@ from pathlib import Path
 from radstream.models.backends.torch_backend import TorchBackend
 from radstream.models.families import get_family
 from radstream.models.registry import load_manifests
-from radstream.models.training.train_demo import APPLICABILITY, DEMO_MODELS, build_demo
+from radstream.models.training.save import APPLICABILITY
+from radstream.models.training.train_demo import DEMO_MODELS, build_demo
 
 TINY = {"n_train": 12, "n_held_out": 12, "epochs": 1}
 
