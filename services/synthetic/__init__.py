@@ -1,1 +1,3 @@
-"""services/synthetic/__init__.py"""
+"""Synthetic studies: phantom chest radiographs written as DICOM files, for `radstream demo`,
+`bench` and `chaos` (a stand-in PACS), and rendered for training (models/training).
+"""
