@@ -23,10 +23,9 @@ from pydicom.uid import generate_uid
 from radstream.services.publish import publish
 from radstream.services.stack import Stack
 from radstream.streams.blobstore import open_blob_store
-from radstream.streams.codec import Codec
 from radstream.streams.config import Config
 from radstream.streams.kafka.producer import EventProducer
-from radstream.streams.kafka.reader import read_topic
+from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.topics import CONSUMED, STUDY_RESULTS, dlq
 
 
@@ -118,13 +117,11 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
                 + (f"{took:.2f}s" if took is not None else "NEVER (60 s)"))
         feeder.join()
         say(f"all {len(studies)} arrival(s) published; waiting for results ...")
-        codec = Codec(settings.schema_registry_url)
         keys: dict[str, set[str]] = {}
         raw = 0
         deadline = time.monotonic() + 600
-        for msg in read_topic(settings, STUDY_RESULTS, follow=True, idle_timeout_s=120):
+        for _, result in read_events(settings, STUDY_RESULTS, follow=True, idle_timeout_s=120):
             stack.poll()
-            _, result = codec.decode(msg.value())
             if not result["final"]:
                 continue  # incremental updates are not study results
             raw += 1
@@ -134,8 +131,7 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
         elapsed = time.monotonic() - t_start
         dead = set()
         for topic in CONSUMED:
-            for msg in read_topic(settings, dlq(topic)):
-                record = codec.decode(msg.value())[1]
+            for _, record in read_events(settings, dlq(topic)):
                 dead.add(record["key"].decode() if record["key"] else "")
     # Each arrival is one single-instance study; DLQ records are keyed by its SOP UID.
     lost = [study for _, study, sop in arrivals if study not in keys and sop not in dead]

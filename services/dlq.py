@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from radstream.services.times import iso
 from radstream.streams.codec import Codec
 from radstream.streams.kafka.producer import EventProducer
-from radstream.streams.kafka.reader import read_topic
+from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import dlq
 from radstream.streams.stage import Stage
@@ -70,11 +70,9 @@ def in_window(failed_at: int, since: int | None, until: int | None) -> bool:
 def dead_letters(settings: KafkaSettings, stage: str, since: int | None = None, until: int | None = None,
                  codec: Codec | None = None) -> Iterator[DeadLetter]:
     """Every DLQ record of `stage` (oldest first per partition) whose failed_at is in [since, until]."""
-    codec = codec or Codec(settings.schema_registry_url)
     logical = dlq(input_topic(stage))
     physical = settings.topic(logical)
-    for msg in read_topic(settings, logical):
-        _, record = codec.decode(msg.value(), expect="DeadLetter")
+    for msg, record in read_events(settings, logical, codec=codec):
         if in_window(record["failed_at"], since, until):
             yield DeadLetter(physical, msg.partition(), msg.offset(), record)
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import time
 
 from radstream.services.results import study_results
-from radstream.streams.codec import Codec
 from radstream.streams.kafka.producer import EventProducer
-from radstream.streams.kafka.reader import read_topic
+from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import FINDINGS_OVERRIDES
 
@@ -42,17 +41,15 @@ def record_override(settings: KafkaSettings, study_uid: str, finding_id: str, ve
     record = {"finding_id": finding_id, "study_uid": study_uid, "verdict": verdict.upper(), "by": by,
               "reason": reason, "created_at": int(time.time() * 1000)}
     producer = EventProducer(settings)
-    producer.send(FINDINGS_OVERRIDES, finding_id, "FindingOverride", record)
+    producer.send(FINDINGS_OVERRIDES, finding_id, record)
     producer.flush()
     return record
 
 
 def current_overrides(settings: KafkaSettings) -> dict[str, dict]:
     """The latest verdict per finding id."""
-    codec = Codec(settings.schema_registry_url)
     latest: dict[str, dict] = {}
-    for msg in read_topic(settings, FINDINGS_OVERRIDES):
-        record = codec.decode(msg.value(), expect="FindingOverride")[1]
+    for _, record in read_events(settings, FINDINGS_OVERRIDES):
         latest[record["finding_id"]] = record
     return latest
 

@@ -89,7 +89,7 @@ def publish(producer: EventProducer, store: FileBlobStore, paths: list[Path], si
         blob = store.put(inst.path.read_bytes(), "application/dicom")
         event = arrival_event(inst, blob, site, per_study[inst.study_uid], int(time.time() * 1000))
         headers = telemetry.producer_headers("publish", topic, telemetry.study_context(inst.study_uid))
-        producer.send(DICOM_ARRIVED, inst.sop_uid, "DicomArrived", event, headers)
+        producer.send(DICOM_ARRIVED, inst.sop_uid, event, headers)
     producer.flush()
     studies = list(dict.fromkeys(i.study_uid for i in instances))
     log(f"published {len(instances)} instance(s) of {len(studies)} study(ies)")

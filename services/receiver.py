@@ -115,7 +115,7 @@ class InstanceSink:
         with self._lock:
             try:
                 headers = telemetry.producer_headers("receiver", DICOM_ARRIVED, telemetry.study_context(instance.study_uid))
-                self._producer.send(DICOM_ARRIVED, instance.sop_uid, "DicomArrived", event, headers)
+                self._producer.send(DICOM_ARRIVED, instance.sop_uid, event, headers)
                 self._producer.flush(self._ack_timeout_s)
             except Exception as exc:  # BufferError, KafkaException, or flush's RuntimeError: all mean "not acked"
                 log.error("broker did not acknowledge %s: %s", instance.sop_uid, exc)

@@ -17,11 +17,10 @@ from pathlib import Path
 from radstream.services.results import study_results
 from radstream.services.stack import Stack
 from radstream.services.thresholds import push, read_file
-from radstream.streams.codec import Codec
 from radstream.streams.config import Config
 from radstream.streams.kafka.producer import EventProducer
-from radstream.streams.kafka.reader import read_topic
-from radstream.streams.kafka.topics import DICOM_ARRIVED, create_topics
+from radstream.streams.kafka.reader import read_events
+from radstream.streams.kafka.topics import DICOM_ARRIVED, create_topics, schema_of
 from radstream.streams.stages.registry import known_threshold_keys
 
 
@@ -36,13 +35,10 @@ class ReplayReport:
 
 def recorded_arrivals(config: Config, topic: str, start_ms: int, end_ms: int) -> list:
     """Messages of the live topic whose `arrived_at` falls in [start, end]; undecodable ones are skipped."""
-    codec = Codec(config.kafka.schema_registry_url)
+    # `topic` may be any live topic of recorded arrivals: its records are read as dicom.arrived's.
+    # skip_undecodable: the live DLQ already holds those; a replay only re-runs valid arrivals.
     picked = []
-    for msg in read_topic(config.kafka, topic):
-        try:
-            _, event = codec.decode(msg.value(), expect="DicomArrived")
-        except Exception:  # the live DLQ already holds these; a replay only re-runs valid arrivals
-            continue
+    for msg, event in read_events(config.kafka, topic, schema=schema_of(DICOM_ARRIVED), skip_undecodable=True):
         if start_ms <= event["arrived_at"] <= end_ms:
             picked.append((msg, event))
     return picked

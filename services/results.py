@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from radstream.streams.codec import Codec
-from radstream.streams.kafka.reader import read_topic
+from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import STUDY_RESULTS
 
@@ -17,10 +16,8 @@ from radstream.streams.kafka.topics import STUDY_RESULTS
 def study_results(settings: KafkaSettings, follow: bool = False, study: str | None = None,
                   idle_timeout_s: float | None = None, final_only: bool = True) -> Iterator[dict]:
     """Study results, each once; incremental (non-final) updates only with `final_only=False`."""
-    codec = Codec(settings.schema_registry_url)
     seen: set[str] = set()
-    for msg in read_topic(settings, STUDY_RESULTS, follow=follow, idle_timeout_s=idle_timeout_s):
-        _, result = codec.decode(msg.value(), expect="StudyResult")
+    for _, result in read_events(settings, STUDY_RESULTS, follow=follow, idle_timeout_s=idle_timeout_s):
         if result["idempotency_key"] in seen or (study and result["study_uid"] != study):
             continue
         if final_only and not result["final"]:

@@ -13,10 +13,9 @@ from typing import Any
 
 import yaml
 
-from radstream.streams.codec import Codec
 from radstream.domain.thresholds import ThresholdBook, ThresholdError, validate_document
 from radstream.streams.kafka.producer import EventProducer
-from radstream.streams.kafka.reader import read_topic
+from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import CONFIG_AUDIT, CONFIG_THRESHOLDS
 
@@ -37,14 +36,8 @@ def parse_document(text: str, source: str = "document") -> list[dict[str, Any]]:
 
 
 def _records(settings: KafkaSettings, topic: str) -> list[dict[str, Any]]:
-    codec = Codec(settings.schema_registry_url)
-    records = []
-    for msg in read_topic(settings, topic):
-        try:
-            records.append(codec.decode(msg.value(), expect="ThresholdSet")[1])
-        except Exception:  # foreign records are the stages' problem to report; the CLI skips them
-            continue
-    return records
+    # skip_undecodable: foreign records are the stages' problem to report; the CLI skips them
+    return [record for _, record in read_events(settings, topic, skip_undecodable=True)]
 
 
 def current_book(settings: KafkaSettings) -> ThresholdBook:
@@ -79,8 +72,8 @@ def push(settings: KafkaSettings, docs: list[dict[str, Any]], author: str, reaso
     for doc in docs:
         record = {"version": version, "scope": doc["scope"], "author": author, "reason": reason,
                   "created_at": now, "values": {k: float(v) for k, v in doc["values"].items()}}
-        producer.send(CONFIG_THRESHOLDS, doc["scope"], "ThresholdSet", record)
-        producer.send(CONFIG_AUDIT, doc["scope"], "ThresholdSet", record)
+        producer.send(CONFIG_THRESHOLDS, doc["scope"], record)
+        producer.send(CONFIG_AUDIT, doc["scope"], record)
     producer.flush()
     return version
 

@@ -55,10 +55,11 @@ class ConfigWatcher:
         from confluent_kafka import Consumer
 
         from radstream.streams.codec import Codec
-        from radstream.streams.kafka.topics import CONFIG_THRESHOLDS
+        from radstream.streams.kafka.topics import CONFIG_THRESHOLDS, schema_of
 
         self.book = ThresholdBook()
         self.topic = settings.topic(CONFIG_THRESHOLDS)
+        self.schema = schema_of(CONFIG_THRESHOLDS)
         self._codec = codec or Codec(settings.schema_registry_url)
         self._consumer = Consumer(settings.consumer_config(None))
         self._settings = settings
@@ -84,7 +85,7 @@ class ConfigWatcher:
         if data is None:
             return False  # a tombstone: scopes are never deleted, only overridden
         try:
-            _, record = self._codec.decode(data, expect="ThresholdSet")
+            _, record = self._codec.decode(data, expect=self.schema)
         except Exception as exc:  # a foreign or corrupt record: counted and shown, never fatal
             self.book.rejections += 1
             self.book.last_error = f"undecodable threshold record: {exc}"

@@ -23,7 +23,7 @@ from radstream.streams.config import ConfigWatcher
 from radstream.domain.errors import Skipped, StageError, TransientError
 from radstream.streams.health import HealthServer, register_process
 from radstream.streams.kafka.settings import KafkaSettings
-from radstream.streams.kafka.topics import CHANGELOGS, dlq
+from radstream.streams.kafka.topics import CHANGELOGS, dlq, schema_of
 from radstream.streams.stage import Inbound, Output, Result, Stage
 from radstream.streams.state import ChangelogStore
 
@@ -317,7 +317,8 @@ class StageRunner:
             "failed_at": int(time.time() * 1000),
         }
         log.warning("dead-lettered %s[%d]@%d: %s (%s)", m.topic(), m.partition(), m.offset(), err.reason, err.code)
-        self._produce(self.dlq_topic, m.key(), self.codec.encode("DeadLetter", record, self.dlq_topic), list(m.headers() or []))
+        value = self.codec.encode(schema_of(dlq(self.stage.input_topic)), record, self.dlq_topic)
+        self._produce(self.dlq_topic, m.key(), value, list(m.headers() or []))
         metrics.dead_lettered.labels(self.stage.name, err.code).inc()
 
     # -- observability -------------------------------------------------------------

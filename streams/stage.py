@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from radstream.domain.thresholds import ThresholdBook, ThresholdSet
 from radstream.domain.errors import StageError, classify
+from radstream.streams.kafka.topics import schema_of
 
 
 @dataclass
@@ -20,10 +21,14 @@ class Output:
 
     topic: str
     key: str
-    schema: str
     value: dict[str, Any]
     # Trace parent for outputs made by a timer (on_tick), which have no input message.
     trace_parent: list[tuple[str, bytes | None]] | None = None
+
+    @property
+    def schema(self) -> str:
+        """The contract of the output topic (streams/kafka/topics.SCHEMAS)."""
+        return schema_of(self.topic)
 
 
 @dataclass
@@ -49,7 +54,6 @@ class Stage:
 
     name: ClassVar[str]
     input_topic: ClassVar[str]
-    input_schema: ClassVar[str]
     stateful: ClassVar[bool] = False
     # Up to max_batch messages already fetched are handled together, so produce-flush-commit
     # is paid once per batch; only infer waits (max_wait_ms) to fill a batch.
@@ -60,6 +64,11 @@ class Stage:
     def thresholds(self, site: str | None = None) -> ThresholdSet:
         """The effective thresholds for a message from `site` (version 0: manifest defaults)."""
         return self.config.effective(site) if self.config else ThresholdSet()
+
+    @property
+    def input_schema(self) -> str:
+        """The contract of the input topic (streams/kafka/topics.SCHEMAS): what the runtime decodes."""
+        return schema_of(self.input_topic)
 
     @property
     def group_id(self) -> str:

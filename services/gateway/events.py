@@ -16,17 +16,19 @@ from radstream.streams.kafka.topics import (
     IMAGE_DECODED,
     INFERENCE_RESULTS,
     STUDY_RESULTS,
+    schema_of,
 )
 
-# The topics the gateway follows, by the schema each carries. The SSE event type is the topic's logical name.
-KIND_BY_SCHEMA: dict[str, str] = {
-    "ImageDecoded": IMAGE_DECODED,
-    "InferenceResult": INFERENCE_RESULTS,
-    "FindingsFused": FINDINGS_FUSED,
-    "StudyResult": STUDY_RESULTS,
-    "FindingOverride": FINDINGS_OVERRIDES,  # a radiologist's verdict, shown beside its finding
-}
-KINDS: tuple[str, ...] = tuple(KIND_BY_SCHEMA.values())
+# The topics the gateway follows. The SSE event type is the topic's logical name.
+KINDS: tuple[str, ...] = (
+    IMAGE_DECODED,
+    INFERENCE_RESULTS,
+    FINDINGS_FUSED,
+    STUDY_RESULTS,
+    FINDINGS_OVERRIDES,  # a radiologist's verdict, shown beside its finding
+)
+# Each followed topic by the schema it carries (topics.SCHEMAS): a decoded record's schema names its kind.
+KIND_BY_SCHEMA: dict[str, str] = {schema_of(kind): kind for kind in KINDS}
 
 
 def dedupe_key(kind: str, record: dict[str, Any]) -> str:

@@ -49,7 +49,6 @@ def post_json(url: str, body: bytes, headers: dict[str, str], timeout_s: float) 
 class WebhookForwarder(Stage):
     name = "forward"
     input_topic = STUDY_RESULTS
-    input_schema = "StudyResult"
 
     def __init__(self, url: str, policy: RetryPolicy | None = None, timeout_s: float = 10.0,
                  final_only: bool = True, remember: int = 100_000,

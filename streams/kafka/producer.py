@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from radstream.streams.codec import Codec
 from radstream.streams.kafka.settings import KafkaSettings
+from radstream.streams.kafka.topics import schema_of
 
 
 class EventProducer:
@@ -18,9 +19,11 @@ class EventProducer:
         self._producer = Producer(settings.producer_config())
         self._errors: list[str] = []
 
-    def send(self, topic: str, key: str | None, schema: str, value: dict, headers: list | None = None) -> None:
+    def send(self, topic: str, key: str | None, value: dict, headers: list | None = None) -> None:
+        """Encode `value` with the schema of `topic` (logical name; topics.SCHEMAS) and send it."""
         physical = self.settings.topic(topic)
-        self.send_raw(physical, key.encode() if key else None, self.codec.encode(schema, value, physical), headers)
+        self.send_raw(physical, key.encode() if key else None, self.codec.encode(schema_of(topic), value, physical),
+                      headers)
 
     def send_raw(self, physical_topic: str, key: bytes | None, value: bytes | None, headers: list | None = None) -> None:
         """Bytes as they are: also how tests put poison messages on a topic."""

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
+from radstream.streams.codec import Codec
 from radstream.streams.kafka.settings import KafkaSettings
+from radstream.streams.kafka.topics import schema_of
 
 
 def partitions_of(consumer: Consumer, topic: str, timeout_s: float = 30.0) -> list[int]:
@@ -74,3 +77,24 @@ def read_topic(settings: KafkaSettings, topic: str, follow: bool = False, idle_t
             yield msg
     finally:
         consumer.close()
+
+
+def read_events(settings: KafkaSettings, topic: str, follow: bool = False, idle_timeout_s: float | None = None,
+                codec: Codec | None = None, skip_undecodable: bool = False, schema: str | None = None,
+                timeout_s: float = 30.0) -> Iterator[tuple[Message, dict[str, Any]]]:
+    """`read_topic`, each message decoded with the schema of `topic` (topics.SCHEMAS): (message, record).
+
+    A message that does not decode as that schema raises (DecodeError, one line), or with
+    `skip_undecodable=True` is passed over. `schema` is for a topic outside the table that holds
+    records of a known one (shadow replay reads arrivals from any topic it is pointed at).
+    """
+    codec = codec or Codec(settings.schema_registry_url)
+    schema = schema or schema_of(topic)
+    for msg in read_topic(settings, topic, follow=follow, idle_timeout_s=idle_timeout_s, timeout_s=timeout_s):
+        try:
+            _, record = codec.decode(msg.value(), expect=schema)
+        except Exception:  # the Confluent path can raise the registry's or fastavro's own errors too
+            if skip_undecodable:
+                continue
+            raise
+        yield msg, record

@@ -31,6 +31,35 @@ def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+# Topics whose records failed somewhere get a dead-letter topic: the consumed ones, plus study.results
+# (what the webhook forwarder could not deliver).
+DEAD_LETTERED = [*CONSUMED, STUDY_RESULTS]
+
+# The one pairing of a topic with the contract (`schemas/<name>.avsc`) its records follow. Stage outputs,
+# the runtime's decode of inputs, the producer and `read_events` all look the schema up here.
+# Changelogs are absent: they hold the stages' JSON state, not events.
+SCHEMAS: dict[str, str] = {
+    DICOM_ARRIVED: "DicomArrived",
+    IMAGE_DECODED: "ImageDecoded",
+    IMAGE_PREPROCESSED: "ImagePreprocessed",
+    INFERENCE_RESULTS: "InferenceResult",
+    FINDINGS_FUSED: "FindingsFused",
+    STUDY_RESULTS: "StudyResult",
+    FINDINGS_OVERRIDES: "FindingOverride",
+    CONFIG_THRESHOLDS: "ThresholdSet",
+    CONFIG_AUDIT: "ThresholdSet",
+    **{dlq(t): "DeadLetter" for t in DEAD_LETTERED},
+}
+
+
+def schema_of(topic: str) -> str:
+    """The schema name of a logical topic's records."""
+    try:
+        return SCHEMAS[topic]
+    except KeyError:
+        raise LookupError(f"no schema for topic {topic!r}: add it to SCHEMAS in {__name__}") from None
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -46,8 +75,7 @@ class TopicSpec:
 
 def topic_specs(partitions: int = 3) -> list[TopicSpec]:
     specs = [TopicSpec(t, partitions) for t in PIPELINE]
-    specs += [TopicSpec(dlq(t), partitions) for t in CONSUMED]
-    specs.append(TopicSpec(dlq(STUDY_RESULTS), partitions))  # what the webhook forwarder could not deliver
+    specs += [TopicSpec(dlq(t), partitions) for t in DEAD_LETTERED]
     specs += [TopicSpec(t, partitions, compacted=True) for t in CHANGELOGS.values()]
     specs.append(TopicSpec(CONFIG_THRESHOLDS, 1, compacted=True))
     specs.append(TopicSpec(FINDINGS_OVERRIDES, partitions, compacted=True))  # a radiologist's verdicts

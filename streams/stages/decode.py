@@ -7,6 +7,7 @@ ImageDecoded contract. Nothing outside the allow-list can reach the bus.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -15,12 +16,12 @@ import numpy as np
 from radstream.streams.blobstore import FileBlobStore
 from radstream.domain.dicom.decode import DecodeLimits, decode_instance
 from radstream.domain.errors import NotAnImage, Rejected, Skipped
+from radstream.streams.contracts import carried_fields, record_fields
 from radstream.streams.isolation import BoundedWorker
-from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED
+from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED, schema_of
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
 
-CARRIED = ("study_uid", "series_uid", "sop_uid", "site", "expected_instances", "arrived_at", "config_version",
-           "trace_id")
+CARRIED = carried_fields(schema_of(DICOM_ARRIVED), schema_of(IMAGE_DECODED), exclude=("frame", "stage_ms"))
 
 
 def image_key(sop_uid: str, frame: int) -> str:
@@ -28,29 +29,44 @@ def image_key(sop_uid: str, frame: int) -> str:
     return sop_uid if frame == 0 else f"{sop_uid}#{frame}"
 
 
+def _pixel_spacing(meta: dict[str, Any]) -> list[float] | None:
+    if meta.get("PixelSpacingRow") is None:
+        return None
+    return [meta["PixelSpacingRow"], meta["PixelSpacingColumn"]]
+
+
+# The ImageMetadata contract (its fields, and what a missing required one becomes: its default, else "" or 0).
+METADATA_FIELDS = record_fields(schema_of(IMAGE_DECODED), "metadata")
+# Where each of its fields is read from: an allow-listed header keyword (domain/dicom/metadata.py), or a
+# function of the header. A contract field with no source here fails tests/unit/streams/test_contracts.py.
+METADATA_SOURCES: dict[str, str | Callable[[dict[str, Any]], Any]] = {
+    "sop_class_uid": "SOPClassUID",
+    "modality": "Modality",
+    "body_part": "BodyPartExamined",
+    "view_position": "ViewPosition",
+    "laterality": lambda meta: meta.get("ImageLaterality") or meta.get("Laterality"),
+    "series_laterality": "Laterality",
+    "manufacturer": "Manufacturer",
+    "manufacturer_model": "ManufacturerModelName",
+    "pixel_spacing_mm": _pixel_spacing,
+    "rows": "Rows",
+    "columns": "Columns",
+    "frames": "NumberOfFrames",
+    "photometric_interpretation": "PhotometricInterpretation",
+    "bits_stored": "BitsStored",
+    "transfer_syntax_uid": "TransferSyntaxUID",
+    "repairs": "Repairs",
+}
+
+
 def image_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     """The allow-listed DICOM attributes, in the ImageMetadata contract's field names."""
-    spacing = None
-    if meta.get("PixelSpacingRow") is not None:
-        spacing = [meta["PixelSpacingRow"], meta["PixelSpacingColumn"]]
-    return {
-        "sop_class_uid": meta.get("SOPClassUID") or "",
-        "modality": meta.get("Modality"),
-        "body_part": meta.get("BodyPartExamined"),
-        "view_position": meta.get("ViewPosition"),
-        "laterality": meta.get("ImageLaterality") or meta.get("Laterality"),
-        "series_laterality": meta.get("Laterality"),
-        "manufacturer": meta.get("Manufacturer"),
-        "manufacturer_model": meta.get("ManufacturerModelName"),
-        "pixel_spacing_mm": spacing,
-        "rows": meta.get("Rows") or 0,
-        "columns": meta.get("Columns") or 0,
-        "frames": meta.get("NumberOfFrames") or 1,
-        "photometric_interpretation": meta.get("PhotometricInterpretation") or "",
-        "bits_stored": meta.get("BitsStored"),
-        "transfer_syntax_uid": meta.get("TransferSyntaxUID") or "",
-        "repairs": meta.get("Repairs"),
-    }
+    out = {}
+    for field in METADATA_FIELDS:
+        source = METADATA_SOURCES[field.name]
+        value = meta.get(source) if isinstance(source, str) else source(meta)
+        out[field.name] = value if field.nullable else value or field.fallback
+    return out
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -63,7 +79,6 @@ def encode_png(image: np.ndarray) -> bytes:
 class DecodeStage(Stage):
     name = "decode"
     input_topic = DICOM_ARRIVED
-    input_schema = "DicomArrived"
 
     def __init__(self, store: FileBlobStore, limits: DecodeLimits = DecodeLimits(), non_image_policy: str = "skip",
                  timeout_s: float = 60.0, memory_bytes: int = 4 << 30) -> None:
@@ -109,5 +124,5 @@ def decode_arrival(store: FileBlobStore | str, limits: DecodeLimits, non_image_p
             "metadata": metadata,
             "stage_ms": dict(arrival["stage_ms"]),
         })
-        outputs.append(Output(IMAGE_DECODED, image_key(arrival["sop_uid"], frame), "ImageDecoded", value))
+        outputs.append(Output(IMAGE_DECODED, image_key(arrival["sop_uid"], frame), value))
     return outputs

@@ -14,12 +14,13 @@ from typing import Any
 
 from radstream.models.calibration import calibrate
 from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
-from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS
+from radstream.streams.contracts import carried_fields
+from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS, schema_of
 from radstream.domain.rules import Rule, apply_rules
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
 
-CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
-           "display", "metadata", "trace_id")
+CARRIED = carried_fields(schema_of(INFERENCE_RESULTS), schema_of(FINDINGS_FUSED),
+                         exclude=("config_version", "stage_ms"))
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,6 @@ class ExpectedModel:
 class FuseStage(Stage):
     name = "fuse"
     input_topic = INFERENCE_RESULTS
-    input_schema = "InferenceResult"
     stateful = True
 
     def __init__(self, models: list[ExpectedModel], rules: list[Rule], deadline_s: float = 30.0,
@@ -121,7 +121,7 @@ class FuseStage(Stage):
             "config_version": thresholds.version,
             "stage_ms": stage_ms,
         })
-        return Output(FINDINGS_FUSED, first["study_uid"], "FindingsFused", value)
+        return Output(FINDINGS_FUSED, first["study_uid"], value)
 
     @staticmethod
     def _with_id(finding: dict, image: dict) -> dict:

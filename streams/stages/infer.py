@@ -19,14 +19,15 @@ from radstream.models.profile import Letterbox
 from radstream.streams import metrics
 from radstream.streams.blobstore import FileBlobStore
 from radstream.domain.errors import PermanentError, TransientError, classify
-from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS
+from radstream.streams.contracts import carried_fields
+from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS, schema_of
 from radstream.streams.stage import Inbound, Output, Result, Stage, idempotency_key
 from radstream.streams.stages.decode import image_key
 
 log = logging.getLogger(__name__)
 
-CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
-           "config_version", "trace_id", "display", "metadata")
+# config_version is carried, then replaced by the version of the thresholds this model applied.
+CARRIED = carried_fields(schema_of(IMAGE_PREPROCESSED), schema_of(INFERENCE_RESULTS), exclude=("stage_ms",))
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -45,7 +46,6 @@ def letterbox_of(tensor: dict[str, Any]) -> Letterbox:
 class InferStage(Stage):
     name = "infer"
     input_topic = IMAGE_PREPROCESSED
-    input_schema = "ImagePreprocessed"
 
     def __init__(self, manifest: ModelManifest, backend: Any, store: FileBlobStore,
                  max_batch: int = 8, max_wait_ms: int = 20, backend_name: str = "torch-cpu") -> None:
@@ -134,7 +134,7 @@ class InferStage(Stage):
             "config_version": thresholds.version,
             "stage_ms": dict(event["stage_ms"]),
         })
-        return Output(INFERENCE_RESULTS, image_key(event["sop_uid"], event["frame"]), "InferenceResult", value)
+        return Output(INFERENCE_RESULTS, image_key(event["sop_uid"], event["frame"]), value)
 
     def _record_gpu_memory(self) -> None:
         device = getattr(self.backend, "device", None)

@@ -10,18 +10,17 @@ import numpy as np
 
 from radstream.models.profile import InputProfile, apply_profile
 from radstream.streams.blobstore import FileBlobStore
-from radstream.streams.kafka.topics import IMAGE_DECODED, IMAGE_PREPROCESSED
+from radstream.streams.contracts import carried_fields
+from radstream.streams.kafka.topics import IMAGE_DECODED, IMAGE_PREPROCESSED, schema_of
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
 from radstream.streams.stages.decode import image_key
 
-CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
-           "config_version", "trace_id", "display", "metadata")
+CARRIED = carried_fields(schema_of(IMAGE_DECODED), schema_of(IMAGE_PREPROCESSED), exclude=("stage_ms",))
 
 
 class PreprocessStage(Stage):
     name = "preprocess"
     input_topic = IMAGE_DECODED
-    input_schema = "ImageDecoded"
 
     def __init__(self, store: FileBlobStore, profiles: list[InputProfile]) -> None:
         self.store = store
@@ -45,4 +44,4 @@ class PreprocessStage(Stage):
             "tensors": tensors,
             "stage_ms": dict(decoded["stage_ms"]),
         })
-        return [Output(IMAGE_PREPROCESSED, image_key(decoded["sop_uid"], decoded["frame"]), "ImagePreprocessed", value)]
+        return [Output(IMAGE_PREPROCESSED, image_key(decoded["sop_uid"], decoded["frame"]), value)]

@@ -135,7 +135,6 @@ def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: in
 class QcStage(Stage):
     name = "qc"
     input_topic = FINDINGS_FUSED
-    input_schema = "FindingsFused"
     stateful = True
 
     def __init__(self, quiet_period_s: float = 10.0, applicable_body_parts: tuple[str, ...] = ("CHEST",),
@@ -216,7 +215,7 @@ class QcStage(Stage):
             "stage_ms": {},
             "trace_id": study["trace_id"],
         }
-        return Output(STUDY_RESULTS, study_uid, "StudyResult", value)
+        return Output(STUDY_RESULTS, study_uid, value)
 
     def health(self) -> dict[str, Any]:
         return {"open_studies": len(self.state) if self.state else 0, "qc_models": sorted(self.qc_models)}

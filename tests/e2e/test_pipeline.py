@@ -51,14 +51,14 @@ def test_every_arrival_yields_one_result_or_one_dlq_record(stack, pipeline_confi
         inst = read_instance(real_radiographs()[0])
         event = arrival_event(inst, blob, "TEST", 1, 0)
         event.update(study_uid=f"{key}.study", sop_uid=key, arrived_at=event["arrived_at"] or 1)
-        producer.send(DICOM_ARRIVED, key, "DicomArrived", event)
+        producer.send(DICOM_ARRIVED, key, event)
     producer.send_raw(settings.topic(DICOM_ARRIVED), b"bad.not-avro", b"this is not an Avro event")
     # A structured report: not an image, so skipped and counted (non-image policy "skip"), not DLQ noise.
     sr = Path(pydicom.__file__).parent / "data" / "test_files" / "test-SR.dcm"
     sr_event = arrival_event(read_instance(real_radiographs()[0]), store.put(sr.read_bytes(), "application/dicom"),
                              "TEST", 1, 1)
     sr_event.update(study_uid="skip.sr.study", sop_uid="skip.sr")
-    producer.send(DICOM_ARRIVED, "skip.sr", "DicomArrived", sr_event)
+    producer.send(DICOM_ARRIVED, "skip.sr", sr_event)
 
     synthetic = [write_synthetic_study(tmp_path / f"syn{i}", n_images=2, seed=500 + i) for i in range(2)]
     studies, errors = publish(producer, store, real_radiographs() + [p for s in synthetic for p in s], log=lambda m: None)

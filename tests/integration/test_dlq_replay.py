@@ -40,7 +40,7 @@ def test_replayed_dead_letter_completes_its_study(stack, pipeline_config, pipeli
     blob_file = Path(blob["uri"][len("file://"):])
     blob_file.unlink()  # the claim check points at nothing
     producer = EventProducer(settings)
-    producer.send(DICOM_ARRIVED, inst.sop_uid, "DicomArrived", arrival_event(inst, blob, "TEST", 1, int(time.time() * 1000)))
+    producer.send(DICOM_ARRIVED, inst.sop_uid, arrival_event(inst, blob, "TEST", 1, int(time.time() * 1000)))
     producer.flush()
 
     dlq_topic, results_topic = settings.topic("dicom.arrived.dlq"), settings.topic("study.results")

@@ -218,7 +218,7 @@ def test_forwarder_posts_each_final_result_once_with_retries(pipeline_env, pipel
     for key, final in (("res-1", True), ("res-2", True), ("res-1", True), ("res-3", False)):
         record = study_result(study=f"1.2.3.{key}", key=key)
         record["final"] = final
-        producer.send(STUDY_RESULTS, record["study_uid"], "StudyResult", record)
+        producer.send(STUDY_RESULTS, record["study_uid"], record)
     producer.flush()
     with Webhook() as hook:
         proc = _start(["forward", "--url", hook.url], pipeline_env, tmp_path / "forward.log", "forwarding")

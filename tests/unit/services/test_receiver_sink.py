@@ -7,6 +7,8 @@ from tests.fixtures.instances import instance_bytes
 
 from radstream.services.receiver import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS, InstanceSink
 from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.codec import Codec
+from radstream.streams.kafka.topics import schema_of
 
 
 class FakeProducer:
@@ -15,8 +17,8 @@ class FakeProducer:
         self.sent: list[tuple] = []
         self.flushed: list[tuple] = []
 
-    def send(self, topic: str, key: str, schema: str, value: dict, headers: list | None = None) -> None:
-        self.sent.append((topic, key, schema, value))
+    def send(self, topic: str, key: str, value: dict, headers: list | None = None) -> None:
+        self.sent.append((topic, key, value))
 
     def flush(self, timeout_s: float = 30.0) -> None:
         if self.fail_flush:
@@ -33,8 +35,9 @@ def test_stores_publishes_flushes_then_succeeds(store: FileBlobStore) -> None:
     producer = FakeProducer()
     data = instance_bytes(NumberOfStudyRelatedInstances=4)
     assert InstanceSink(store, lambda: producer, clock=lambda: 12.5).accept(data, "PACS1") == SUCCESS
-    (topic, key, schema, event), = producer.flushed
-    assert (topic, schema, event["site"], event["expected_instances"]) == ("dicom.arrived", "DicomArrived", "PACS1", 4)
+    (topic, key, event), = producer.flushed
+    assert (topic, event["site"], event["expected_instances"]) == ("dicom.arrived", "PACS1", 4)
+    Codec().encode(schema_of(topic), event)  # the topic's contract holds
     assert key == event["sop_uid"] and event["arrived_at"] == 12500
     assert store.get(event["blob"]) == data
 
@@ -42,7 +45,7 @@ def test_stores_publishes_flushes_then_succeeds(store: FileBlobStore) -> None:
 def test_no_expected_count_without_number_of_study_related_instances(store: FileBlobStore) -> None:
     producer = FakeProducer()
     InstanceSink(store, lambda: producer).accept(instance_bytes(), "PACS1")
-    assert producer.flushed[0][3]["expected_instances"] is None
+    assert producer.flushed[0][2]["expected_instances"] is None
 
 
 def test_an_unacknowledged_event_is_a_failure_and_the_producer_is_replaced(store: FileBlobStore) -> None:
