@@ -53,7 +53,7 @@ def test_an_infer_stage_imports_no_training_code(pipeline_env: dict[str, str], t
     create_topics(config.kafka)
     manifest = load_manifests(default_registry_dir(), [MODEL])[MODEL]
     producer = EventProducer(config.kafka)
-    producer.send(IMAGE_PREPROCESSED, "1.2.3.4", "ImagePreprocessed",
+    producer.send(IMAGE_PREPROCESSED, "1.2.3.4",
                   _preprocessed_event(FileBlobStore(config.blob_url), manifest, "1.2.3.4"))
     producer.flush()
 
