@@ -51,6 +51,12 @@ class StageRunner:
         backoff_s: float = 0.2,
         stall_after_s: float = 600.0,
     ) -> None:
+        self.state: ChangelogStore | None = None
+        if stage.stateful:
+            if not isinstance(stage.state, ChangelogStore):
+                raise TypeError(f"stage {stage.name} is stateful: under the runtime its state must be a "
+                                f"ChangelogStore (build_stage gives it one), not {type(stage.state).__name__}")
+            self.state = stage.state
         self.stage = stage
         self.settings = settings
         self.codec = codec or Codec(settings.schema_registry_url)
@@ -69,12 +75,6 @@ class StageRunner:
         self._lag: dict[int, int] = {}
         self._last_loop = time.time()
         self.stall_after_s = stall_after_s
-        self.state: ChangelogStore | None = None
-        if stage.stateful:
-            if not isinstance(stage.state, ChangelogStore):
-                raise TypeError(f"stage {stage.name} is stateful: under the runtime its state must be a "
-                                f"ChangelogStore (build_stage gives it one), not {type(stage.state).__name__}")
-            self.state = stage.state
         self._checkpoint = Checkpoint(self._producer, self._consumer, self.input_topic, self.state)
         # The stage's own book when it reads thresholds, so the watcher's updates are what it sees.
         self._config = ConfigWatcher(settings, self.codec, book=stage.config)
