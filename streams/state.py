@@ -2,13 +2,13 @@
 
 Two implementations. `MemoryStore` is a dict, for the in-process pipeline and the unit
 tests, where nothing has to outlive the process. `ChangelogStore` is what the runtime
-needs: a dict per input partition, mirrored to a compacted changelog topic that
-is co-partitioned with the input: the state for a key lives in the changelog
-partition with the same number as the input partition that carried the key. On
-assignment, the partition's state is rebuilt by reading its changelog to the end,
-before any input is processed. Writes are buffered and produced only after the stage's
-outputs are acknowledged (step 2 of streams/checkpoint.py). Its restore, drop and
-flush hooks are for the runtime and the checkpoint; stages see only the protocol.
+needs: a dict per input partition, mirrored to a compacted changelog topic that is
+co-partitioned with the input: the state for a key lives in the changelog partition
+with the same number as the input partition that carried the key. On assignment, the
+partition's state is rebuilt by reading its changelog to the end, before any input is
+processed. Writes are buffered and produced only after the stage's outputs are
+acknowledged (step 2 of streams/checkpoint.py). Its restore, drop and flush hooks are
+for the runtime and the checkpoint; stages see only the protocol.
 """
 
 from __future__ import annotations
