@@ -11,7 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
+from radstream.streams.kafka.admin import admin_client
+from radstream.streams.kafka.settings import KafkaSettings
 
 
 class BrokerError(RuntimeError):
@@ -57,7 +58,7 @@ class EmbeddedBroker:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     break
             time.sleep(0.05)
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = admin_client(KafkaSettings(bootstrap=self.bootstrap))
         while time.monotonic() < deadline:
             try:
                 admin.list_topics(timeout=1)

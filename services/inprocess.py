@@ -13,10 +13,9 @@ from radstream.services.publish import arrival_event, find_files, read_instance
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
 from radstream.domain.errors import StageError
-from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.stage import Inbound, Output, Stage
 from radstream.streams.stages.registry import build_stage, models_in_force
-from radstream.streams.state import ChangelogStore
+from radstream.streams.state import MemoryStore
 
 
 @dataclass
@@ -30,10 +29,8 @@ class InProcessPipeline:
         self.stages: dict[str, Stage] = {}
         for label in names:
             name, _, model = label.partition(":")
-            stage = build_stage(name, self.config, model or None)
-            if stage.stateful:
-                stage.state = ChangelogStore(KafkaSettings(), "unused")  # type: ignore[attr-defined]
-            self.stages[label] = stage
+            # No broker here: the stateful stages keep their state in memory (stateless ones ignore it).
+            self.stages[label] = build_stage(name, self.config, model or None, state=MemoryStore())
         self.store = open_blob_store(self.config.blob_url)
 
     def _run(self, label: str, events: list[dict]) -> list[Output]:

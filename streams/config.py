@@ -49,19 +49,20 @@ def _choice(env: Any, name: str, allowed: tuple[str, ...]) -> str:
 
 
 class ConfigWatcher:
-    """Follows `config.thresholds`: read to the end at startup, then apply updates live."""
+    """Follows `config.thresholds`: read to the end at startup, then apply updates live.
 
-    def __init__(self, settings: KafkaSettings, codec: Any = None) -> None:
-        from confluent_kafka import Consumer
+    It updates `book` in place: a stage given that book at construction sees every update."""
 
+    def __init__(self, settings: KafkaSettings, codec: Any = None, book: ThresholdBook | None = None) -> None:
         from radstream.streams.codec import Codec
+        from radstream.streams.kafka.consumer import standalone_consumer
         from radstream.streams.kafka.topics import CONFIG_THRESHOLDS, schema_of
 
-        self.book = ThresholdBook()
+        self.book = book if book is not None else ThresholdBook()
         self.topic = settings.topic(CONFIG_THRESHOLDS)
         self.schema = schema_of(CONFIG_THRESHOLDS)
         self._codec = codec or Codec(settings.schema_registry_url)
-        self._consumer = Consumer(settings.consumer_config(None))
+        self._consumer = standalone_consumer(settings)
         self._settings = settings
 
     def load(self, timeout_s: float = 60.0) -> ThresholdBook:

@@ -1,10 +1,9 @@
-"""The one Kafka runtime: consume, call the stage, produce, then commit.
+"""The one Kafka runtime: consume, call the stage, produce, then checkpoint.
 
-Delivery guarantee: at-least-once. Input offsets are committed only after the
-idempotent producer has had every output (and every DLQ record) acknowledged.
-Stateful stages additionally write their changelog after the outputs are
-acknowledged and before the commit, so a crash can only repeat work (outputs
-carry idempotency keys) and never lose it.
+Delivery guarantee: at-least-once. Every batch ends in a checkpoint
+(streams/checkpoint.py): outputs and DLQ records acknowledged, then the stateful
+stage's changelog, and only then the input offsets, so a crash can only repeat work
+(outputs carry idempotency keys) and never lose it.
 """
 
 from __future__ import annotations
@@ -15,22 +14,27 @@ import signal
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from radstream.streams import metrics, telemetry
+from radstream.streams.checkpoint import Checkpoint, last_offsets
 from radstream.streams.codec import Codec
 from radstream.streams.config import ConfigWatcher
 from radstream.domain.errors import Skipped, StageError, TransientError
 from radstream.streams.health import HealthServer, register_process
+from radstream.streams.kafka.consumer import group_consumer
+from radstream.streams.kafka.producer import open_producer
 from radstream.streams.kafka.settings import KafkaSettings
-from radstream.streams.kafka.topics import CHANGELOGS, dlq, schema_of
+from radstream.streams.kafka.topics import dlq, schema_of
 from radstream.streams.stage import Inbound, Output, Result, Stage
 from radstream.streams.state import ChangelogStore
 
 log = logging.getLogger(__name__)
 
-class DeliveryFailed(RuntimeError):
-    """The broker did not acknowledge outputs: the process exits without committing."""
+
+def retry_delay_s(backoff_s: float, attempt: int) -> float:
+    """How long to wait before retrying after the `attempt`-th try failed transiently."""
+    return backoff_s * 2 ** (attempt - 1)
 
 
 class StageRunner:
@@ -47,6 +51,12 @@ class StageRunner:
         backoff_s: float = 0.2,
         stall_after_s: float = 600.0,
     ) -> None:
+        self.state: ChangelogStore | None = None
+        if stage.stateful:
+            if not isinstance(stage.state, ChangelogStore):
+                raise TypeError(f"stage {stage.name} is stateful: under the runtime its state must be a "
+                                f"ChangelogStore (build_stage gives it one), not {type(stage.state).__name__}")
+            self.state = stage.state
         self.stage = stage
         self.settings = settings
         self.codec = codec or Codec(settings.schema_registry_url)
@@ -54,25 +64,20 @@ class StageRunner:
         self.backoff_s = backoff_s
         self.input_topic = settings.topic(stage.input_topic)
         self.dlq_topic = settings.topic(dlq(stage.input_topic))
-        self._producer = Producer(settings.producer_config())
+        self._producer = open_producer(settings)
         self.group_id = settings.group(stage.group_id)
-        self._consumer = Consumer(settings.consumer_config(self.group_id))
-        self._delivery_errors: list[str] = []
+        self._consumer = group_consumer(settings, self.group_id)
         self._stopping = False
         self._assigned: list[int] = []
         self._last_progress = time.time()
         self._processed = 0
         self._last_lag_check = 0.0
         self._lag: dict[int, int] = {}
-        self._committed: dict[int, int] = {}  # partition -> next offset, as last committed
         self._last_loop = time.time()
         self.stall_after_s = stall_after_s
-        self.state: ChangelogStore | None = None
-        if stage.stateful:
-            self.state = ChangelogStore(settings, CHANGELOGS[stage.name])
-            stage.state = self.state  # type: ignore[attr-defined]
-        self._config = ConfigWatcher(settings, self.codec)
-        stage.config = self._config.book
+        self._checkpoint = Checkpoint(self._producer, self._consumer, self.input_topic, self.state)
+        # The stage's own book when it reads thresholds, so the watcher's updates are what it sees.
+        self._config = ConfigWatcher(settings, self.codec, book=stage.config)
         self._health = HealthServer(self.health, host=health_host, port=health_port)
 
     # -- lifecycle -------------------------------------------------------------
@@ -92,8 +97,7 @@ class StageRunner:
                 self._step()
         finally:
             log.info("stage %s draining and leaving the group", self.stage.name)
-            self._producer.flush(10)
-            self._commit_sync()
+            self._checkpoint.close()
             self._consumer.close()
             self._config.close()
             self.stage.close()
@@ -112,21 +116,9 @@ class StageRunner:
             self.state.restore(parts)
         log.info("assigned partitions %s", parts)
 
-    def _commit_sync(self, parts: list[int] | None = None) -> None:
-        """Make sure the asynchronous commits of these partitions have landed."""
-        offsets = [TopicPartition(self.input_topic, p, o) for p, o in self._committed.items()
-                   if parts is None or p in parts]
-        if offsets:
-            try:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
-            except Exception as exc:  # the group moved on; the new owner re-reads from the last commit
-                log.warning("final commit failed (%s); those messages will be redelivered", exc)
-        for tp in offsets:
-            self._committed.pop(tp.partition, None)
-
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         parts = [p.partition for p in partitions]
-        self._commit_sync(parts)
+        self._checkpoint.commit_sync(parts)
         self._assigned = [p for p in self._assigned if p not in parts]
         for p in parts:  # revoked partitions must not keep reporting stale lag
             self._lag.pop(p, None)
@@ -154,8 +146,7 @@ class StageRunner:
             ticked = self.stage.on_tick(int(time.time() * 1000))
             if ticked:
                 self._produce_all([(o, telemetry.context_from(o.trace_parent)) for o in ticked])
-                self._flush()
-                self._flush_state()
+                self._checkpoint.commit()  # no input offsets: outputs, then the changelog
         if msgs:
             self._handle(msgs)
         self._update_lag()
@@ -206,7 +197,7 @@ class StageRunner:
                     if res.transient and attempts[i] < self.max_attempts:
                         retry.append(i)
             if retry:
-                time.sleep(self.backoff_s * 2 ** (attempts[retry[0]] - 1))
+                time.sleep(retry_delay_s(self.backoff_s, attempts[retry[0]]))
             pending = retry
 
         to_produce: list[tuple[Output, Any]] = []
@@ -220,9 +211,7 @@ class StageRunner:
             else:
                 to_produce += [(o, telemetry.span_context(spans[i])) for o in res or []]
         self._produce_all(to_produce, stage_ms=1000 * compute / max(1, len(inbound)))
-        self._flush()
-        self._flush_state()
-        self._commit(msgs)
+        self._checkpoint.commit(last_offsets(msgs))
         for span in spans:
             span.end()
 
@@ -250,7 +239,7 @@ class StageRunner:
             results += self.stage.process_batch([ev])
         return results
 
-    # -- producing and committing -----------------------------------------------
+    # -- producing (the checkpoint judges and commits) ----------------------------
     def _produce_all(self, outputs: list[tuple[Output, Any]], stage_ms: float | None = None) -> None:
         """Encode and produce; each output gets a producer span under its parent trace context."""
         for out, parent in outputs:
@@ -262,44 +251,8 @@ class StageRunner:
             hdrs = headers + [("radstream-stage", self.stage.name.encode())]
             if "idempotency_key" in out.value:
                 hdrs.append(("radstream-idempotency-key", out.value["idempotency_key"].encode()))
-            self._produce(topic, out.key.encode(), value, hdrs)
+            self._producer.produce(topic, out.key.encode(), value, hdrs)
             metrics.produced.labels(self.stage.name, out.topic).inc()
-
-    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list, partition: int | None = None) -> None:
-        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": headers, "on_delivery": self._on_delivery}
-        if partition is not None:
-            kwargs["partition"] = partition
-        while True:
-            try:
-                self._producer.produce(topic, **kwargs)
-                return
-            except BufferError:  # local queue full: let it drain, then retry
-                self._producer.poll(0.1)
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._delivery_errors.append(f"{msg.topic()}: {err}")
-
-    def _flush(self) -> None:
-        remaining = self._producer.flush(30)
-        if remaining or self._delivery_errors:
-            errors = "; ".join(self._delivery_errors[:3]) or f"{remaining} messages unacknowledged"
-            raise DeliveryFailed(f"outputs not acknowledged, not committing: {errors}")
-
-    def _flush_state(self) -> None:
-        if self.state is not None and self.state.flush_to(self._producer):
-            self._flush()
-
-    def _commit(self, msgs: list[Message]) -> None:
-        last: dict[int, int] = {}
-        for m in msgs:
-            last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
-        offsets = [TopicPartition(self.input_topic, p, o + 1) for p, o in last.items()]
-        # Asynchronous: the outputs are already acknowledged, so a commit lost in a crash only
-        # means redelivery (at-least-once). Revocation and shutdown commit synchronously.
-        self._consumer.commit(offsets=offsets, asynchronous=True)
-        for tp in offsets:
-            self._committed[tp.partition] = tp.offset
 
     def _dead_letter(self, m: Message, err: StageError, attempts: int) -> None:
         record = {
@@ -317,8 +270,9 @@ class StageRunner:
             "failed_at": int(time.time() * 1000),
         }
         log.warning("dead-lettered %s[%d]@%d: %s (%s)", m.topic(), m.partition(), m.offset(), err.reason, err.code)
-        value = self.codec.encode(schema_of(dlq(self.stage.input_topic)), record, self.dlq_topic)
-        self._produce(self.dlq_topic, m.key(), value, list(m.headers() or []))
+        self._producer.produce(self.dlq_topic, m.key(),
+                               self.codec.encode(schema_of(dlq(self.stage.input_topic)), record, self.dlq_topic),
+                               list(m.headers() or []))
         metrics.dead_lettered.labels(self.stage.name, err.code).inc()
 
     # -- observability -------------------------------------------------------------

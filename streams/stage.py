@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from radstream.domain.thresholds import ThresholdBook, ThresholdSet
 from radstream.domain.errors import StageError, classify
 from radstream.streams.kafka.topics import schema_of
+
+if TYPE_CHECKING:
+    from radstream.streams.state import StateStore
 
 
 @dataclass
@@ -48,8 +51,11 @@ Result = list[Output] | StageError
 class Stage:
     """Base class. Subclasses set the class attributes and implement `process`.
 
-    Stateful stages set `stateful = True`; the runtime then gives them `self.state`
-    (a changelog-backed store) and calls `on_tick` regularly for deadlines.
+    What a stage reads besides its input is given to its constructor: stages that read
+    thresholds take the `config` book (the runtime's config watcher keeps that book
+    current, between batches only); stateful stages set `stateful = True` and take their
+    `state` store (a MemoryStore by default; build_stage gives them their ChangelogStore).
+    The runtime calls `on_tick` of stateful stages regularly, for deadlines.
     """
 
     name: ClassVar[str]
@@ -59,7 +65,8 @@ class Stage:
     # is paid once per batch; only infer waits (max_wait_ms) to fill a batch.
     max_batch: int = 16
     max_wait_ms: int = 0
-    config: ThresholdBook | None = None  # set by the runtime; updated only between batches
+    config: ThresholdBook | None = None  # None: manifest defaults only (version 0)
+    state: StateStore | None = None  # stateful stages only
 
     def thresholds(self, site: str | None = None) -> ThresholdSet:
         """The effective thresholds for a message from `site` (version 0: manifest defaults)."""

@@ -1,11 +1,14 @@
-"""Changelog-backed key/value state for the stateful stages (fuse, qc).
+"""Key/value state for the stateful stages (fuse, qc): the `StateStore` a stage is given.
 
-State is a dict per input partition, mirrored to a compacted changelog topic that
-is co-partitioned with the input: the state for a key lives in the changelog
-partition with the same number as the input partition that carried the key. On
-assignment, the partition's state is rebuilt by reading its changelog to the end,
-before any input is processed. Writes are buffered and produced by the runtime
-only after the stage's outputs are acknowledged (see runtime.py for the order).
+Two implementations. `MemoryStore` is a dict, for the in-process pipeline and the unit
+tests, where nothing has to outlive the process. `ChangelogStore` is what the runtime
+needs: a dict per input partition, mirrored to a compacted changelog topic that is
+co-partitioned with the input: the state for a key lives in the changelog partition
+with the same number as the input partition that carried the key. On assignment, the
+partition's state is rebuilt by reading its changelog to the end, before any input is
+processed. Writes are buffered and produced only after the stage's outputs are
+acknowledged (step 2 of streams/checkpoint.py). Its restore, drop and flush hooks are
+for the runtime and the checkpoint; stages see only the protocol.
 """
 
 from __future__ import annotations
@@ -13,17 +16,57 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
-from confluent_kafka import Consumer, Producer
-
+from radstream.streams.kafka.consumer import standalone_consumer
+from radstream.streams.kafka.producer import AcknowledgedProducer
 from radstream.streams.kafka.reader import read_to_end
 from radstream.streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
+class StateStore(Protocol):
+    """What a stateful stage may do with its state. Values are JSON-serialisable."""
+
+    def get(self, key: str) -> Any | None: ...
+
+    def put(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """Every (key, value); the store may be changed while iterating."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryStore:
+    """A StateStore that is a dict: nothing is kept beyond the process."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any | None:
+        return self._entries.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self._entries[key] = value
+
+    def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        yield from list(self._entries.items())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class ChangelogStore:
+    """A StateStore mirrored to a compacted changelog topic, per input partition."""
+
     def __init__(self, settings: KafkaSettings, changelog_topic: str) -> None:
         self._settings = settings
         self.topic = settings.topic(changelog_topic)
@@ -56,18 +99,18 @@ class ChangelogStore:
         return sum(len(p) for p in self._parts.values())
 
     # -- the runtime-facing API ----------------------------------------------
-    def flush_to(self, producer: Producer) -> int:
+    def flush_to(self, producer: AcknowledgedProducer) -> int:
         """Produce buffered writes (tombstones for deletes). The caller flushes the producer."""
         for (part, key), value in self._dirty.items():
             data = None if value is None else json.dumps(value, separators=(",", ":")).encode()
-            producer.produce(self.topic, key=key.encode(), value=data, partition=part)
+            producer.produce(self.topic, key.encode(), data, partition=part)
         count = len(self._dirty)
         self._dirty.clear()
         return count
 
     def restore(self, partitions: list[int], timeout_s: float = 60.0) -> int:
         """Rebuild the given partitions from the changelog; returns records read."""
-        consumer = Consumer(self._settings.consumer_config(None))
+        consumer = standalone_consumer(self._settings)
         read = 0
         for part in partitions:
             self._parts[part] = {}

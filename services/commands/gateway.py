@@ -84,9 +84,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 def cmd_forward(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import NewTopic
     from radstream.services.cli import EXIT_USAGE, CliError
     from radstream.services.gateway.forward import RetryPolicy, WebhookForwarder
+    from radstream.streams.kafka.admin import admin_client
     from radstream.streams.kafka.topics import STUDY_RESULTS, dlq
     from radstream.streams.runtime import StageRunner
 
@@ -96,7 +97,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
         raise CliError("--max-attempts must be at least 1", EXIT_USAGE)
     config = _config(args.bootstrap)
     # study.results has no consumer in the pipeline, so `topics create` makes no DLQ for it.
-    admin = AdminClient(config.kafka.admin_config())
+    admin = admin_client(config.kafka)
     dlq_topic = config.kafka.topic(dlq(STUDY_RESULTS))
     if dlq_topic not in admin.list_topics(timeout=30).topics:
         for future in admin.create_topics([NewTopic(dlq_topic, num_partitions=config.partitions,

@@ -1,9 +1,11 @@
 """The gateway's one Kafka consumer: every partition of the four result topics, from the beginning.
 
 No consumer group and no commits: the gateway is a read-only view and rebuilds its
-index from the topics on every start. The blocking confluent-kafka poll runs in a
-thread; each polled batch is handed to the asyncio loop with `call_soon_threadsafe`,
-so neither the loop nor the clients can stall the consumer.
+index from the topics on every start. It is `ready` once every partition has been read
+to the end it had at the start, decided like every read to the end (`PartitionEnds`,
+D-011). The blocking confluent-kafka poll runs in a thread; each polled batch is handed
+to the asyncio loop with `call_soon_threadsafe`, so neither the loop nor the clients can
+stall the consumer.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import logging
 import threading
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Consumer
+
 from radstream.services.gateway.events import KIND_BY_SCHEMA, KINDS, Position
 from radstream.services.gateway.hub import EventHub
 from radstream.streams.codec import Codec
 from radstream.domain.errors import StageError
-from radstream.streams.kafka.reader import partitions_of
+from radstream.streams.kafka.consumer import standalone_consumer
+from radstream.streams.kafka.reader import PartitionEnds, partitions_of
 from radstream.streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -58,33 +62,31 @@ class KafkaEventSource:
             self._thread.join(timeout_s)
 
     def _run(self, hand_over: Callable[[Batch], None], on_ready: Callable[[], None]) -> None:
-        consumer = Consumer(self.settings.consumer_config(None))
+        consumer = standalone_consumer(self.settings)
         try:
             ends = self._assign(consumer)
             if ends is None:
                 return
-            if not ends:
-                on_ready()
+            ready = False
             while not self._stop.is_set():
                 batch: Batch = []
                 for msg in consumer.consume(self.batch_size, self.poll_s):
                     if msg.error():
                         log.warning("consumer error: %s", msg.error())
                         continue
-                    key = (msg.topic(), msg.partition())
-                    if key in ends and msg.offset() >= ends[key] - 1:
-                        del ends[key]
-                        if not ends:
-                            on_ready()
+                    ends.saw(msg)
                     item = self._decode(msg.topic(), msg.partition(), msg.offset(), msg.value())
                     if item:
                         batch.append(item)
                 if batch:
                     hand_over(batch)
+                if not ready and ends.reached():
+                    ready = True
+                    on_ready()
         finally:
             consumer.close()
 
-    def _assign(self, consumer: Consumer) -> dict[tuple[str, int], int] | None:
+    def _assign(self, consumer: Consumer) -> PartitionEnds | None:
         """Assign every partition from the beginning (waiting for the topics to exist); the start-time ends."""
         while not self._stop.is_set():
             try:
@@ -95,13 +97,8 @@ class KafkaEventSource:
                 self._stop.wait(2.0)
         else:
             return None
-        ends = {}
-        for topic, ps in parts.items():
-            for p in ps:
-                end = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                if end > 0:
-                    ends[(topic, p)] = end
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, ps in parts.items() for p in ps])
+        ends = PartitionEnds(consumer, parts, timeout_s=10)
+        consumer.assign(ends.from_beginning())
         log.info("gateway following %s (%d partitions)", ", ".join(parts), sum(len(p) for p in parts.values()))
         return ends
 

@@ -1,6 +1,9 @@
-"""A small producer for commands (publish, thresholds, tests): encode, send, and fail loudly.
+"""Producing, and knowing whether the broker acknowledged it.
 
-Stages do not use this: their producing is part of the runtime's commit protocol.
+`AcknowledgedProducer` holds the one flush-and-error rule: `flush` raises DeliveryFailed
+unless every message produced since the last flush was acknowledged (the client is
+idempotent with acks=all: KafkaSettings.producer_config). The runtime's checkpoint uses it
+directly; commands (publish, thresholds, tests) use EventProducer, which adds the codec.
 """
 
 from __future__ import annotations
@@ -11,13 +14,71 @@ from radstream.streams.codec import Codec
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import schema_of
 
+Headers = list[tuple[str, bytes | None]]
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker did not acknowledge every message: whatever they stood for is not done."""
+
+
+class AcknowledgedProducer:
+    """A producer client plus the delivery reports of what it sent since the last flush."""
+
+    def __init__(self, client: Producer) -> None:
+        self._client = client
+        self._errors: list[str] = []
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None,
+                partition: int | None = None) -> None:
+        """Queue one message; when the local queue is full, let it drain and retry (never drop)."""
+        kwargs: dict = {"key": key, "value": value, "headers": headers or [], "on_delivery": self._delivered}
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self._client.produce(topic, **kwargs)
+                return
+            except BufferError:
+                self._client.poll(0.1)
+
+    def poll(self, timeout_s: float = 0.0) -> int:
+        """Serve delivery reports (and nothing else) for up to `timeout_s`."""
+        return self._client.poll(timeout_s)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait for every queued message; raise DeliveryFailed if any was not acknowledged.
+
+        The failures are reported once: the next flush judges only what was produced after."""
+        remaining = self._client.flush(timeout_s)
+        if remaining or self._errors:
+            errors, self._errors = self._errors, []
+            detail = "; ".join(errors[:3]) or f"{remaining} still queued after {timeout_s:g}s"
+            raise DeliveryFailed(f"broker did not acknowledge {remaining + len(errors)} message(s): {detail}")
+
+    def drain(self, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for in-flight messages without judging them (shutdown, where
+        every batch has already been judged by its checkpoint); returns how many are left."""
+        return self._client.flush(timeout_s)
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._errors.append(f"{msg.topic()}: {err}")
+
+
+def open_producer(settings: KafkaSettings) -> AcknowledgedProducer:
+    return AcknowledgedProducer(Producer(settings.producer_config()))
+
 
 class EventProducer:
+    """A small producer for commands (publish, thresholds, tests): encode, send, and fail loudly.
+
+    Stages do not use this: their producing is part of the runtime's checkpoint (streams/checkpoint.py).
+    """
+
     def __init__(self, settings: KafkaSettings, codec: Codec | None = None) -> None:
         self.settings = settings
         self.codec = codec or Codec(settings.schema_registry_url)
-        self._producer = Producer(settings.producer_config())
-        self._errors: list[str] = []
+        self._producer = open_producer(settings)
 
     def send(self, topic: str, key: str | None, value: dict, headers: list | None = None) -> None:
         """Encode `value` with the schema of `topic` (logical name; topics.SCHEMAS) and send it."""
@@ -27,16 +88,9 @@ class EventProducer:
 
     def send_raw(self, physical_topic: str, key: bytes | None, value: bytes | None, headers: list | None = None) -> None:
         """Bytes as they are: also how tests put poison messages on a topic."""
-        self._producer.produce(physical_topic, key=key, value=value, headers=headers or [], on_delivery=self._delivered)
+        self._producer.produce(physical_topic, key, value, headers)
         self._producer.poll(0)
 
-    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._errors.append(f"{msg.topic()}: {err}")
-
     def flush(self, timeout_s: float = 30.0) -> None:
-        remaining = self._producer.flush(timeout_s)
-        if remaining or self._errors:
-            errors, self._errors = self._errors, []  # reported once; the next flush starts clean
-            raise RuntimeError(f"broker did not acknowledge {remaining or len(errors)} message(s): "
-                               + "; ".join(errors[:3]))
+        """Raises DeliveryFailed (a RuntimeError) unless everything sent was acknowledged."""
+        self._producer.flush(timeout_s)

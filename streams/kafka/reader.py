@@ -1,11 +1,12 @@
 """Reading topics without joining a group: changelog restore, the config topic, and commands.
 
-`read_to_end` is the one place that decides when a partition has been read to its
-end. It does not trust the high watermark alone: Tansu 0.6.0 reports it as the
-first offset of the last batch + 1 (docs/evidence/faust-on-tansu.md), which would
-silently drop the tail of that batch. So after reaching the reported end it keeps
-reading until no data has arrived for `settle_s`. On Apache Kafka the watermark is
-exact and the settle only costs that much time once.
+`PartitionEnds` is the one place that decides when a partition has been read to its
+end (`read_to_end` and the gateway's source use it). It does not trust the high
+watermark alone: Tansu 0.6.0 reports it as the first offset of the last batch + 1
+(docs/evidence/faust-on-tansu.md), which would silently drop the tail of that batch.
+So after reaching the reported end it keeps reading until no data has arrived for
+`settle_s`. On Apache Kafka the watermark is exact and the settle only costs that much
+time once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from radstream.streams.codec import Codec
+from radstream.streams.kafka.consumer import standalone_consumer
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import schema_of
 
@@ -28,31 +30,57 @@ def partitions_of(consumer: Consumer, topic: str, timeout_s: float = 30.0) -> li
     return sorted(meta.partitions)
 
 
+class PartitionEnds:
+    """The ends some partitions had when a read began, and whether the read has reached them.
+
+    Reached means: the last message before each recorded end has been seen, and then no data
+    has arrived for `settle_s` (D-011). Feed it every message read (`saw`), ask `reached()`
+    whenever a poll comes back empty.
+    """
+
+    def __init__(self, consumer: Consumer, partitions: dict[str, list[int]], timeout_s: float = 60.0,
+                 settle_s: float = 0.5) -> None:
+        self.ends = {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=timeout_s)[1]
+                     for t, ps in partitions.items() for p in ps}
+        self.settle_s = settle_s
+        self._pending = {tp for tp, end in self.ends.items() if end > 0}
+        self._last_data = time.monotonic()
+
+    def from_beginning(self) -> list[TopicPartition]:
+        """What to `assign()` to read these partitions from their first offset."""
+        return [TopicPartition(t, p, OFFSET_BEGINNING) for t, p in self.ends]
+
+    def saw(self, msg: Message) -> None:
+        self._last_data = time.monotonic()
+        tp = (msg.topic(), msg.partition())
+        if tp in self._pending and msg.offset() >= self.ends[tp] - 1:
+            self._pending.discard(tp)
+
+    def reached(self) -> bool:
+        return not self._pending and time.monotonic() - self._last_data >= self.settle_s
+
+
 def read_to_end(consumer: Consumer, topic: str, partitions: list[int], timeout_s: float = 60.0,
                 settle_s: float = 0.5) -> Iterator[Message]:
     """Assign `partitions` of `topic` from the beginning; yield every message up to the end.
 
     The consumer stays assigned afterwards, so a caller may go on following the topic.
     """
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1] for p in partitions}
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    pending = {p for p, end in ends.items() if end > 0}
+    ends = PartitionEnds(consumer, {topic: partitions}, timeout_s, settle_s)
+    consumer.assign(ends.from_beginning())
     deadline = time.monotonic() + timeout_s
-    last_data = time.monotonic()
     while True:
         msg = consumer.poll(0.05)
-        now = time.monotonic()
         if msg is None or msg.error():
             if msg is not None and msg.error().code() != KafkaError._PARTITION_EOF:
                 raise RuntimeError(f"reading {topic}: {msg.error()}")
-            if not pending and now - last_data >= settle_s:
+            if ends.reached():
                 return
-            if now > deadline:
-                raise TimeoutError(f"{topic} not read to its end within {timeout_s:.0f}s (ends {ends})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic} not read to its end within {timeout_s:.0f}s "
+                                   f"(ends {({p: end for (_, p), end in ends.ends.items()})})")
             continue
-        last_data = now
-        if msg.offset() >= ends[msg.partition()] - 1:
-            pending.discard(msg.partition())
+        ends.saw(msg)
         yield msg
 
 
@@ -63,7 +91,7 @@ def read_topic(settings: KafkaSettings, topic: str, follow: bool = False, idle_t
     `idle_timeout_s` ends a follow after that long without data.
     """
     physical = settings.topic(topic)
-    consumer = Consumer(settings.consumer_config(None))
+    consumer = standalone_consumer(settings)
     try:
         yield from read_to_end(consumer, physical, partitions_of(consumer, physical, timeout_s), timeout_s)
         last_data = time.monotonic()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
+from radstream.streams.kafka.admin import admin_client
 from radstream.streams.kafka.settings import KafkaSettings
 
 DICOM_ARRIVED = "dicom.arrived"
@@ -85,7 +86,7 @@ def topic_specs(partitions: int = 3) -> list[TopicSpec]:
 
 def create_topics(settings: KafkaSettings, partitions: int = 3, timeout: float = 30.0) -> list[str]:
     """Create every topic that does not exist yet; return the names created."""
-    admin = AdminClient(settings.admin_config())
+    admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
     new = [
         NewTopic(

@@ -1,9 +1,10 @@
 """fuse: join every expected model's output for one image, fuse boxes, apply rules.
 
-State (changelog-backed) per image key `<sop>#<frame>`: the model outputs seen so
-far and what was emitted. Complete joins are emitted at once; joins still missing
-models at the deadline are emitted as partial results that name the missing
-models; a late output after a partial emission produces an update.
+State (the StateStore it is given: its changelog under the runtime) per image key
+`<sop>#<frame>`: the model outputs seen so far and what was emitted. Complete joins
+are emitted at once; joins still missing models at the deadline are emitted as
+partial results that name the missing models; a late output after a partial emission
+produces an update.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS, schema_of
 from radstream.domain.rules import Rule, apply_rules
+from radstream.domain.thresholds import ThresholdBook
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
+from radstream.streams.state import MemoryStore, StateStore
 
 CARRIED = carried_fields(schema_of(INFERENCE_RESULTS), schema_of(FINDINGS_FUSED),
                          exclude=("config_version", "stage_ms"))
@@ -37,14 +40,16 @@ class FuseStage(Stage):
     stateful = True
 
     def __init__(self, models: list[ExpectedModel], rules: list[Rule], deadline_s: float = 30.0,
-                 iou_thr: float = DEFAULT_IOU_THR, skip_box_thr: float = 0.0) -> None:
+                 iou_thr: float = DEFAULT_IOU_THR, skip_box_thr: float = 0.0, *,
+                 config: ThresholdBook | None = None, state: StateStore | None = None) -> None:
         self.models = {m.name: m for m in models}
         self.rules = rules
         self.deadline_ms = int(deadline_s * 1000)
         self.retention_ms = max(self.deadline_ms * 4, 300_000)
         self.iou_thr = iou_thr
         self.skip_box_thr = skip_box_thr
-        self.state: Any = None  # set by the runtime
+        self.config = config
+        self.state: StateStore = state if state is not None else MemoryStore()
 
     def process(self, event: Inbound) -> list[Output]:
         result = event.value

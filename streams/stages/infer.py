@@ -19,6 +19,7 @@ from radstream.models.profile import Letterbox
 from radstream.streams import metrics
 from radstream.streams.blobstore import FileBlobStore
 from radstream.domain.errors import PermanentError, TransientError, classify
+from radstream.domain.thresholds import ThresholdBook
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS, schema_of
 from radstream.streams.stage import Inbound, Output, Result, Stage, idempotency_key
@@ -48,13 +49,15 @@ class InferStage(Stage):
     input_topic = IMAGE_PREPROCESSED
 
     def __init__(self, manifest: ModelManifest, backend: Any, store: FileBlobStore,
-                 max_batch: int = 8, max_wait_ms: int = 20, backend_name: str = "torch-cpu") -> None:
+                 max_batch: int = 8, max_wait_ms: int = 20, backend_name: str = "torch-cpu", *,
+                 config: ThresholdBook | None = None) -> None:
         self.manifest = manifest
         self.backend = backend
         self.store = store
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.backend_name = backend_name
+        self.config = config
         self.profile_hash = manifest.input_profile.hash()
 
     @property

@@ -4,10 +4,11 @@ Pixel QC is an OR over every "qc"-task model's outputs (acquisition defects such
 under- or overexposure): one probability at or above its threshold
 (`model:<name>/<label>`, default from the manifest) makes the image not analysable.
 
-State (changelog-backed) per study: the image results so far. A study is final
-when the expected instance count (from the sender) is reached, or when no image
-has arrived for the quiet period. An image arriving after the final result
-produces an amended final result (completion "late_amendment").
+State (the StateStore it is given: its changelog under the runtime) per study: the
+image results so far. A study is final when the expected instance count (from the
+sender) is reached, or when no image has arrived for the quiet period. An image
+arriving after the final result produces an amended final result (completion
+"late_amendment").
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from radstream.domain.thresholds import ThresholdSet
+from radstream.domain.thresholds import ThresholdBook, ThresholdSet
 from radstream.streams.kafka.topics import FINDINGS_FUSED, STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
+from radstream.streams.state import MemoryStore, StateStore
 
 # Defaults when a QcStage is built without the manifests' applicability (streams/stages/registry.py derives it).
 SUPPORTED_MODALITIES = ("CR", "DX")
@@ -140,14 +142,16 @@ class QcStage(Stage):
     def __init__(self, quiet_period_s: float = 10.0, applicable_body_parts: tuple[str, ...] = ("CHEST",),
                  qc_models: dict[str, dict[str, float]] | None = None,
                  applicable_views: tuple[str, ...] = ("PA", "AP"),
-                 applicable_modalities: tuple[str, ...] = SUPPORTED_MODALITIES) -> None:
+                 applicable_modalities: tuple[str, ...] = SUPPORTED_MODALITIES, *,
+                 config: ThresholdBook | None = None, state: StateStore | None = None) -> None:
         self.views = tuple(v.upper() for v in applicable_views)
         self.modalities = tuple(m.upper() for m in applicable_modalities)
         self.qc_models = dict(qc_models or {})  # name -> {label: default threshold}, task "qc" only
         self.quiet_ms = int(quiet_period_s * 1000)
         self.retention_ms = max(self.quiet_ms * 6, 600_000)
         self.applicable = tuple(b.upper() for b in applicable_body_parts)
-        self.state: Any = None
+        self.config = config
+        self.state: StateStore = state if state is not None else MemoryStore()
 
     def process(self, event: Inbound) -> list[Output]:
         fused = event.value

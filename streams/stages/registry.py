@@ -1,15 +1,24 @@
-"""The stage registry: adding a stage means writing its module and one entry here."""
+"""The stage registry: adding a stage means writing its module and one entry here.
+
+Each factory builds its stage from the settings plus what the stage is wired to: the
+threshold book that the runtime's config watcher keeps current, and, for a stateful
+stage, its state store (its changelog unless the caller passes another, e.g. a
+MemoryStore for the in-process pipeline).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
+from radstream.domain.thresholds import ThresholdBook
 from radstream.models.manifest import ModelManifest
 from radstream.models.registry import default_registry_dir, load_manifests
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
+from radstream.streams.kafka.topics import CHANGELOGS
 from radstream.streams.stage import Stage
+from radstream.streams.state import ChangelogStore, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +57,25 @@ def known_threshold_keys(config: Config) -> set[str]:
     return keys
 
 
-def _decode(config: Config, model: str | None) -> Stage:
+def _changelog_unless(state: StateStore | None, config: Config, stage: str) -> StateStore:
+    return state if state is not None else ChangelogStore(config.kafka, CHANGELOGS[stage])
+
+
+def _decode(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
     from radstream.streams.stages.decode import DecodeStage
 
     return DecodeStage(open_blob_store(config.blob_url), non_image_policy=config.non_image_policy,
                        timeout_s=config.decode_timeout_s, memory_bytes=config.decode_memory_mb << 20)
 
 
-def _preprocess(config: Config, model: str | None) -> Stage:
+def _preprocess(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
     from radstream.streams.stages.preprocess import PreprocessStage
 
     profiles = {m.input_profile.hash(): m.input_profile for m in models_in_force(config).values()}
     return PreprocessStage(open_blob_store(config.blob_url), list(profiles.values()))
 
 
-def _infer(config: Config, model: str | None) -> Stage:
+def _infer(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
     from radstream.models.backends.select import open_backend
     from radstream.streams.stages.infer import InferStage
 
@@ -75,19 +88,19 @@ def _infer(config: Config, model: str | None) -> Stage:
     backend = open_backend(manifests[model], config.device, config.engine_cache, max_batch,  # logs its choice
                            torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs)
     return InferStage(manifests[model], backend, open_blob_store(config.blob_url), max_batch=max_batch,
-                      backend_name=backend.name)
+                      backend_name=backend.name, config=book)
 
 
-def _fuse(config: Config, model: str | None) -> Stage:
+def _fuse(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
     from radstream.streams.stages.fuse import ExpectedModel, FuseStage
 
     manifests = models_in_force(config)
     expected = [ExpectedModel(m.name, m.task, m.fusion_weight, m.calibration or None) for m in manifests.values()]
     return FuseStage(expected, rules_in_force(config, manifests), deadline_s=config.join_deadline_s,
-                     iou_thr=config.fusion_iou)
+                     iou_thr=config.fusion_iou, config=book, state=_changelog_unless(state, config, "fuse"))
 
 
-def _qc(config: Config, model: str | None) -> Stage:
+def _qc(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
     from radstream.streams.stages.qc import QcStage, applicability_union
 
     manifests = models_in_force(config)
@@ -99,10 +112,11 @@ def _qc(config: Config, model: str | None) -> Stage:
         ", ".join(values) or "any" for values in (applicable.modalities, applicable.body_parts, applicable.views)))
     return QcStage(quiet_period_s=config.quiet_period_s, qc_models=qc_models,
                    applicable_body_parts=applicable.body_parts, applicable_views=applicable.views,
-                   applicable_modalities=applicable.modalities)
+                   applicable_modalities=applicable.modalities, config=book,
+                   state=_changelog_unless(state, config, "qc"))
 
 
-STAGES: dict[str, Callable[[Config, str | None], Stage]] = {
+STAGES: dict[str, Callable[[Config, str | None, ThresholdBook, StateStore | None], Stage]] = {
     "decode": _decode,
     "preprocess": _preprocess,
     "infer": _infer,
@@ -123,10 +137,13 @@ def limit_compute_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def build_stage(name: str, config: Config, model: str | None = None) -> Stage:
+def build_stage(name: str, config: Config, model: str | None = None, *, book: ThresholdBook | None = None,
+                state: StateStore | None = None) -> Stage:
+    """`book`: the thresholds in force (default: a new, empty book). `state`: a stateful stage's
+    store (default: its changelog, which the runtime restores; stateless stages have none)."""
     limit_compute_threads(config.compute_threads)
     try:
         factory = STAGES[name]
     except KeyError:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}") from None
-    return factory(config, model)
+    return factory(config, model, book if book is not None else ThresholdBook(), state)

@@ -21,12 +21,11 @@ from radstream.services.structured_report import (
 )
 from radstream.streams.codec import Codec
 from radstream.domain.thresholds import ThresholdBook
-from radstream.streams.kafka.settings import KafkaSettings
 from radstream.domain.rules import default_rules
 from radstream.streams.stage import Inbound
 from radstream.streams.stages.fuse import ExpectedModel, FuseStage
 from radstream.streams.stages.qc import QcStage
-from radstream.streams.state import ChangelogStore
+from radstream.streams.state import MemoryStore
 from tests.factories import inference_result
 
 STUDY = "1.2.826.0.1.3680043.10.543.7"
@@ -36,21 +35,15 @@ NODULE_A = {"label": "nodule", "score": 0.92, "box": [100.0, 120.0, 160.0, 190.0
 NODULE_B = {"label": "nodule", "score": 0.88, "box": [102.0, 118.0, 158.0, 192.0]}
 
 
-def _stage(stage, log: str):
-    stage.config = ThresholdBook()
-    stage.state = ChangelogStore(KafkaSettings(), log)
-    return stage
-
-
 @pytest.fixture(scope="module")
 def result() -> dict:
     """A final two-image study: a chest DX with a box two detectors agree on and a classifier finding,
     and a hand radiograph that qc gates; through fuse, qc and the StudyResult Avro round trip."""
-    fuse = _stage(FuseStage([ExpectedModel("det-a", "detector"), ExpectedModel("det-b", "detector"),
-                             ExpectedModel("cls", "classifier")],
-                            default_rules({"det-a": {"nodule": 0.5}, "det-b": {"nodule": 0.5}},
-                                          {"cls": {"nodule": 0.5}})), "fuse.changelog")
-    qc = _stage(QcStage(quiet_period_s=10.0), "qc.changelog")
+    fuse = FuseStage([ExpectedModel("det-a", "detector"), ExpectedModel("det-b", "detector"),
+                      ExpectedModel("cls", "classifier")],
+                     default_rules({"det-a": {"nodule": 0.5}, "det-b": {"nodule": 0.5}}, {"cls": {"nodule": 0.5}}),
+                     config=ThresholdBook(), state=MemoryStore())
+    qc = QcStage(quiet_period_s=10.0, config=ThresholdBook(), state=MemoryStore())
     outputs = []
     for sop, meta in ((CHEST, {"modality": "DX", "sop_class_uid": DX_CLASS, "rows": 512, "columns": 512}),
                       (HAND, {"body_part": "HAND", "laterality": "L"})):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from radstream.domain.thresholds import ThresholdBook
-from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.stage import Inbound
 from radstream.streams.stages.qc import QcStage
-from radstream.streams.state import ChangelogStore
+from radstream.streams.state import MemoryStore
 from tests.factories import metadata
 
 QC_MODELS = {"demo-qc": {"underexposed": 0.5, "overexposed": 0.5, "rotated": 0.5},
@@ -35,12 +34,10 @@ def _fused(sop: str = "1.1", qc: dict[str, float] | None = None, other: dict[str
 
 
 def _stage(*records: dict) -> QcStage:
-    stage = QcStage(quiet_period_s=10.0, qc_models=QC_MODELS)
-    stage.config = ThresholdBook()
+    book = ThresholdBook()
     for record in records:
-        assert stage.config.apply(record)
-    stage.state = ChangelogStore(KafkaSettings(), "qc.changelog")
-    return stage
+        assert book.apply(record)
+    return QcStage(quiet_period_s=10.0, qc_models=QC_MODELS, config=book, state=MemoryStore())
 
 
 def _image(stage: QcStage, fused: dict) -> tuple[dict, dict]:
@@ -97,7 +94,6 @@ def test_header_and_pixel_flags_combine() -> None:
 
 
 def test_without_qc_models_outputs_never_gate() -> None:
-    stage = QcStage(quiet_period_s=10.0)
-    stage.state = ChangelogStore(KafkaSettings(), "qc.changelog")
+    stage = QcStage(quiet_period_s=10.0, state=MemoryStore())
     image, _ = _image(stage, _fused(qc={**CLEAN, "underexposed": 0.99}))
     assert image["status"] == "ANALYSED"

@@ -7,11 +7,10 @@ from pathlib import Path
 from radstream.models.manifest import ModelManifest
 from radstream.streams.config import Config
 from radstream.domain.thresholds import ThresholdBook
-from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.stage import Inbound
 from radstream.streams.stages.qc import Applicability, QcStage, applicability_union, header_flags
 from radstream.streams.stages.registry import build_stage
-from radstream.streams.state import ChangelogStore
+from radstream.streams.state import MemoryStore
 from tests.unit.streams.stages.test_pixel_qc import _fused
 
 REGISTRY = Path(__file__).resolve().parents[4] / "models" / "registry"
@@ -47,10 +46,9 @@ def test_header_flags_check_modality_against_applicability() -> None:
 
 def _qc_stage_from(registry: Path, tmp_path: Path) -> QcStage:
     stage = build_stage("qc", Config.from_env(env={"RADSTREAM_MODEL_REGISTRY": str(registry),
-                                                   "RADSTREAM_HOME": str(tmp_path)}))
+                                                   "RADSTREAM_HOME": str(tmp_path)}),
+                        book=ThresholdBook(), state=MemoryStore())
     assert isinstance(stage, QcStage)
-    stage.config = ThresholdBook()
-    stage.state = ChangelogStore(KafkaSettings(), "qc.changelog")
     return stage
 
 

@@ -5,28 +5,25 @@ from __future__ import annotations
 import pytest
 
 from radstream.domain.thresholds import ThresholdBook
-from radstream.streams.kafka.settings import KafkaSettings
 from radstream.domain.rules import default_rules
 from radstream.streams.stage import Inbound
 from radstream.streams.stages.fuse import ExpectedModel, FuseStage
 from radstream.streams.stages.qc import QcStage
-from radstream.streams.state import ChangelogStore
+from radstream.streams.state import MemoryStore
 from tests.factories import inference_result
 
 DET = {"label": "nodule", "score": 0.9, "box": [10.0, 10.0, 30.0, 30.0]}
 
 
 def _fuse(deadline_s: float = 30.0) -> FuseStage:
-    stage = FuseStage(
+    book = ThresholdBook()
+    assert book.apply({"version": 7, "scope": "rule:nodule-suspected", "author": "t", "reason": "r",
+                       "created_at": 0, "values": {"rule:nodule-suspected/min_probability": 0.6}})
+    return FuseStage(
         [ExpectedModel("det", "detector"), ExpectedModel("cls", "classifier")],
         default_rules({"det": {"nodule": 0.5}}, {"cls": {"nodule": 0.5}}),
-        deadline_s=deadline_s,
+        deadline_s=deadline_s, config=book, state=MemoryStore(),
     )
-    stage.config = ThresholdBook()
-    assert stage.config.apply({"version": 7, "scope": "rule:nodule-suspected", "author": "t", "reason": "r",
-                               "created_at": 0, "values": {"rule:nodule-suspected/min_probability": 0.6}})
-    stage.state = ChangelogStore(KafkaSettings(), "fuse.changelog")
-    return stage
 
 
 def test_fuse_emits_once_when_every_model_answered_and_ignores_redelivery() -> None:
@@ -76,9 +73,7 @@ def _fused(sop: str, study: str = "9.9", expected: int | None = 2, **meta) -> di
 
 
 def _qc(quiet_s: float = 10.0) -> QcStage:
-    stage = QcStage(quiet_period_s=quiet_s)
-    stage.state = ChangelogStore(KafkaSettings(), "qc.changelog")
-    return stage
+    return QcStage(quiet_period_s=quiet_s, state=MemoryStore())
 
 
 def test_qc_finalises_when_the_expected_count_is_reached_in_any_order() -> None:
@@ -110,8 +105,7 @@ def test_fuse_calibrates_before_fusion_and_rules_and_keeps_the_raw_values() -> N
     temp = {"method": "temperature", "temperature": 0.5}
     stage = FuseStage([ExpectedModel("det", "detector", calibration=temp), ExpectedModel("cls", "classifier",
                                                                                           calibration=temp)],
-                      default_rules({"det": {"nodule": 0.5}}, {"cls": {"nodule": 0.5}}))
-    stage.state = ChangelogStore(KafkaSettings(), "fuse.changelog")
+                      default_rules({"det": {"nodule": 0.5}}, {"cls": {"nodule": 0.5}}), state=MemoryStore())
     stage.process(Inbound(inference_result("det", "detector", detections=[{**DET, "score": 0.7}])))
     [out] = stage.process(Inbound(inference_result("cls", "classifier", classifications={"nodule": 0.6})))
     fused = out.value
