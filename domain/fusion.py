@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from radstream.domain.geometry import box_iou
+
 # The reference's default is 0.55. Nodules are 4-20 px, where a few pixels of disagreement
 # between detectors drop the IoU below 0.55 and split one finding into several boxes; 0.4,
 # chosen on the demo's validation phantoms, lifts the ensemble's AP (docs/benchmarks.md).
@@ -42,14 +44,6 @@ class _Member:
     box: list[float]
 
 
-def iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _weighted_box(members: list[_Member]) -> tuple[list[float], float]:
     total = sum(m.weighted_score for m in members)
     box = [sum(m.weighted_score * m.box[k] for m in members) / total for k in range(4)]
@@ -75,8 +69,8 @@ def weighted_boxes_fusion(
         cluster_boxes: list[list[float]] = []
         for member in members:
             best, best_iou = -1, iou_thr
-            for i, cbox in enumerate(cluster_boxes):
-                value = iou(cbox, member.box)
+            overlaps = box_iou([member.box], cluster_boxes)[0].tolist() if cluster_boxes else []
+            for i, value in enumerate(overlaps):
                 if value > best_iou:
                     best, best_iou = i, value
             if best == -1:
