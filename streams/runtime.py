@@ -21,6 +21,7 @@ from radstream.streams import metrics, telemetry
 from radstream.streams.codec import Codec
 from radstream.streams.config import ConfigWatcher
 from radstream.domain.errors import Skipped, StageError, TransientError
+from radstream.domain.retry import RetryPolicy
 from radstream.streams.health import HealthServer, register_process
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import CHANGELOGS, dlq
@@ -191,6 +192,7 @@ class StageRunner:
             inbound[i] = Inbound(value, key, m.partition(), m.offset(), list(m.headers() or []))
 
         attempts = {i: 0 for i in inbound}
+        retry_policy = RetryPolicy(self.max_attempts, self.backoff_s)
         pending = list(inbound)
         compute = 0.0
         while pending:
@@ -203,10 +205,10 @@ class StageRunner:
                 results[i] = res
                 if isinstance(res, StageError) and not isinstance(res, Skipped):
                     metrics.failed.labels(self.stage.name, res.error_class, res.code).inc()
-                    if res.transient and attempts[i] < self.max_attempts:
+                    if res.transient and retry_policy.retries_after(attempts[i]):
                         retry.append(i)
             if retry:
-                time.sleep(self.backoff_s * 2 ** (attempts[retry[0]] - 1))
+                time.sleep(retry_policy.delay(attempts[retry[0]]))
             pending = retry
 
         to_produce: list[tuple[Output, Any]] = []

@@ -83,10 +83,12 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
     from radstream.services.cli import EXIT_USAGE, CliError
-    from radstream.services.gateway.forward import RetryPolicy, WebhookForwarder
+    from radstream.services.gateway.forward import DEFAULT_RETRY, WebhookForwarder
     from radstream.streams.kafka.topics import STUDY_RESULTS, dlq
     from radstream.streams.runtime import StageRunner
 
@@ -106,7 +108,8 @@ def cmd_forward(args: argparse.Namespace) -> int:
             except KafkaException as exc:  # racing creators are fine; anything else is reported
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise CliError(f"cannot create {dlq_topic}: {exc}") from None
-    stage = WebhookForwarder(args.url, RetryPolicy(max_attempts=args.max_attempts), final_only=not args.all)
+    stage = WebhookForwarder(args.url, replace(DEFAULT_RETRY, max_attempts=args.max_attempts),
+                             final_only=not args.all)
     print(f"forwarding {config.kafka.topic(STUDY_RESULTS)} to {args.url} (SIGTERM stops)", flush=True)
     # Retries happen inside the stage (bounded backoff), so the runtime makes one attempt.
     return StageRunner(stage, config.kafka, max_attempts=1, health_host=config.health_host,
