@@ -15,17 +15,13 @@ import numpy as np
 from radstream.streams.blobstore import FileBlobStore
 from radstream.domain.dicom.decode import DecodeLimits, decode_instance
 from radstream.domain.errors import NotAnImage, Rejected, Skipped
+from radstream.domain.keys import image_key
 from radstream.streams.isolation import BoundedWorker
 from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
 
 CARRIED = ("study_uid", "series_uid", "sop_uid", "site", "expected_instances", "arrived_at", "config_version",
            "trace_id")
-
-
-def image_key(sop_uid: str, frame: int) -> str:
-    """Kafka key on image-level topics: the SOP Instance UID, plus the frame number past frame 0."""
-    return sop_uid if frame == 0 else f"{sop_uid}#{frame}"
 
 
 def image_metadata(meta: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from radstream.streams.blobstore import FileBlobStore
 from radstream.domain.errors import PermanentError, TransientError, classify
 from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS
 from radstream.streams.stage import Inbound, Output, Result, Stage, idempotency_key
-from radstream.streams.stages.decode import image_key
+from radstream.domain.keys import image_key
 
 log = logging.getLogger(__name__)
 

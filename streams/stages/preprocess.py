@@ -12,7 +12,7 @@ from radstream.models.profile import InputProfile, apply_profile
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.kafka.topics import IMAGE_DECODED, IMAGE_PREPROCESSED
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
-from radstream.streams.stages.decode import image_key
+from radstream.domain.keys import image_key
 
 CARRIED = ("study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
            "config_version", "trace_id", "display", "metadata")
