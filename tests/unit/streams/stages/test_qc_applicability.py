@@ -14,7 +14,7 @@ from radstream.streams.stages.registry import build_stage
 from radstream.streams.state import ChangelogStore
 from tests.unit.streams.stages.test_pixel_qc import _fused
 
-REGISTRY = Path(__file__).resolve().parents[3] / "models" / "registry"
+REGISTRY = Path(__file__).resolve().parents[4] / "models" / "registry"
 
 
 def test_union_ors_values_and_an_empty_dimension_accepts_anything() -> None:
