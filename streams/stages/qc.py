@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from radstream.domain.keys import frame_key, sop_uid_of
-from radstream.domain.thresholds import ThresholdSet
+from radstream.domain.thresholds import ThresholdKey, ThresholdSet
 from radstream.streams.kafka.topics import FINDINGS_FUSED, STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
 
@@ -95,7 +95,7 @@ def pixel_flags(fused: dict, qc_models: dict[str, dict[str, float]], thresholds:
         defaults = qc_models.get(model, {})
         if label not in defaults:
             continue
-        threshold = thresholds.get(f"model:{model}/{label}", defaults[label])
+        threshold = thresholds.get(ThresholdKey.model_label(model, label), defaults[label])
         if p >= threshold:
             version = fused["model_versions"].get(model, "?")
             flags.append(f"pixel QC: {label} {p:.2f} >= {threshold:.2f} ({model} v{version})")
