@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from radstream.domain.geometry import box_iou
-
 # The reference's default is 0.55. Nodules are 4-20 px, where a few pixels of disagreement
 # between detectors drop the IoU below 0.55 and split one finding into several boxes; 0.4,
 # chosen on the demo's validation phantoms, lifts the ensemble's AP (docs/benchmarks.md).
@@ -54,6 +52,10 @@ def weighted_boxes_fusion(
     inputs: list[ModelBoxes], iou_thr: float = DEFAULT_IOU_THR, skip_box_thr: float = 0.0
 ) -> list[FusedBox]:
     """Fuse per label; returns boxes sorted by descending fused score."""
+    # Here, not at the top: `radstream fuse` imports this module for DEFAULT_IOU_THR while it
+    # builds the CLI's parser, and numpy would double every command's start-up time.
+    from radstream.domain.geometry import box_iou
+
     weight_sum = sum(m.weight for m in inputs)
     by_label: dict[str, list[_Member]] = {}
     for m in inputs:
