@@ -42,14 +42,6 @@ class _Member:
     box: list[float]
 
 
-def iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _weighted_box(members: list[_Member]) -> tuple[list[float], float]:
     total = sum(m.weighted_score for m in members)
     box = [sum(m.weighted_score * m.box[k] for m in members) / total for k in range(4)]
@@ -60,6 +52,10 @@ def weighted_boxes_fusion(
     inputs: list[ModelBoxes], iou_thr: float = DEFAULT_IOU_THR, skip_box_thr: float = 0.0
 ) -> list[FusedBox]:
     """Fuse per label; returns boxes sorted by descending fused score."""
+    # Here, not at the top: `radstream fuse` imports this module for DEFAULT_IOU_THR while it
+    # builds the CLI's parser, and numpy would double every command's start-up time.
+    from radstream.domain.geometry import box_iou
+
     weight_sum = sum(m.weight for m in inputs)
     by_label: dict[str, list[_Member]] = {}
     for m in inputs:
@@ -75,8 +71,8 @@ def weighted_boxes_fusion(
         cluster_boxes: list[list[float]] = []
         for member in members:
             best, best_iou = -1, iou_thr
-            for i, cbox in enumerate(cluster_boxes):
-                value = iou(cbox, member.box)
+            overlaps = box_iou([member.box], cluster_boxes)[0].tolist() if cluster_boxes else []
+            for i, value in enumerate(overlaps):
                 if value > best_iou:
                     best, best_iou = i, value
             if best == -1:

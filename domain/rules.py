@@ -16,8 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from radstream.domain.thresholds import ThresholdSet
+from radstream.domain.thresholds import ThresholdKey, ThresholdSet
 from radstream.domain.fusion import FusedBox
+
+# The default rule of a label, by kind: its id is `<label>-<kind>`, its one threshold this name.
+DEFAULT_RULE_THRESHOLDS = {"detected": "min_score", "suspected": "min_probability"}
 
 
 class RuleError(ValueError):
@@ -66,6 +69,16 @@ class Rule:
         return (self.when, *self.also, *self.unless)
 
 
+def default_rule_id(label: str, kind: str) -> str:
+    """The id of the default rule for `label`: kind "detected" (fused boxes) or "suspected" (a classifier)."""
+    return f"{label}-{kind}"
+
+
+def default_rule_threshold(label: str, kind: str) -> ThresholdKey:
+    """The threshold key of the default rule for `label` (see `default_rule_id`)."""
+    return ThresholdKey.rule(default_rule_id(label, kind), DEFAULT_RULE_THRESHOLDS[kind])
+
+
 def default_rules(detectors: dict[str, dict[str, float]], classifiers: dict[str, dict[str, float]]) -> list[Rule]:
     """One rule per detector label and per classifier label of the models in force.
 
@@ -77,14 +90,14 @@ def default_rules(detectors: dict[str, dict[str, float]], classifiers: dict[str,
         for label, value in labels.items():
             box_defaults[label] = min(value, box_defaults.get(label, value))
     rules = [
-        Rule(f"{label}-detected", "1", label,
-             Condition("fused_box", label, "fused", f"rule:{label}-detected/min_score", value))
+        Rule(default_rule_id(label, "detected"), "1", label,
+             Condition("fused_box", label, "fused", str(default_rule_threshold(label, "detected")), value))
         for label, value in sorted(box_defaults.items())
     ]
     for model, labels in sorted(classifiers.items()):
         rules += [
-            Rule(f"{label}-suspected", "1", label,
-                 Condition("classifier", label, model, f"rule:{label}-suspected/min_probability", value))
+            Rule(default_rule_id(label, "suspected"), "1", label,
+                 Condition("classifier", label, model, str(default_rule_threshold(label, "suspected")), value))
             for label, value in sorted(labels.items())
         ]
     return rules
@@ -107,7 +120,7 @@ def parse_rules(data: Any, detector_labels: set[str], classifier_labels: dict[st
         def condition(spec: Any, where: str) -> Condition:
             if not isinstance(spec, dict) or "threshold" not in spec or "default" not in spec:
                 raise RuleError(f"rule {rid}, {where}: needs a threshold name and a default")
-            key = f"rule:{rid}/{spec['threshold']}"
+            key = str(ThresholdKey.rule(rid, str(spec["threshold"])))
             default = float(spec["default"])
             if not 0 <= default <= 1:
                 raise RuleError(f"rule {rid}, {where}: default {default} is out of range [0, 1]")

@@ -2,7 +2,8 @@
 reads them off `config.thresholds` is streams/config.py).
 
 Each record has a scope (`global`, `model:<name>`, `rule:<id>`, `site:<ae-title>`) and
-values keyed by full threshold keys (`rule:<id>/<name>` or `model:<name>/<label>`). A
+values keyed by full threshold keys (`rule:<id>/<name>` or `model:<name>/<label>`, built
+by `ThresholdKey`, which says what each kind means). A
 `model:` or `rule:` scope may only set its own keys. More specific scopes win:
 global < model < rule < site. The effective set's version is the highest version among
 the records that contributed.
@@ -33,14 +34,47 @@ class ThresholdError(ValueError):
 
 
 @dataclass(frozen=True)
+class ThresholdKey:
+    """A full threshold key, `<kind>:<owner>/<name>`, spelled as threshold files, pushes and findings spell it.
+
+    The two kinds mean two different things:
+    - `model:<name>/<label>` (`ThresholdKey.model_label`): one model's operating point for one
+      of its labels, read outside the finding rules; what it gates follows the model's task.
+      A detector's boxes scoring under it are dropped in infer (default 0: keep every box).
+      A qc model's probability at or above it makes the image NOT_ANALYSABLE in qc (default
+      from the manifest).
+    - `rule:<id>/<name>` (`ThresholdKey.rule`): a parameter of one finding rule
+      (domain/rules.py), with the rule's own default; the default rule of a label is
+      `rule:<label>-detected/min_score` or `rule:<label>-suspected/min_probability`.
+    """
+
+    kind: str  # "model" or "rule"
+    owner: str  # the model's name, or the rule's id
+    name: str  # the model's label, or the rule's threshold name
+
+    @classmethod
+    def model_label(cls, model: str, label: str) -> ThresholdKey:
+        """A model's operating point for one label: infer's score floor (detector), qc's gate (qc model)."""
+        return cls("model", model, label)
+
+    @classmethod
+    def rule(cls, rule_id: str, name: str) -> ThresholdKey:
+        """A parameter of a finding rule."""
+        return cls("rule", rule_id, name)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.owner}/{self.name}"
+
+
+@dataclass(frozen=True)
 class ThresholdSet:
     """Operating points in force and the version that produced them."""
 
     version: int = 0
     values: dict[str, float] = field(default_factory=dict)
 
-    def get(self, key: str, default: float) -> float:
-        return self.values.get(key, default)
+    def get(self, key: str | ThresholdKey, default: float) -> float:
+        return self.values.get(str(key), default)
 
 
 def scope_kind(scope: str) -> str:

@@ -16,28 +16,22 @@ from collections import defaultdict
 
 import numpy as np
 
+from radstream.domain.geometry import box_iou
 from radstream.evaluation.inputs import TruthBox
 
 FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def match_image(predictions: list[tuple[float, list[float]]], truth: list[tuple[float, ...]],
                 min_iou: float) -> list[tuple[float, bool]]:
     """(score, is_true_positive) for every predicted box of one image and label."""
     matched = [False] * len(truth)
+    ranked = sorted(predictions, key=lambda p: -p[0])
+    overlaps = box_iou([box for _, box in ranked], truth).tolist()
     out = []
-    for score, box in sorted(predictions, key=lambda p: -p[0]):
+    for (score, _), row in zip(ranked, overlaps):
         best, best_iou = -1, min_iou
-        for j, gt in enumerate(truth):
-            overlap = iou(box, gt)
+        for j, overlap in enumerate(row):
             if not matched[j] and overlap >= best_iou:
                 best, best_iou = j, overlap
         if best >= 0:

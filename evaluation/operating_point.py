@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from radstream.domain.rules import default_rule_threshold
 from radstream.evaluation.curves import operating_points
 from radstream.evaluation.inputs import EvaluationInputError
 from radstream.evaluation.metrics import metrics_from_counts
@@ -86,10 +87,8 @@ def pick_operating_point(pick: Pick, truth: np.ndarray, scores: np.ndarray) -> d
 
 
 def threshold_key(label: str, rule_kind: str) -> str:
-    """The ThresholdSet key that domain/rules.py reads for a label's rule."""
-    if rule_kind == "detected":
-        return f"rule:{label}-detected/min_score"
-    return f"rule:{label}-suspected/min_probability"
+    """The ThresholdSet key that domain/rules.py reads for a label's default rule."""
+    return str(default_rule_threshold(label, "detected" if rule_kind == "detected" else "suspected"))
 
 
 def write_threshold_file(path: Path, values: dict[str, float], notes: list[str]) -> None:

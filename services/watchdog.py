@@ -29,6 +29,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from radstream.domain.retry import RetryPolicy
+
 log = logging.getLogger(__name__)
 
 LAG_METRIC = "radstream_consumer_lag"
@@ -247,8 +249,7 @@ class WebhookNotifier:
 
     def __init__(self, url: str | None, attempts: int = 4, backoff_s: float = 0.5, timeout_s: float = 5.0) -> None:
         self.url = url
-        self.attempts = attempts
-        self.backoff_s = backoff_s
+        self.retry = RetryPolicy(attempts, backoff_s)
         self.timeout_s = timeout_s
         self.host = socket.gethostname()
         self._queue: queue.Queue[dict | None] = queue.Queue()
@@ -265,16 +266,16 @@ class WebhookNotifier:
     def deliver(self, payload: dict) -> bool:
         """POST one payload; True once the webhook accepted it."""
         data = json.dumps(payload).encode()
-        for attempt in range(1, self.attempts + 1):
+        for attempt in self.retry.attempts():
             req = urllib.request.Request(self.url or "", data=data, headers={"Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout_s):
                     return True
             except OSError as exc:  # HTTPError and URLError are OSErrors
-                log.warning("webhook attempt %d/%d failed: %s", attempt, self.attempts, exc)
-            if attempt < self.attempts:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-        log.error("webhook gave up after %d attempts; alert only logged: %s", self.attempts, payload["text"])
+                log.warning("webhook attempt %d/%d failed: %s", attempt, self.retry.max_attempts, exc)
+            if self.retry.retries_after(attempt):
+                time.sleep(self.retry.delay(attempt))
+        log.error("webhook gave up after %d attempts; alert only logged: %s", self.retry.max_attempts, payload["text"])
         return False
 
     def _work(self) -> None:

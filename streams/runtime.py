@@ -21,6 +21,7 @@ from radstream.streams.checkpoint import Checkpoint, last_offsets
 from radstream.streams.codec import Codec
 from radstream.streams.config import ConfigWatcher
 from radstream.domain.errors import Skipped, StageError, TransientError
+from radstream.domain.retry import RetryPolicy
 from radstream.streams.health import HealthServer, register_process
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.producer import open_producer
@@ -30,11 +31,6 @@ from radstream.streams.stage import Inbound, Output, Result, Stage
 from radstream.streams.state import ChangelogStore
 
 log = logging.getLogger(__name__)
-
-
-def retry_delay_s(backoff_s: float, attempt: int) -> float:
-    """How long to wait before retrying after the `attempt`-th try failed transiently."""
-    return backoff_s * 2 ** (attempt - 1)
 
 
 class StageRunner:
@@ -182,6 +178,7 @@ class StageRunner:
             inbound[i] = Inbound(value, key, m.partition(), m.offset(), list(m.headers() or []))
 
         attempts = {i: 0 for i in inbound}
+        retry_policy = RetryPolicy(self.max_attempts, self.backoff_s)
         pending = list(inbound)
         compute = 0.0
         while pending:
@@ -194,10 +191,10 @@ class StageRunner:
                 results[i] = res
                 if isinstance(res, StageError) and not isinstance(res, Skipped):
                     metrics.failed.labels(self.stage.name, res.error_class, res.code).inc()
-                    if res.transient and attempts[i] < self.max_attempts:
+                    if res.transient and retry_policy.retries_after(attempts[i]):
                         retry.append(i)
             if retry:
-                time.sleep(retry_delay_s(self.backoff_s, attempts[retry[0]]))
+                time.sleep(retry_policy.delay(attempts[retry[0]]))
             pending = retry
 
         to_produce: list[tuple[Output, Any]] = []

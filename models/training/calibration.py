@@ -52,7 +52,7 @@ def calibration_pairs(backend: Any, phantoms: list, label: str, min_iou: float =
     """(scores, outcomes) on phantoms: image probabilities for a classifier; for a detector, every
     detection's score with 1 when it matches an unmatched true box (IoU >= min_iou), else 0."""
     from radstream.models.training.evaluation import predict_images
-    from radstream.models.training.metrics import box_iou
+    from radstream.domain.geometry import box_iou
 
     results = predict_images(backend, [p.image for p in phantoms])
     scores, outcomes = [], []

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
+from radstream.domain.geometry import box_iou
 
 from radstream.models.training.evaluation import Predicted, Predictor, calibrated_boxes, predict_images
-from radstream.models.training.metrics import box_iou
 from radstream.services.synthetic.phantoms import NODULE, Phantom
 
 Predictions = list[tuple[np.ndarray, np.ndarray]]  # per image: (K, 4) boxes, (K,) scores

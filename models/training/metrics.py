@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from radstream.domain.geometry import box_iou
+
 
 def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
     """Area under the ROC curve via the Mann-Whitney U statistic (ties count half)."""
@@ -22,19 +24,6 @@ def sensitivity_specificity(scores: np.ndarray, truth: np.ndarray, threshold: fl
     sensitivity = float((predicted & truth).sum() / max(1, truth.sum()))
     specificity = float((~predicted & ~truth).sum() / max(1, (~truth).sum()))
     return sensitivity, specificity
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N, 4) and (M, 4) x1, y1, x2, y2 boxes -> (N, M)."""
-    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def count_matches(pred_boxes: np.ndarray, pred_scores: np.ndarray, truth_boxes: np.ndarray, min_iou: float) -> int:

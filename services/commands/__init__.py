@@ -1,5 +1,12 @@
 """Command modules: each `services/commands/<name>.py` defines `register(subparsers)`.
 
-`services/cli.py` imports every module here, so a feature adds its command
-without editing the CLI's core.
+`COMMANDS` names them in the order `radstream --help` lists them; a new command is a
+new module plus its name here. `errors.py` (CliError, the exit codes) and `bootstrap.py`
+(the --bootstrap option and its check) serve them all.
 """
+
+COMMANDS = (
+    "broker", "topics", "stage", "up", "publish", "results", "status", "demo", "bench",
+    "dicom", "dlq", "evaluate", "fuse", "gateway", "models", "override", "receiver", "replay", "sr", "thresholds",
+    "watch",
+)

@@ -18,6 +18,8 @@ import warnings
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from radstream.services.commands.errors import EXIT_ERROR, EXIT_USAGE, CliError
+
 EXIT_REFUSED = 3  # rejected, not an image, timed out, or crashed the decoder
 DEFAULT_TIMEOUT_S = 60.0
 OUTPUT_SUFFIXES = (".npy", ".png")
@@ -42,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from radstream.services.cli import EXIT_USAGE, CliError
 
     if args.out is not None and args.out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise CliError(f"--out must end in .npy or .png, not {args.out.name!r}", EXIT_USAGE)
@@ -149,7 +150,6 @@ def _refused(outcome: str, code: str, reason: str) -> dict:
 
 
 def cmd_deidentify(args: argparse.Namespace) -> int:
-    from radstream.services.cli import EXIT_ERROR, EXIT_USAGE, CliError
     from radstream.services.deidentify import DEID_KEY_ENV, DeidentifyError, UIDRemapper, deid_key_from_env, deidentify_paths
 
     if args.key_file is not None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
+from radstream.services.commands.errors import EXIT_USAGE, CliError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("dlq", help="list or replay a stage's dead-letter topic")
@@ -15,8 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="decode, preprocess, infer, fuse or qc: reads <its input topic>.dlq")
         sp.add_argument("--since", metavar="T", help="failed at or after T (ISO 8601 or epoch ms)")
         sp.add_argument("--until", metavar="T", help="failed at or before T (ISO 8601 or epoch ms)")
-        sp.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $RADSTREAM_BOOTSTRAP)")
-        return sp
+        return add_bootstrap(sp)
 
     add("list", "one line per dead letter: failed at, partition:offset, code, key, attempts, message") \
         .set_defaults(func=cmd_list)
@@ -26,18 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _letters(args: argparse.Namespace):
-    from radstream.services.cli import EXIT_USAGE, CliError
     from radstream.services.dlq import dead_letters, input_topic
     from radstream.services.times import parse_time
-    from radstream.streams.config import Config
 
     try:
         input_topic(args.stage)
     except LookupError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    settings = Config.from_env(args.bootstrap).kafka
-    if not settings.bootstrap:
-        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", EXIT_USAGE)
+    settings = require_bootstrap(args).kafka
     try:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None

@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from radstream.services.commands.bootstrap import require_bootstrap
+from radstream.services.commands.errors import EXIT_ERROR, CliError
+
 DEFAULT_THRESHOLD = 0.5  # the rules' default (domain/rules.py) for --scores labels without --threshold
 
 
@@ -46,7 +49,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from radstream.evaluation.evaluate import DEFAULT_MIN_POSITIVES, EvaluationOptions, evaluate
     from radstream.evaluation.metrics import DEFAULT_TIER_WEIGHTS
     from radstream.evaluation.operating_point import parse_pick, write_threshold_file
-    from radstream.services.cli import CliError
 
     try:
         picks = tuple(parse_pick(p) for p in args.pick)
@@ -99,13 +101,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _results_from_kafka(args: argparse.Namespace) -> list[dict]:
-    from radstream.services.cli import CliError
     from radstream.services.results import study_results
-    from radstream.streams.config import Config
 
-    settings = Config.from_env(args.bootstrap).kafka
-    if not settings.bootstrap:
-        raise CliError("--from-kafka needs --bootstrap HOST:PORT or RADSTREAM_BOOTSTRAP")
+    settings = require_bootstrap(args, "--from-kafka needs --bootstrap HOST:PORT or RADSTREAM_BOOTSTRAP",
+                                 EXIT_ERROR).kafka
     try:
         by_study = {r["study_uid"]: r for r in study_results(settings, follow=False)}
     except LookupError as exc:
@@ -116,7 +115,6 @@ def _results_from_kafka(args: argparse.Namespace) -> list[dict]:
 
 
 def _write_thresholds(doc: dict, path: Path, write) -> None:
-    from radstream.services.cli import CliError
 
     points = [p for p in doc["operating_points"] if p["threshold"] is not None]
     if not points:

@@ -11,10 +11,10 @@ import json
 import sys
 
 from radstream.domain.fusion import DEFAULT_IOU_THR
+from radstream.services.commands.errors import EXIT_USAGE, CliError
 
 
 def _weights(text: str | None) -> dict[str, float]:
-    from radstream.services.cli import CliError
 
     out: dict[str, float] = {}
     for item in (text or "").split(","):
@@ -24,12 +24,11 @@ def _weights(text: str | None) -> dict[str, float]:
         try:
             out[name.strip()] = float(value)
         except ValueError:
-            raise CliError(f"bad --weights entry {item!r}: expected model=weight", 2) from None
+            raise CliError(f"bad --weights entry {item!r}: expected model=weight", EXIT_USAGE) from None
     return out
 
 
 def _fuse(args: argparse.Namespace) -> int:
-    from radstream.services.cli import CliError
     from radstream.domain.fusion import ModelBoxes, weighted_boxes_fusion
 
     weights = _weights(args.weights)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
+from radstream.services.commands.errors import EXIT_USAGE, CliError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sp = subparsers.add_parser("gateway", help="HTTP gateway: live study events (SSE), study state, images, viewer")
     sp.add_argument("--port", type=int, required=True, help="HTTP port (0: any free port)")
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 in containers)")
-    sp.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $RADSTREAM_BOOTSTRAP)")
+    add_bootstrap(sp)
     sp.add_argument("--tokens", metavar="FILE",
                     help="token file, `TOKEN [SITE,SITE]` per line (default: $RADSTREAM_GATEWAY_TOKENS)")
     sp.add_argument("--no-auth", action="store_true", help="serve every site to anyone (local demos only)")
@@ -19,25 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     fp = subparsers.add_parser("forward", help="POST each final study result to a webhook (Idempotency-Key header)")
     fp.add_argument("--url", required=True, help="webhook URL (http or https)")
-    fp.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $RADSTREAM_BOOTSTRAP)")
+    add_bootstrap(fp)
     fp.add_argument("--max-attempts", type=int, default=6, help="POST attempts per result before the DLQ")
     fp.add_argument("--all", action="store_true", help="forward non-final results too")
     fp.set_defaults(func=cmd_forward)
 
 
-def _config(bootstrap: str | None):
-    from radstream.services.cli import EXIT_USAGE, CliError
-    from radstream.streams.config import Config
-
-    config = Config.from_env(bootstrap)
-    if not config.kafka.bootstrap:
-        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", EXIT_USAGE)
-    return config
-
-
 def cmd_gateway(args: argparse.Namespace) -> int:
     from aiohttp import web
-    from radstream.services.cli import EXIT_USAGE, CliError
     from radstream.services.gateway import (
         Authenticator,
         EventHub,
@@ -50,7 +42,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     )
     from radstream.streams.blobstore import open_blob_store
 
-    config = _config(args.bootstrap)
+    config = require_bootstrap(args)
     token_file = args.tokens or config.gateway_tokens_file
     try:
         tokens = load_token_file(token_file) if token_file else None
@@ -83,10 +75,11 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import NewTopic
-    from radstream.services.cli import EXIT_USAGE, CliError
-    from radstream.services.gateway.forward import RetryPolicy, WebhookForwarder
+    from radstream.services.gateway.forward import DEFAULT_RETRY, WebhookForwarder
     from radstream.streams.kafka.admin import admin_client
     from radstream.streams.kafka.topics import STUDY_RESULTS, dlq
     from radstream.streams.runtime import StageRunner
@@ -95,7 +88,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
         raise CliError("--url must be an http:// or https:// URL", EXIT_USAGE)
     if args.max_attempts < 1:
         raise CliError("--max-attempts must be at least 1", EXIT_USAGE)
-    config = _config(args.bootstrap)
+    config = require_bootstrap(args)
     # study.results has no consumer in the pipeline, so `topics create` makes no DLQ for it.
     admin = admin_client(config.kafka)
     dlq_topic = config.kafka.topic(dlq(STUDY_RESULTS))
@@ -107,7 +100,8 @@ def cmd_forward(args: argparse.Namespace) -> int:
             except KafkaException as exc:  # racing creators are fine; anything else is reported
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise CliError(f"cannot create {dlq_topic}: {exc}") from None
-    stage = WebhookForwarder(args.url, RetryPolicy(max_attempts=args.max_attempts), final_only=not args.all)
+    stage = WebhookForwarder(args.url, replace(DEFAULT_RETRY, max_attempts=args.max_attempts),
+                             final_only=not args.all)
     print(f"forwarding {config.kafka.topic(STUDY_RESULTS)} to {args.url} (SIGTERM stops)", flush=True)
     # Retries happen inside the stage (bounded backoff), so the runtime makes one attempt.
     return StageRunner(stage, config.kafka, max_attempts=1, health_host=config.health_host,

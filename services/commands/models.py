@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from radstream.services.commands.errors import EXIT_ERROR, EXIT_USAGE, CliError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     models = subparsers.add_parser("models", help="model registry tools").add_subparsers(dest="models_command",
@@ -74,7 +76,6 @@ def cmd_build_demo(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir
     from radstream.models.training.train_demo import DEMO_MODELS, build_demo
     from radstream.models.training.train_qc import QC_MODELS, build_qc_demo
-    from radstream.services.cli import EXIT_USAGE, CliError
 
     registry = Path(args.registry) if args.registry else default_registry_dir()
     known = {m.name for m in (*DEMO_MODELS, *QC_MODELS)}
@@ -95,7 +96,6 @@ def cmd_build_demo(args: argparse.Namespace) -> int:
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from radstream.models import crypto
     from radstream.models.manifest import ArtifactRef, ModelManifest, sha256_file
-    from radstream.services.cli import CliError
 
     try:
         key = crypto.load_key()
@@ -119,7 +119,6 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from radstream.models import crypto
-    from radstream.services.cli import CliError
 
     try:
         crypto.decrypt(Path(args.file).read_bytes(), crypto.load_key())
@@ -135,7 +134,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from radstream.models.training.calibration import calibrate_model
     from radstream.models.manifest import ModelLoadError
     from radstream.models.registry import default_registry_dir
-    from radstream.services.cli import CliError
 
     path = (Path(args.registry) if args.registry else default_registry_dir()) / f"{args.name}.json"
     try:
@@ -149,7 +147,6 @@ def cmd_dataset_stats(args: argparse.Namespace) -> int:
     from radstream.models.training.dataset_stats import dataset_stats, dicom_images
     from radstream.models.manifest import ModelLoadError, ModelManifest
     from radstream.models.profile import InputProfile
-    from radstream.services.cli import CliError
 
     try:
         manifest = ModelManifest.read(Path(args.manifest)) if args.manifest else None
@@ -190,7 +187,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from radstream.models.training.ensemble_eval import evaluate_ensemble
     from radstream.models.training.evaluation import evaluate_detector, predict_images
     from radstream.models.registry import default_registry_dir, load_manifests
-    from radstream.services.cli import CliError
 
     registry = Path(args.registry) if args.registry else default_registry_dir()
     detectors = {name: TorchBackend(m) for name, m in load_manifests(registry).items() if m.task == "detector"}
@@ -223,7 +219,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from radstream.models.backends.select import probe_platform
     from radstream.models.manifest import ModelLoadError
     from radstream.models.registry import default_registry_dir, load_manifests
-    from radstream.services.cli import EXIT_ERROR, EXIT_USAGE, CliError
     from radstream.streams.config import Config
 
     if args.max_batch < 1:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from radstream.services.commands.bootstrap import require_bootstrap
+from radstream.services.commands.errors import CliError
+
 
 def _override(args: argparse.Namespace) -> int:
-    from radstream.services.cli import CliError
     from radstream.services.overrides import record_override
-    from radstream.streams.config import Config
 
-    settings = Config.from_env(args.bootstrap).kafka
-    if not settings.bootstrap:
-        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", 2)
+    settings = require_bootstrap(args).kafka
     try:
         record_override(settings, args.study, args.finding, args.verdict, args.by, args.reason)
     except (LookupError, ValueError) as exc:

@@ -8,29 +8,28 @@ import time
 import signal
 import threading
 
+from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
+from radstream.services.commands.errors import EXIT_USAGE, CliError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sp = subparsers.add_parser("receiver", help="DICOM C-STORE SCP: store, publish DicomArrived, then acknowledge")
     sp.add_argument("--port", type=int, required=True, help="DICOM port to listen on (0: any free port)")
     sp.add_argument("--ae-title", required=True, help="this SCP's AE title")
     sp.add_argument("--host", help="address to bind (default: $RADSTREAM_RECEIVER_HOST or 127.0.0.1)")
-    sp.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $RADSTREAM_BOOTSTRAP)")
+    add_bootstrap(sp)
     sp.set_defaults(func=cmd_receiver)
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from radstream.services.cli import EXIT_USAGE, CliError
     from radstream.services.receiver import InstanceSink, Receiver, receiver_settings
     from radstream.streams.blobstore import open_blob_store
-    from radstream.streams.config import Config
     from radstream.streams.health import HealthServer, register_process
     from radstream.streams.kafka.producer import EventProducer
 
-    config = Config.from_env(args.bootstrap)
-    if not config.kafka.bootstrap:
-        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", EXIT_USAGE)
+    config = require_bootstrap(args)
     if not 0 < len(args.ae_title.strip()) <= 16:
         raise CliError("--ae-title must be 1 to 16 characters", EXIT_USAGE)
     settings = receiver_settings(config)

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from radstream.services.commands.bootstrap import require_bootstrap
+from radstream.services.commands.errors import CliError
+
 
 def _replay(args: argparse.Namespace) -> int:
     from radstream.services import replay
     from radstream.services.times import parse_time
-    from radstream.services.cli import CliError
-    from radstream.streams.config import Config
     from radstream.domain.thresholds import ThresholdError
 
-    config = Config.from_env(args.bootstrap)
-    if not config.kafka.bootstrap:
-        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", 2)
+    config = require_bootstrap(args)
     try:
         start, end = parse_time(args.start), parse_time(args.end)
         report = replay.run_replay(config, args.source, start, end, Path(args.config),

@@ -7,15 +7,16 @@ import json
 import logging
 from pathlib import Path
 
+from radstream.services.commands.bootstrap import config_from, require_bootstrap
+from radstream.services.commands.errors import CliError
+
 
 def _sr(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir, load_manifests
-    from radstream.services.cli import CliError
     from radstream.services.structured_report import ReportError, made_by_demo_models, structured_report
-    from radstream.streams.config import Config
 
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every module it copies at INFO
-    config = Config.from_env(args.bootstrap)
+    config = config_from(args) if args.result else require_bootstrap(args)  # --study reads Kafka
     if args.result:
         try:
             result = json.loads(Path(args.result).read_text(encoding="utf-8"))
@@ -39,11 +40,8 @@ def _sr(args: argparse.Namespace) -> int:
 
 
 def _latest_final(config, study: str) -> dict:
-    from radstream.services.cli import CliError
     from radstream.services.results import study_results
 
-    if not config.kafka.bootstrap:
-        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", 2)
     latest = None
     try:
         for result in study_results(config.kafka, study=study):  # final results only; a late amendment supersedes

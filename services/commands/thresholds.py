@@ -5,21 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from radstream.services.commands.bootstrap import require_bootstrap
+from radstream.services.commands.errors import CliError
 from radstream.services.times import iso
 
 
-def _context(args: argparse.Namespace):
-    from radstream.services.cli import CliError
-    from radstream.streams.config import Config
-
-    config = Config.from_env(args.bootstrap)
-    if not config.kafka.bootstrap:
-        raise CliError("no Kafka bootstrap servers: pass --bootstrap HOST:PORT or set RADSTREAM_BOOTSTRAP", 2)
-    return config
-
-
 def _run(fn, args: argparse.Namespace) -> int:
-    from radstream.services.cli import CliError
     from radstream.domain.thresholds import ThresholdError
 
     try:
@@ -32,7 +23,7 @@ def _push(args: argparse.Namespace) -> int:
     from radstream.services import thresholds
     from radstream.streams.stages.registry import known_threshold_keys
 
-    config = _context(args)
+    config = require_bootstrap(args)
     docs = thresholds.read_file(Path(args.file))
     version = thresholds.push(config.kafka, docs, args.author, args.reason, known_threshold_keys(config))
     print(f"pushed version {version} ({len(docs)} scope(s))")
@@ -42,14 +33,14 @@ def _push(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from radstream.services import thresholds
 
-    print(thresholds.show(thresholds.current_book(_context(args).kafka), args.effective), end="")
+    print(thresholds.show(thresholds.current_book(require_bootstrap(args).kafka), args.effective), end="")
     return 0
 
 
 def _history(args: argparse.Namespace) -> int:
     from radstream.services import thresholds
 
-    for r in thresholds.history(_context(args).kafka):
+    for r in thresholds.history(require_bootstrap(args).kafka):
         when = iso(r["created_at"])
         values = ", ".join(f"{k}={v:g}" for k, v in sorted(r["values"].items())) or "(cleared)"
         print(f"v{r['version']} {when} {r['author']} {r['scope']}: {values} -- {r['reason']}")
@@ -59,7 +50,7 @@ def _history(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from radstream.services import thresholds
 
-    settings = _context(args).kafka
+    settings = require_bootstrap(args).kafka
     lines = thresholds.diff(thresholds.book_at(settings, args.v1), thresholds.book_at(settings, args.v2))
     print("\n".join(lines) if lines else f"no difference between v{args.v1} and v{args.v2}")
     return 0
@@ -69,7 +60,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from radstream.services import thresholds
     from radstream.streams.stages.registry import known_threshold_keys
 
-    config = _context(args)
+    config = require_bootstrap(args)
     version = thresholds.rollback(config.kafka, args.version, args.author, known_threshold_keys(config))
     print(f"pushed version {version}: the thresholds of version {args.version}")
     return 0

@@ -6,6 +6,8 @@ import argparse
 import signal
 from pathlib import Path
 
+from radstream.services.commands.errors import EXIT_USAGE, CliError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sp = subparsers.add_parser(
@@ -26,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from radstream.services.cli import EXIT_USAGE, CliError
     from radstream.services.watchdog import Policy, Watchdog, WebhookNotifier
     from radstream.streams.health import run_dir
 

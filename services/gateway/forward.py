@@ -16,24 +16,14 @@ import urllib.error
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from radstream.domain.errors import PermanentError, TransientError
+from radstream.domain.retry import RetryPolicy
 from radstream.streams.kafka.topics import STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 6
-    base_s: float = 0.5
-    cap_s: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        return min(self.cap_s, self.base_s * 2 ** (attempt - 1))
+DEFAULT_RETRY = RetryPolicy(max_attempts=6, base_s=0.5, cap_s=10.0)
 
 
 def post_json(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
@@ -55,7 +45,7 @@ class WebhookForwarder(Stage):
                  post: Callable[[str, bytes, dict[str, str], float], int] = post_json,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.url = url
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or DEFAULT_RETRY
         self.timeout_s = timeout_s
         self.final_only = final_only
         self._remember = remember
@@ -79,7 +69,7 @@ class WebhookForwarder(Stage):
         headers = {"Content-Type": "application/json", "Idempotency-Key": key,
                    "User-Agent": "radstream-forward/1"}
         last = ""
-        for attempt in range(1, self.policy.max_attempts + 1):
+        for attempt in self.policy.attempts():
             try:
                 status = self._post(self.url, body, headers, self.timeout_s)
             except OSError as exc:  # refused, reset, DNS, timeout: the webhook may come back
@@ -90,7 +80,7 @@ class WebhookForwarder(Stage):
             if status and status not in RETRYABLE_STATUS:
                 raise PermanentError(f"webhook {self.url} refused the result with HTTP {status}", code="webhook_rejected")
             last = last if not status else f"HTTP {status}"
-            if attempt < self.policy.max_attempts:
+            if self.policy.retries_after(attempt):
                 self._sleep(self.policy.delay(attempt))
         raise TransientError(f"webhook {self.url} failed {self.policy.max_attempts} times (last: {last})",
                              code="webhook_unavailable")

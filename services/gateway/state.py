@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from radstream.domain.keys import image_key
 from radstream.services.gateway.events import Facets
 from radstream.services.overrides import override_view
 from radstream.streams.kafka.topics import (
@@ -18,10 +19,6 @@ from radstream.streams.kafka.topics import (
     INFERENCE_RESULTS,
     STUDY_RESULTS,
 )
-
-
-def image_key(sop_uid: str, frame: int) -> str:
-    return sop_uid if not frame else f"{sop_uid}#{frame}"
 
 
 class StudyState:

@@ -16,17 +16,13 @@ import numpy as np
 from radstream.streams.blobstore import FileBlobStore
 from radstream.domain.dicom.decode import DecodeLimits, decode_instance
 from radstream.domain.errors import NotAnImage, Rejected, Skipped
+from radstream.domain.keys import image_key
 from radstream.streams.contracts import carried_fields, record_fields
 from radstream.streams.isolation import BoundedWorker
 from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED, schema_of
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
 
 CARRIED = carried_fields(schema_of(DICOM_ARRIVED), schema_of(IMAGE_DECODED), exclude=("frame", "stage_ms"))
-
-
-def image_key(sop_uid: str, frame: int) -> str:
-    """Kafka key on image-level topics: the SOP Instance UID, plus the frame number past frame 0."""
-    return sop_uid if frame == 0 else f"{sop_uid}#{frame}"
 
 
 def _pixel_spacing(meta: dict[str, Any]) -> list[float] | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from radstream.models.calibration import calibrate
 from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
+from radstream.domain.keys import frame_key
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS, schema_of
 from radstream.domain.rules import Rule, apply_rules
@@ -56,7 +57,7 @@ class FuseStage(Stage):
         model = result["model"]["name"]
         if model not in self.models:
             return []  # a model outside the set in force: not part of this join
-        key = f"{result['sop_uid']}#{result['frame']}"
+        key = frame_key(result["sop_uid"], result["frame"])
         entry = self.state.get(key) or {"first_seen_ms": _now_ms(), "results": {}, "emitted": None,
                                         "traceparent": traceparent_of(event)}
         if model in entry["results"] and entry["emitted"] == "complete":

@@ -23,7 +23,8 @@ from radstream.domain.thresholds import ThresholdBook
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS, schema_of
 from radstream.streams.stage import Inbound, Output, Result, Stage, idempotency_key
-from radstream.streams.stages.decode import image_key
+from radstream.domain.keys import image_key
+from radstream.domain.thresholds import ThresholdKey
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ class InferStage(Stage):
         letterbox = letterbox_of(entry)
         thresholds = self.thresholds(event["site"])
         # model:<name>/<label> is this model's score floor for that label (pushed live).
-        kept = [d for d in out.detections if d.score >= thresholds.get(f"model:{self.manifest.name}/{d.label}", 0.0)]
+        kept = [d for d in out.detections
+                if d.score >= thresholds.get(ThresholdKey.model_label(self.manifest.name, d.label), 0.0)]
         detections = []
         if kept:
             boxes = letterbox.to_original(np.array([d.box for d in kept], dtype=np.float32))

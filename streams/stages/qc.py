@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from radstream.domain.thresholds import ThresholdBook, ThresholdSet
+from radstream.domain.keys import frame_key, sop_uid_of
+from radstream.domain.thresholds import ThresholdBook, ThresholdKey, ThresholdSet
 from radstream.streams.kafka.topics import FINDINGS_FUSED, STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
 from radstream.streams.state import MemoryStore, StateStore
@@ -96,7 +97,7 @@ def pixel_flags(fused: dict, qc_models: dict[str, dict[str, float]], thresholds:
         defaults = qc_models.get(model, {})
         if label not in defaults:
             continue
-        threshold = thresholds.get(f"model:{model}/{label}", defaults[label])
+        threshold = thresholds.get(ThresholdKey.model_label(model, label), defaults[label])
         if p >= threshold:
             version = fused["model_versions"].get(model, "?")
             flags.append(f"pixel QC: {label} {p:.2f} >= {threshold:.2f} ({model} v{version})")
@@ -162,16 +163,16 @@ class QcStage(Stage):
         }
         thresholds = self.thresholds(fused["site"])
         image = image_result(fused, self.applicable, now, self.qc_models, thresholds, self.views, self.modalities)
-        image_key = f"{fused['sop_uid']}#{fused['frame']}"
+        image_id = frame_key(fused["sop_uid"], fused["frame"])
         # The version in force is fuse's (rules) or this stage's (pixel QC), whichever is newer.
         config_version = max(fused["config_version"], thresholds.version) if self.qc_models else fused["config_version"]
-        study["images"][image_key] = {"result": image, "versions": fused["model_versions"],
+        study["images"][image_id] = {"result": image, "versions": fused["model_versions"],
                                       "config_version": config_version}
         study["last_ms"] = now
         if fused["expected_instances"]:
             study["expected"] = fused["expected_instances"]
         outputs = []
-        sops = {k.split("#")[0] for k in study["images"]}
+        sops = {sop_uid_of(k) for k in study["images"]}
         if study["final_keys"]:
             outputs.append(self._study_result(fused["study_uid"], study, "late_amendment", now))
         elif study["expected"] and len(sops) >= study["expected"]:

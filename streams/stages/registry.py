@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from radstream.domain.thresholds import ThresholdBook
+from radstream.domain.thresholds import ThresholdBook, ThresholdKey
 from radstream.models.manifest import ModelManifest
 from radstream.models.registry import default_registry_dir, load_manifests
 from radstream.streams.blobstore import open_blob_store
@@ -53,7 +53,7 @@ def known_threshold_keys(config: Config) -> set[str]:
     """Every threshold key a push may set: the rules' keys and one score floor per model label."""
     manifests = models_in_force(config)
     keys = {c.threshold_key for r in rules_in_force(config, manifests) for c in r.conditions}
-    keys |= {f"model:{m.name}/{label}" for m in manifests.values() for label in m.labels}
+    keys |= {str(ThresholdKey.model_label(m.name, label)) for m in manifests.values() for label in m.labels}
     return keys
 
 

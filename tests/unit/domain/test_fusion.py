@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ensemble_boxes import weighted_boxes_fusion as reference_wbf
 
-from radstream.domain.fusion import ModelBoxes, iou, weighted_boxes_fusion
+from radstream.domain.fusion import ModelBoxes, weighted_boxes_fusion
 
 
 def test_two_models_agree_hand_computed() -> None:
@@ -34,12 +34,6 @@ def test_labels_never_mix_and_skip_threshold_drops() -> None:
     a = ModelBoxes("a", [[0, 0, 10, 10], [0, 0, 10, 10]], [0.9, 0.05], ["nodule", "mass"])
     fused = weighted_boxes_fusion([a], iou_thr=0.5, skip_box_thr=0.1)
     assert [f.label for f in fused] == ["nodule"]
-
-
-def test_iou() -> None:
-    assert iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
-    assert iou([0, 0, 10, 10], [10, 10, 20, 20]) == 0.0
-    assert iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)
 
 
 @pytest.mark.parametrize("seed", range(20))

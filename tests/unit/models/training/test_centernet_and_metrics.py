@@ -4,7 +4,8 @@ import torch
 
 from radstream.models.centernet import decode_detections
 from radstream.models.training.centernet_loss import encode_targets
-from radstream.models.training.metrics import box_iou, count_matches, detection_recall_precision, roc_auc
+from radstream.domain.geometry import box_iou
+from radstream.models.training.metrics import count_matches, detection_recall_precision, roc_auc
 from radstream.models.nets import TinyClassifier, TinyDetector, count_parameters
 
 

@@ -1,0 +1,51 @@
+"""`radstream bench`: the streamed pipeline against the same stages in one process, and the other
+measurements (SSE fan-out, decode, chaos, config pushes) in services/bench.py and services/chaos.py."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from radstream.services.commands.bootstrap import add_bootstrap, config_from
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sp = add_bootstrap(subparsers.add_parser("bench", help="streamed pipeline vs the same stages in one process"))
+    sp.add_argument("--images", type=int, default=40)
+    sp.add_argument("--warmup", type=int, default=4)
+    sp.add_argument("--rate", type=float, default=0.0, help="images per second (default: all at once)")
+    sp.add_argument("--json-out", help="also write the figures as JSON")
+    sp.add_argument("--gateway-clients", type=int, nargs="+", metavar="N",
+                    help="instead: SSE fan-out at these client counts (p99 delivery latency)")
+    sp.add_argument("--decode", action="store_true", help="instead: decode per core against plain pydicom")
+    sp.add_argument("--chaos", type=int, metavar="N", help="instead: kill -9 a random stage N times under load")
+    sp.add_argument("--events", type=int, default=1000, help="arrivals for --chaos (default 1000)")
+    sp.add_argument("--config-pushes", type=int, metavar="N",
+                    help="instead: push N threshold versions under load and time their propagation")
+    sp.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from radstream.services.bench import dump, run_bench, run_config_push_bench
+
+    config = config_from(args)
+    if args.gateway_clients:
+        from radstream.services.bench import run_gateway_bench
+
+        report = run_gateway_bench(args.gateway_clients)
+    elif args.decode:
+        from radstream.services.bench import run_decode_bench
+
+        report = run_decode_bench()
+    elif args.chaos:
+        from radstream.services.chaos import run_chaos
+
+        report = run_chaos(config, config.kafka.bootstrap or None, kills=args.chaos, events=args.events)
+    elif args.config_pushes:
+        report = run_config_push_bench(config, config.kafka.bootstrap or None, pushes=args.config_pushes)
+    else:
+        report = run_bench(config, config.kafka.bootstrap or None, images=args.images, warmup=args.warmup,
+                           rate=args.rate)
+    if args.json_out:
+        dump(report, Path(args.json_out))
+    return 0

@@ -1,0 +1,31 @@
+"""`radstream stage NAME`: one stage worker on the shared runtime (streams/runtime.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sp = add_bootstrap(subparsers.add_parser("stage", help="run one stage worker"))
+    sp.add_argument("name", help="decode, preprocess, infer, fuse or qc")
+    sp.add_argument("--model", help="model name (infer only)")
+    sp.add_argument("--health-port", type=int, default=None)
+    sp.set_defaults(func=cmd_stage)
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from radstream.models.manifest import ModelLoadError
+    from radstream.streams.runtime import StageRunner, serve_unhealthy
+    from radstream.streams.stages.registry import build_stage
+
+    config = require_bootstrap(args)
+    try:
+        stage = build_stage(args.name, config, args.model)
+    except ModelLoadError as exc:
+        label = f"{args.name}:{args.model}" if args.model else args.name
+        return serve_unhealthy(label, str(exc), config.health_host, args.health_port or config.health_port)
+    runner = StageRunner(stage, config.kafka, health_port=args.health_port or config.health_port,
+                         health_host=config.health_host, stall_after_s=config.stall_after_s)
+    return runner.run()
