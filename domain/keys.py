@@ -1,4 +1,7 @@
-"""The keys that name one image (one frame of one SOP instance), written once.
+"""The keys written once: an output's idempotency key, and the keys that name one image.
+
+`idempotency_key` hashes what made an output (input UIDs, blob hash, model and config
+versions), so a redelivered input produces the same key and consumers drop the copy.
 
 There are two spellings, and both are already on the wire or in stored state, so they
 stay two:
@@ -10,6 +13,14 @@ stay two:
 """
 
 from __future__ import annotations
+
+import hashlib
+
+
+def idempotency_key(*parts: object) -> str:
+    """Stable key from the input's UIDs plus model and config versions."""
+    text = "|".join(str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def image_key(sop_uid: str, frame: int) -> str:

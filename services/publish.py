@@ -18,7 +18,7 @@ from radstream.streams.blobstore import FileBlobStore
 from radstream.streams import telemetry
 from radstream.streams.kafka.producer import EventProducer
 from radstream.streams.kafka.topics import DICOM_ARRIVED
-from radstream.streams.stage import idempotency_key
+from radstream.domain.keys import idempotency_key
 
 
 @dataclass(frozen=True)

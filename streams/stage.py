@@ -6,7 +6,6 @@ streams/runtime.py, and wrap any Stage.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -120,9 +119,3 @@ def traceparent_of(event: Inbound) -> str | None:
 
 def trace_parent(traceparent: str | None) -> list[tuple[str, bytes | None]] | None:
     return [("traceparent", traceparent.encode())] if traceparent else None
-
-
-def idempotency_key(*parts: object) -> str:
-    """Stable key from the input's UIDs plus model and config versions."""
-    text = "|".join(str(p) for p in parts)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -16,11 +16,11 @@ import numpy as np
 from radstream.streams.blobstore import FileBlobStore
 from radstream.domain.dicom.decode import DecodeLimits, decode_instance
 from radstream.domain.errors import NotAnImage, Rejected, Skipped
-from radstream.domain.keys import image_key
+from radstream.domain.keys import idempotency_key, image_key
 from radstream.streams.contracts import carried_fields, record_fields
 from radstream.streams.isolation import BoundedWorker
 from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED, schema_of
-from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
+from radstream.streams.stage import Inbound, Output, Stage
 
 CARRIED = carried_fields(schema_of(DICOM_ARRIVED), schema_of(IMAGE_DECODED), exclude=("frame", "stage_ms"))
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from radstream.models.calibration import calibrate
 from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
-from radstream.domain.keys import frame_key
+from radstream.domain.keys import frame_key, idempotency_key
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS, schema_of
 from radstream.domain.rules import Rule, apply_rules
 from radstream.domain.thresholds import ThresholdBook
-from radstream.streams.stage import Inbound, Output, Stage, idempotency_key, trace_parent, traceparent_of
+from radstream.streams.stage import Inbound, Output, Stage, trace_parent, traceparent_of
 from radstream.streams.state import MemoryStore, StateStore
 
 CARRIED = carried_fields(schema_of(INFERENCE_RESULTS), schema_of(FINDINGS_FUSED),

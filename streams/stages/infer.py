@@ -22,8 +22,8 @@ from radstream.domain.errors import PermanentError, TransientError, classify
 from radstream.domain.thresholds import ThresholdBook
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS, schema_of
-from radstream.streams.stage import Inbound, Output, Result, Stage, idempotency_key
-from radstream.domain.keys import image_key
+from radstream.streams.stage import Inbound, Output, Result, Stage
+from radstream.domain.keys import idempotency_key, image_key
 from radstream.domain.thresholds import ThresholdKey
 
 log = logging.getLogger(__name__)

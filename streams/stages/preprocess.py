@@ -12,8 +12,8 @@ from radstream.models.profile import InputProfile, apply_profile
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import IMAGE_DECODED, IMAGE_PREPROCESSED, schema_of
-from radstream.streams.stage import Inbound, Output, Stage, idempotency_key
-from radstream.domain.keys import image_key
+from radstream.streams.stage import Inbound, Output, Stage
+from radstream.domain.keys import idempotency_key, image_key
 
 CARRIED = carried_fields(schema_of(IMAGE_DECODED), schema_of(IMAGE_PREPROCESSED), exclude=("stage_ms",))
 

@@ -101,7 +101,8 @@ def _fuse(config: Config, model: str | None, book: ThresholdBook, state: StateSt
 
 
 def _qc(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
-    from radstream.streams.stages.qc import QcStage, applicability_union
+    from radstream.domain.qc import applicability_union
+    from radstream.streams.stages.qc import QcStage
 
     manifests = models_in_force(config)
     qc_models = {m.name: {label: m.default_thresholds.get(label, 0.5) for label in m.labels}

@@ -8,7 +8,8 @@ from radstream.models.manifest import ModelManifest
 from radstream.streams.config import Config
 from radstream.domain.thresholds import ThresholdBook
 from radstream.streams.stage import Inbound
-from radstream.streams.stages.qc import Applicability, QcStage, applicability_union, header_flags
+from radstream.domain.qc import Applicability, applicability_union, header_flags
+from radstream.streams.stages.qc import QcStage
 from radstream.streams.stages.registry import build_stage
 from radstream.streams.state import MemoryStore
 from tests.unit.streams.stages.test_pixel_qc import _fused
