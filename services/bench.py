@@ -21,7 +21,7 @@ from radstream.services.stack import Stack
 from radstream.services.status import stage_statuses
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 
 
 @dataclass
@@ -88,7 +88,7 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
     with Stack(config, bootstrap) as stack:
         settings = config.kafka.with_bootstrap(stack.bootstrap)
         store = open_blob_store(config.blob_url)
-        producer = EventProducer(settings)
+        producer = EventPublisher(settings)
         say(f"pipeline up on {stack.bootstrap}; warming up with {warmup} image(s) ...")
         warm, _ = publish(producer, store, warm_dirs, log=lambda m: None)
         _wait_for(set(warm), settings, stack, 300)
@@ -188,7 +188,7 @@ def run_config_push_bench(config: Config, bootstrap: str | None, pushes: int = 2
         n_stages = len(stack.supervisor.children) if stack.supervisor else 0
         stack.wait_ready()
         say(f"{n_stages} stages up; pushing {pushes} versions of {key} while {images} images flow ...")
-        producer = EventProducer(settings)
+        producer = EventPublisher(settings)
         store = open_blob_store(config.blob_url)
         studies: list[str] = []
 

@@ -24,7 +24,7 @@ from radstream.services.publish import publish
 from radstream.services.stack import Stack
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.topics import CONSUMED, STUDY_RESULTS, dlq
 
@@ -90,7 +90,7 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
         assert stack.supervisor is not None
         settings = config.kafka.with_bootstrap(stack.bootstrap)
         stack.wait_ready()
-        producer = EventProducer(settings)
+        producer = EventPublisher(settings)
         store = open_blob_store(config.blob_url)
         studies: list[str] = []
 

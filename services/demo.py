@@ -14,7 +14,7 @@ from radstream.services.results import study_results, summary_line
 from radstream.services.stack import Stack
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 
 REAL_RADIOGRAPHS = ("RG1_UNCR.dcm", "RG1_J2KR.dcm", "RG3_UNCR.dcm", "RG3_J2KR.dcm")
 
@@ -50,7 +50,7 @@ def run_demo(config: Config, bootstrap: str | None, synthetic_studies: int = 2, 
     with Stack(config, bootstrap) as stack:
         say(f"pipeline up on {stack.bootstrap}; stage logs in {stack.logs}")
         settings = config.kafka.with_bootstrap(stack.bootstrap)
-        studies, errors = publish(EventProducer(settings), open_blob_store(config.blob_url), paths, site="DEMO", log=say)
+        studies, errors = publish(EventPublisher(settings), open_blob_store(config.blob_url), paths, site="DEMO", log=say)
         for line in errors:
             say(f"skipped {line}")
         pending = set(studies)

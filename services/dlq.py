@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from radstream.services.times import iso
 from radstream.streams.codec import Codec
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import dlq
@@ -77,14 +77,14 @@ def dead_letters(settings: KafkaSettings, stage: str, since: int | None = None, 
             yield DeadLetter(physical, msg.partition(), msg.offset(), record)
 
 
-def replay(settings: KafkaSettings, letters: list[DeadLetter], producer: EventProducer | None = None,
+def replay(settings: KafkaSettings, letters: list[DeadLetter], producer: EventPublisher | None = None,
            dry_run: bool = False) -> list[tuple[DeadLetter, str]]:
     """Re-produce each letter's original key, value and headers onto its source topic; (letter, topic) pairs."""
     done = []
     for letter in letters:
         target = letter.record["source_topic"]
         if not dry_run:
-            producer = producer or EventProducer(settings)
+            producer = producer or EventPublisher(settings)
             producer.send_raw(target, letter.record["key"], letter.record["value"], letter.replay_headers())
         done.append((letter, target))
     if producer is not None and not dry_run:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from radstream.services.results import study_results
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import FINDINGS_OVERRIDES
@@ -40,7 +40,7 @@ def record_override(settings: KafkaSettings, study_uid: str, finding_id: str, ve
     find_finding(settings, study_uid, finding_id)
     record = {"finding_id": finding_id, "study_uid": study_uid, "verdict": verdict.upper(), "by": by,
               "reason": reason, "created_at": int(time.time() * 1000)}
-    producer = EventProducer(settings)
+    producer = EventPublisher(settings)
     producer.send(FINDINGS_OVERRIDES, finding_id, record)
     producer.flush()
     return record

@@ -16,7 +16,7 @@ from pydicom.errors import InvalidDicomError
 
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams import telemetry
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import DICOM_ARRIVED
 from radstream.domain.keys import idempotency_key
 
@@ -72,7 +72,7 @@ def arrival_event(inst: Instance, blob: dict, site: str, expected: int | None, n
     }
 
 
-def publish(producer: EventProducer, store: FileBlobStore, paths: list[Path], site: str = "",
+def publish(producer: EventPublisher, store: FileBlobStore, paths: list[Path], site: str = "",
             log=print) -> tuple[list[str], list[str]]:
     """Publish every readable DICOM file; returns (study UIDs, error lines)."""
     errors: list[str] = []

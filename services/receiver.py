@@ -51,7 +51,7 @@ from radstream.services.publish import Instance, arrival_event
 from radstream.streams import metrics, telemetry
 from radstream.streams.config import Config
 from radstream.streams.blobstore import FileBlobStore
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import DICOM_ARRIVED
 
 log = logging.getLogger("radstream.receiver")
@@ -86,7 +86,7 @@ def receiver_settings(config: Config) -> ReceiverSettings:
 class InstanceSink:
     """Claim check, event, broker ack -> a C-STORE status. Thread-safe; no networking of its own."""
 
-    def __init__(self, store: FileBlobStore, producer_factory: Callable[[], EventProducer],
+    def __init__(self, store: FileBlobStore, producer_factory: Callable[[], EventPublisher],
                  ack_timeout_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self._producer_factory = producer_factory

@@ -18,7 +18,7 @@ from radstream.services.results import study_results
 from radstream.services.stack import Stack
 from radstream.services.thresholds import push, read_file
 from radstream.streams.config import Config
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.topics import DICOM_ARRIVED, create_topics, schema_of
 from radstream.streams.stages.registry import known_threshold_keys
@@ -62,7 +62,7 @@ def run_replay(config: Config, topic: str, start_ms: int, end_ms: int, candidate
     if models:
         env["RADSTREAM_MODELS"] = ",".join(models)
     with Stack(shadow, config.kafka.bootstrap, env=env) as stack:
-        producer = EventProducer(shadow.kafka)
+        producer = EventPublisher(shadow.kafka)
         for msg, _ in arrivals:
             producer.send_raw(shadow.kafka.topic(DICOM_ARRIVED), msg.key(), msg.value(), list(msg.headers() or []))
         producer.flush()

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from radstream.domain.thresholds import ThresholdBook, ThresholdError, validate_document
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import CONFIG_AUDIT, CONFIG_THRESHOLDS
@@ -67,7 +67,7 @@ def push(settings: KafkaSettings, docs: list[dict[str, Any]], author: str, reaso
     for doc in docs:
         validate_document(doc["scope"], doc["values"], known_keys)
     version = max(current_book(settings).version, max((r["version"] for r in history(settings)), default=0)) + 1
-    producer = EventProducer(settings)
+    producer = EventPublisher(settings)
     now = int(time.time() * 1000)
     for doc in docs:
         record = {"version": version, "scope": doc["scope"], "author": author, "reason": reason,

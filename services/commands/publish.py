@@ -20,10 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_publish(args: argparse.Namespace) -> int:
     from radstream.services.publish import PublishError, publish
     from radstream.streams.blobstore import open_blob_store
-    from radstream.streams.kafka.producer import EventProducer
+    from radstream.streams.kafka.producer import EventPublisher
 
     config = require_bootstrap(args)
-    producer = EventProducer(config.kafka)
+    producer = EventPublisher(config.kafka)
     try:
         studies, errors = publish(producer, open_blob_store(config.blob_url), [Path(p) for p in args.paths],
                                   site=args.site, log=lambda m: print(m, file=sys.stderr))

@@ -27,7 +27,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     from radstream.services.receiver import InstanceSink, Receiver, receiver_settings
     from radstream.streams.blobstore import open_blob_store
     from radstream.streams.health import HealthServer, register_process
-    from radstream.streams.kafka.producer import EventProducer
+    from radstream.streams.kafka.producer import EventPublisher
 
     config = require_bootstrap(args)
     if not 0 < len(args.ae_title.strip()) <= 16:
@@ -39,7 +39,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    sink = InstanceSink(open_blob_store(config.blob_url), lambda: EventProducer(config.kafka), settings.ack_timeout_s)
+    sink = InstanceSink(open_blob_store(config.blob_url), lambda: EventPublisher(config.kafka), settings.ack_timeout_s)
     try:
         receiver = Receiver(args.ae_title.strip(), args.port, sink, settings).start()
     except OSError as exc:

@@ -3,7 +3,7 @@
 `AcknowledgedProducer` holds the one flush-and-error rule: `flush` raises DeliveryFailed
 unless every message produced since the last flush was acknowledged (the client is
 idempotent with acks=all: KafkaSettings.producer_config). The runtime's checkpoint uses it
-directly; commands (publish, thresholds, tests) use EventProducer, which adds the codec.
+directly; commands (publish, thresholds, tests) use EventPublisher, which adds the codec.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def open_producer(settings: KafkaSettings) -> AcknowledgedProducer:
     return AcknowledgedProducer(Producer(settings.producer_config()))
 
 
-class EventProducer:
+class EventPublisher:
     """A small producer for commands (publish, thresholds, tests): encode, send, and fail loudly.
 
     Stages do not use this: their producing is part of the runtime's checkpoint (streams/checkpoint.py).

@@ -12,7 +12,7 @@ from pydicom.sequence import Sequence
 from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.publish import publish
 from radstream.streams.blobstore import open_blob_store
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from tests.plain_reader import PlainReader, raw_records
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def test_no_phi_value_appears_in_any_message_on_any_topic(stack, pipeline_config
     for f in files:
         _add_phi(f)
     settings = pipeline_config.kafka
-    studies, errors = publish(EventProducer(settings), open_blob_store(pipeline_config.blob_url), files,
+    studies, errors = publish(EventPublisher(settings), open_blob_store(pipeline_config.blob_url), files,
                               log=lambda m: None)
     assert not errors
     results = settings.topic("study.results")

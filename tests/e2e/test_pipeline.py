@@ -20,7 +20,7 @@ from radstream.services.demo import real_radiographs
 from radstream.services.publish import arrival_event, publish, read_instance
 from radstream.services.status import stage_statuses
 from radstream.streams.blobstore import open_blob_store
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import DICOM_ARRIVED
 from tests.plain_reader import PlainReader
 
@@ -44,7 +44,7 @@ def _poison_inputs(store, tmp_path: Path) -> dict[str, tuple[bytes | None, str]]
 def test_every_arrival_yields_one_result_or_one_dlq_record(stack, pipeline_config, tmp_path) -> None:
     settings = pipeline_config.kafka
     store = open_blob_store(pipeline_config.blob_url)
-    producer = EventProducer(settings)
+    producer = EventPublisher(settings)
 
     poison = _poison_inputs(store, tmp_path)
     for key, (blob, _) in poison.items():

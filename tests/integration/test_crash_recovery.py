@@ -15,7 +15,7 @@ from radstream.services.publish import publish
 from radstream.services.stack import Stack
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from tests.plain_reader import PlainReader
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def test_kill_9_fuse_and_qc_mid_stream_loses_nothing(pipeline_env, tmp_path) -> 
     results_topic = settings.topic("study.results")
     with Stack(config, settings.bootstrap, env=env) as stack:
         assert stack.supervisor is not None
-        producer = EventProducer(settings)
+        producer = EventPublisher(settings)
         store = open_blob_store(config.blob_url)
         reader = PlainReader(settings.bootstrap, [results_topic])
         publish(producer, store, studies_dirs[:4], log=lambda m: None)

@@ -16,7 +16,7 @@ from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.dlq import REPLAYED_FROM
 from radstream.services.publish import arrival_event, read_instance
 from radstream.streams.blobstore import open_blob_store
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_topic
 from radstream.streams.kafka.topics import DICOM_ARRIVED
 from tests.plain_reader import PlainReader
@@ -39,7 +39,7 @@ def test_replayed_dead_letter_completes_its_study(stack, pipeline_config, pipeli
     blob = store.put(data, "application/dicom")
     blob_file = Path(blob["uri"][len("file://"):])
     blob_file.unlink()  # the claim check points at nothing
-    producer = EventProducer(settings)
+    producer = EventPublisher(settings)
     producer.send(DICOM_ARRIVED, inst.sop_uid, arrival_event(inst, blob, "TEST", 1, int(time.time() * 1000)))
     producer.flush()
 

@@ -29,7 +29,7 @@ from radstream.services.gateway.sse import SseMessage, iter_sse
 from radstream.services.overrides import record_override
 from radstream.services.publish import publish, read_instance
 from radstream.streams.blobstore import open_blob_store
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import STUDY_RESULTS, create_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "services" / "gateway"))
@@ -86,7 +86,7 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
             async with session.get(f"{gateway_url}/events") as resp:
                 assert resp.status == 200
                 studies, errors = await asyncio.to_thread(
-                    publish, EventProducer(pipeline_config.kafka), store,
+                    publish, EventPublisher(pipeline_config.kafka), store,
                     real_radiographs() + [p for s in synthetic for p in s], SITE, lambda m: None)
                 assert not errors and len(studies) == 4
                 seen: list[SseMessage] = []
@@ -214,7 +214,7 @@ class Webhook:
 def test_forwarder_posts_each_final_result_once_with_retries(pipeline_env, pipeline_config, tmp_path: Path) -> None:
     settings = pipeline_config.kafka
     create_topics(settings, 1)
-    producer = EventProducer(settings)
+    producer = EventPublisher(settings)
     for key, final in (("res-1", True), ("res-2", True), ("res-1", True), ("res-3", False)):
         record = study_result(study=f"1.2.3.{key}", key=key)
         record["final"] = final

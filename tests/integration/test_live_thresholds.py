@@ -15,7 +15,7 @@ from radstream.services.demo import real_radiographs
 from radstream.services.publish import publish
 from radstream.services.status import stage_statuses
 from radstream.streams.blobstore import open_blob_store
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import CONFIG_THRESHOLDS
 from tests.plain_reader import PlainReader
 
@@ -65,7 +65,7 @@ def test_push_reaches_every_stage_and_changes_later_results(stack, pipeline_env,
     _wait_versions(stack, 1, n_stages)
 
     config = stack.config
-    producer = EventProducer(config.kafka)
+    producer = EventPublisher(config.kafka)
     studies, _ = publish(producer, open_blob_store(config.blob_url), real_radiographs()[:2], log=lambda m: None)
     topic = config.kafka.topic("study.results")
     reader = PlainReader(config.kafka.bootstrap, [topic])

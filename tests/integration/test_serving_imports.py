@@ -18,7 +18,7 @@ from radstream.models.profile import apply_profile
 from radstream.models.registry import default_registry_dir, load_manifests
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.config import Config
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS, create_topics
 from tests.factories import metadata
 from tests.plain_reader import PlainReader
@@ -52,7 +52,7 @@ def test_an_infer_stage_imports_no_training_code(pipeline_env: dict[str, str], t
     config = Config.from_env(env=env)
     create_topics(config.kafka)
     manifest = load_manifests(default_registry_dir(), [MODEL])[MODEL]
-    producer = EventProducer(config.kafka)
+    producer = EventPublisher(config.kafka)
     producer.send(IMAGE_PREPROCESSED, "1.2.3.4",
                   _preprocessed_event(FileBlobStore(config.blob_url), manifest, "1.2.3.4"))
     producer.flush()

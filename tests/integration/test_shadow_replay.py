@@ -15,7 +15,7 @@ from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.demo import real_radiographs
 from radstream.services.publish import publish
 from radstream.streams.blobstore import open_blob_store
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from tests.plain_reader import PlainReader, raw_records
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def test_replay_through_a_candidate_config_touches_no_live_topic(stack, pipeline
     settings = pipeline_config.kafka
     start = int(time.time() * 1000) - 1000
     files = real_radiographs()[:2] + write_synthetic_study(tmp_path / "s", n_images=2, seed=31)
-    studies, _ = publish(EventProducer(settings), open_blob_store(pipeline_config.blob_url), files, log=lambda m: None)
+    studies, _ = publish(EventPublisher(settings), open_blob_store(pipeline_config.blob_url), files, log=lambda m: None)
     topic = settings.topic("study.results")
     reader = PlainReader(settings.bootstrap, [topic])
     assert reader.poll_until(lambda r: {x["study_uid"] for x in r[topic] if x["final"]} >= set(studies), 180, stack.poll)

@@ -20,7 +20,7 @@ import pytest
 from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.publish import publish
 from radstream.streams.blobstore import open_blob_store
-from radstream.streams.kafka.producer import EventProducer
+from radstream.streams.kafka.producer import EventPublisher
 from tests.plain_reader import PlainReader
 
 pytestmark = pytest.mark.integration
@@ -99,7 +99,7 @@ def _registered(stack) -> bool:
 
 def _publish_studies(config, tmp_path: Path, seeds: list[int]) -> list[str]:
     dirs = [write_synthetic_study(tmp_path / f"s{seed}", n_images=2, seed=seed)[0].parent for seed in seeds]
-    studies, errors = publish(EventProducer(config.kafka), open_blob_store(config.blob_url), dirs, log=lambda m: None)
+    studies, errors = publish(EventPublisher(config.kafka), open_blob_store(config.blob_url), dirs, log=lambda m: None)
     assert not errors
     return studies
 
