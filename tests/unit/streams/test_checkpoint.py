@@ -18,22 +18,9 @@ from radstream.streams.checkpoint import Checkpoint, last_offsets
 from radstream.streams.kafka.producer import AcknowledgedProducer, DeliveryFailed
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.state import ChangelogStore
+from tests.kafka_fakes import FakeMessage
 
 INPUT, OUTPUT, DLQ, CHANGELOG = "in", "out", "in.dlq", "radstream.fuse.changelog"
-
-
-class FakeMessage:
-    def __init__(self, topic: str, partition: int = 0, offset: int = 0) -> None:
-        self._topic, self._partition, self._offset = topic, partition, offset
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
 
 
 class FakeProducerClient:

@@ -9,23 +9,7 @@ import time
 from confluent_kafka import TopicPartition
 
 from radstream.streams.kafka.reader import PartitionEnds, read_to_end
-
-
-class FakeMessage:
-    def __init__(self, topic: str, partition: int, offset: int) -> None:
-        self._topic, self._partition, self._offset = topic, partition, offset
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def error(self) -> None:
-        return None
+from tests.kafka_fakes import FakeMessage
 
 
 class FakeConsumer:
