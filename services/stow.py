@@ -55,6 +55,19 @@ class RequestTooLarge(Exception):
     pass
 
 
+class StowMultipartReader(MultipartReader):
+    """aiohttp's reader, taking boundaries longer than RFC 2046's 70 characters: Orthanc's DICOMweb
+    client (1.10, plugin 1.7) sends a 73-character one, and refusing the PACS helps nobody."""
+
+    MAX_BOUNDARY = 200
+
+    def _get_boundary(self) -> str:
+        boundary = self._mimetype.parameters.get("boundary", "")
+        if not boundary or len(boundary) > self.MAX_BOUNDARY:
+            raise ValueError(f"multipart boundary missing or over {self.MAX_BOUNDARY} characters")
+        return boundary
+
+
 @dataclass(frozen=True)
 class PartHeader:
     study_uid: str
@@ -102,8 +115,8 @@ class StowHandler:
                                f"{self.limits.max_request_bytes} bytes")
         study = request.match_info.get("study")
         try:
-            reader = await request.multipart()
-        except (ValueError, AssertionError) as exc:
+            reader = StowMultipartReader(request.headers, request.content)
+        except (ValueError, KeyError, AssertionError) as exc:
             return _error(400, f"not a multipart body: {exc}")
         outcomes: list[PartOutcome] = []
         try:
