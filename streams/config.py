@@ -119,6 +119,11 @@ class Config:
     receiver_drain_s: float = 30.0  # on SIGTERM, how long open associations may finish
     gateway_tokens_file: str | None = None
     gateway_jwt_secret: str | None = None
+    # STOW-RS ingest (`receiver --dicomweb-port`): its bearer tokens and size limits
+    dicomweb_tokens_file: str | None = None
+    dicomweb_jwt_secret: str | None = None
+    stow_max_request_mb: float = 2048.0
+    stow_max_part_mb: float = 512.0
     device: str = "auto"  # torch device for infer: auto (cuda when available), cpu, cuda, cuda:N
     torch_precision: str = "fp16"  # torch on CUDA: autocast fp16, bf16, or fp32
     cuda_graphs: bool = False  # torch on CUDA: capture static-shape models as CUDA graphs (opt-in, unverified)
@@ -160,6 +165,10 @@ class Config:
             receiver_drain_s=float(e.get("RADSTREAM_RECEIVER_DRAIN_S", 30)),
             gateway_tokens_file=e.get("RADSTREAM_GATEWAY_TOKENS") or None,
             gateway_jwt_secret=e.get("RADSTREAM_GATEWAY_JWT_SECRET") or None,
+            dicomweb_tokens_file=e.get("RADSTREAM_DICOMWEB_TOKENS") or None,
+            dicomweb_jwt_secret=e.get("RADSTREAM_DICOMWEB_JWT_SECRET") or None,
+            stow_max_request_mb=float(e.get("RADSTREAM_STOW_MAX_REQUEST_MB", 2048)),
+            stow_max_part_mb=float(e.get("RADSTREAM_STOW_MAX_PART_MB", 512)),
             decode_memory_mb=int(e.get("RADSTREAM_DECODE_MEMORY_MB", 4096)),
             engine_cache=Path(e.get("RADSTREAM_ENGINE_CACHE") or DEFAULT_ENGINE_CACHE).expanduser(),
         )

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test that needs the broker or running stages (one place).
+"""Fixtures shared by every test that needs the broker, running stages, the receiver or a real PACS (one place).
 
 The broker is the embedded Tansu binary; each test gets its own topic prefix and
 RADSTREAM_HOME, so tests share one broker without seeing each other's data.
@@ -7,15 +7,23 @@ RADSTREAM_HOME, so tests share one broker without seeing each other's data.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from radstream.services.broker import EmbeddedBroker
 from radstream.services.stack import Stack
 from radstream.streams.config import Config
+
+if TYPE_CHECKING:
+    from tests.orthanc import Orthanc
 
 # Group joins on the embedded broker take ~20 s with librdkafka's defaults; these make them ~3 s.
 FAST_GROUP_ENV = {
@@ -69,3 +77,95 @@ def stack(pipeline_config: Config, pipeline_env: dict[str, str]) -> Iterator[Sta
         yield s
     finally:
         s.stop()
+
+
+# --- a real PACS: Orthanc (tests/orthanc.py) --------------------------------------------------
+
+@pytest.fixture
+def orthanc_factory(tmp_path: Path) -> Iterator[Callable[..., "Orthanc"]]:
+    """Start Orthancs with a chosen configuration: `orthanc_factory(modalities=..., servers=...,
+    users={"alice": "pw"}, extra={...})` (see tests/orthanc.py `orthanc_config`). Each is stopped
+    after the test; skips when Debian's orthanc / orthanc-dicomweb are not installed."""
+    from tests.orthanc import orthanc_missing, start_orthanc
+
+    if reason := orthanc_missing():
+        pytest.skip(reason)
+    started: list = []
+
+    def start(**config: Any):
+        orthanc = start_orthanc(tmp_path / f"orthanc-{len(started)}", **config)
+        started.append(orthanc)
+        return orthanc
+
+    try:
+        yield start
+    finally:
+        for orthanc in started:
+            orthanc.stop()
+
+
+@pytest.fixture
+def orthanc(orthanc_factory: Callable[..., "Orthanc"]) -> "Orthanc":
+    """One running Orthanc (AE title ORTHANC, DICOMweb at `.dicomweb_url`), empty, per test."""
+    return orthanc_factory()
+
+
+# --- the receiver as a real process (`radstream receiver`) ---------------------------------------
+
+RECEIVER_AE_TITLE = "RADSTREAM"
+
+
+@dataclass
+class RunningReceiver:
+    proc: subprocess.Popen
+    port: int
+    log: Path
+    ae_title: str = RECEIVER_AE_TITLE
+    dicomweb_port: int | None = None
+
+    @property
+    def stow_url(self) -> str:
+        """The DICOMweb root for STOW-RS (`POST {stow_url}/studies`)."""
+        assert self.dicomweb_port is not None, "started without dicomweb=True"
+        return f"http://127.0.0.1:{self.dicomweb_port}/dicom-web"
+
+
+@pytest.fixture
+def receiver_factory(pipeline_env: dict[str, str], pipeline_config: Config,
+                     tmp_path: Path) -> Iterator[Callable[..., RunningReceiver]]:
+    """Start `radstream receiver` (topics created first) against the test's pipeline_env:
+    `receiver_factory(dicomweb=True, args=[...], env={...})`; killed after the test."""
+    from radstream.services.broker import free_port
+    from radstream.streams.kafka.topics import create_topics
+
+    create_topics(pipeline_config.kafka, 1)
+    started: list[RunningReceiver] = []
+
+    def start(dicomweb: bool = False, args: list[str] | None = None, env: dict[str, str] | None = None,
+              ae_title: str = RECEIVER_AE_TITLE) -> RunningReceiver:
+        port = free_port()
+        command = [sys.executable, "-m", "radstream.services.cli", "receiver", "--port", str(port),
+                   "--ae-title", ae_title, *(args or [])]
+        dicomweb_port = free_port() if dicomweb else None
+        if dicomweb_port:
+            command += ["--dicomweb-port", str(dicomweb_port)]
+        log = tmp_path / f"receiver-{len(started)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(command, env={**os.environ, **pipeline_env, **(env or {})}, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        running = RunningReceiver(proc, port, log, ae_title, dicomweb_port)
+        started.append(running)
+        deadline = time.monotonic() + 30
+        while b"listening on" not in log.read_bytes():
+            assert proc.poll() is None, f"receiver exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"receiver did not start: {log.read_text()}"
+            time.sleep(0.1)
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            if running.proc.poll() is None:
+                running.proc.kill()
+            running.proc.wait(10)

@@ -1,4 +1,5 @@
-"""`radstream receiver`: the DICOM C-STORE SCP in the foreground until SIGTERM (see services/receiver.py)."""
+"""`radstream receiver`: the DICOM C-STORE SCP (services/receiver.py), and with `--dicomweb-port` the
+STOW-RS endpoint beside it (services/stow.py), in the foreground until SIGTERM."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--ae-title", required=True, help="this SCP's AE title")
     sp.add_argument("--host", help="address to bind (default: $RADSTREAM_RECEIVER_HOST or 127.0.0.1)")
     add_bootstrap(sp)
+    sp.add_argument("--dicomweb-port", type=int, metavar="N",
+                    help="also serve STOW-RS (POST /dicom-web/studies[/{study}]) on this HTTP port (0: any free port)")
+    sp.add_argument("--dicomweb-tokens", metavar="FILE",
+                    help="STOW-RS bearer tokens, `TOKEN [SITE]` per line (default: $RADSTREAM_DICOMWEB_TOKENS)")
+    sp.add_argument("--dicomweb-no-auth", action="store_true", help="STOW-RS without a token (local demos only)")
     sp.set_defaults(func=cmd_receiver)
 
 
@@ -40,9 +46,12 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     sink = InstanceSink(open_blob_store(config.blob_url), lambda: EventPublisher(config.kafka), settings.ack_timeout_s)
+    stow = _stow_server(args, config, sink, settings.host)
     try:
         receiver = Receiver(args.ae_title.strip(), args.port, sink, settings).start()
     except OSError as exc:
+        if stow:
+            stow.stop()
         raise CliError(f"cannot listen on {settings.host}:{args.port}: {exc.strerror or exc}") from None
     started = time.time()
 
@@ -50,16 +59,47 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         last = sink.last_stored
         return {"stage": "receiver", "pid": os.getpid(), "healthy": True, "ae_title": receiver.ae_title,
                 "port": receiver.port, "active_associations": len(receiver.ae.active_associations),
+                "dicomweb_port": stow.port if stow else None,
                 "last_progress_age_s": round(time.time() - (last or started), 3)}
 
     server = HealthServer(health, host=config.health_host, port=config.health_port).start()
-    registration = register_process("receiver", server.url, {"ae_title": receiver.ae_title, "port": receiver.port})
-    print(f"receiver {receiver.ae_title} listening on {settings.host}:{receiver.port} "
+    registration = register_process("receiver", server.url, {"ae_title": receiver.ae_title, "port": receiver.port,
+                                                              "dicomweb_port": stow.port if stow else None})
+    stow_line = f"; STOW-RS on {stow.url}/studies" if stow else ""
+    print(f"receiver {receiver.ae_title} listening on {settings.host}:{receiver.port}{stow_line} "
           f"(publishing to {config.kafka.topic('dicom.arrived')}; health {server.url}; SIGTERM stops)", flush=True)
     try:
         stopping.wait()
     finally:
+        if stow:
+            stow.stop()
         receiver.stop()
         server.stop()
         registration.unlink(missing_ok=True)
     return 0
+
+
+def _stow_server(args: argparse.Namespace, config, sink, host: str):
+    """The STOW-RS server on --dicomweb-port, started; None without the flag."""
+    if args.dicomweb_port is None:
+        return None
+    from radstream.services.gateway.auth import Authenticator, load_token_file
+    from radstream.services.stow import MB, StowHandler, StowLimits, StowServer
+
+    token_file = args.dicomweb_tokens or config.dicomweb_tokens_file
+    try:
+        tokens = load_token_file(token_file) if token_file else None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read the STOW-RS token file: {exc}", EXIT_USAGE) from None
+    try:
+        auth = Authenticator(tokens, config.dicomweb_jwt_secret, open_access=args.dicomweb_no_auth)
+    except ValueError:
+        raise CliError("no STOW-RS auth configured: pass --dicomweb-tokens FILE, set RADSTREAM_DICOMWEB_TOKENS or "
+                       "RADSTREAM_DICOMWEB_JWT_SECRET, or --dicomweb-no-auth for a local demo", EXIT_USAGE) from None
+    if config.stow_max_part_mb <= 0 or config.stow_max_request_mb <= 0:
+        raise CliError("RADSTREAM_STOW_MAX_REQUEST_MB and RADSTREAM_STOW_MAX_PART_MB must be positive", EXIT_USAGE)
+    limits = StowLimits(int(config.stow_max_request_mb * MB), int(config.stow_max_part_mb * MB))
+    try:
+        return StowServer(StowHandler(sink, auth, limits), host, args.dicomweb_port).start()
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{args.dicomweb_port}: {exc.strerror or exc}") from None

@@ -8,26 +8,20 @@ acknowledged is on the topic (the receiver acks only after the broker did).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from io import BytesIO
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from radstream.services.broker import free_port
-from radstream.streams.kafka.topics import create_topics
 from tests.fixtures.instances import instance_dataset
-from tests.plain_reader import PlainReader
+from tests.arrivals import blob_bytes, read_arrivals
 
 pytestmark = [
     pytest.mark.integration,
@@ -37,32 +31,10 @@ pytestmark = [
 AE_TITLE = "RADSTREAM"
 
 
-class RunningReceiver:
-    def __init__(self, proc: subprocess.Popen, port: int, log: Path) -> None:
-        self.proc, self.port, self.log = proc, port, log
-
-
 @pytest.fixture
-def receiver(pipeline_env: dict[str, str], pipeline_config, tmp_path: Path) -> Iterator[RunningReceiver]:
-    create_topics(pipeline_config.kafka, 1)
-    port = free_port()
-    log = tmp_path / "receiver.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "radstream.services.cli", "receiver", "--port", str(port), "--ae-title", AE_TITLE],
-            env={**os.environ, **pipeline_env}, stdout=out, stderr=subprocess.STDOUT)
-    running = RunningReceiver(proc, port, log)
-    deadline = time.monotonic() + 30
-    while b"listening on" not in log.read_bytes():
-        assert proc.poll() is None, f"receiver exited: {log.read_text()}"
-        assert time.monotonic() < deadline, f"receiver did not start: {log.read_text()}"
-        time.sleep(0.1)
-    try:
-        yield running
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+def receiver(receiver_factory):
+    """`radstream receiver` as a process (tests/conftest.py `receiver_factory`)."""
+    return receiver_factory(ae_title=AE_TITLE)
 
 
 def storescu(port: int, files: list[Path]) -> list[str]:
@@ -92,21 +64,7 @@ def same_data_set(received: pydicom.Dataset, original: pydicom.Dataset) -> bool:
             and received.PixelData == original.PixelData and elements(received) == elements(original))
 
 
-def blob_bytes(event: dict) -> bytes:
-    return Path(unquote(urlparse(event["blob"]["uri"]).path)).read_bytes()
-
-
-def read_arrivals(pipeline_config, sop_uids: set[str], timeout_s: float) -> dict[str, dict]:
-    topic = pipeline_config.kafka.topic("dicom.arrived")
-    reader = PlainReader(pipeline_config.kafka.bootstrap, [topic])
-    try:
-        reader.poll_until(lambda r: sop_uids <= {e["sop_uid"] for e in r[topic]}, timeout_s)
-    finally:
-        reader.close()
-    return {e["sop_uid"]: e for e in reader.records[topic]}
-
-
-def test_echo_store_a_study_and_stop_on_sigterm(receiver: RunningReceiver, pipeline_config, tmp_path: Path) -> None:
+def test_echo_store_a_study_and_stop_on_sigterm(receiver, pipeline_config, tmp_path: Path) -> None:
     echo = subprocess.run(["echoscu", "-aec", AE_TITLE, "127.0.0.1", str(receiver.port)], capture_output=True,
                           timeout=30)
     assert echo.returncode == 0, echo.stderr
@@ -140,7 +98,7 @@ def test_echo_store_a_study_and_stop_on_sigterm(receiver: RunningReceiver, pipel
     assert receiver.proc.wait(40) == 0, receiver.log.read_text()
 
 
-def test_kill_9_mid_association_loses_no_acknowledged_instance(receiver: RunningReceiver, pipeline_config,
+def test_kill_9_mid_association_loses_no_acknowledged_instance(receiver, pipeline_config,
                                                                 tmp_path: Path) -> None:
     study = tmp_path / "many"
     study.mkdir()
