@@ -31,28 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_gateway(args: argparse.Namespace) -> int:
     from aiohttp import web
     from radstream.services.gateway import (
-        Authenticator,
         EventHub,
         Gateway,
         HubLimits,
         KafkaEventSource,
         StreamSettings,
         create_app,
-        load_token_file,
     )
+    from radstream.services.commands.auth_flags import bearer_auth
     from radstream.streams.blobstore import open_blob_store
 
     config = require_bootstrap(args)
-    token_file = args.tokens or config.gateway_tokens_file
-    try:
-        tokens = load_token_file(token_file) if token_file else None
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read the token file: {exc}", EXIT_USAGE) from None
-    try:
-        auth = Authenticator(tokens, config.gateway_jwt_secret, open_access=args.no_auth)
-    except ValueError:
-        raise CliError("no auth configured: pass --tokens FILE, set RADSTREAM_GATEWAY_TOKENS or "
-                       "RADSTREAM_GATEWAY_JWT_SECRET, or --no-auth for a local demo", EXIT_USAGE) from None
+    auth = bearer_auth(args.tokens or config.gateway_tokens_file, config.gateway_jwt_secret, args.no_auth,
+                       tokens_flag="--tokens", env_prefix="RADSTREAM_GATEWAY", no_auth_flag="--no-auth")
     hub = EventHub(HubLimits(max_studies=args.max_studies))
     gateway = Gateway(hub, auth, open_blob_store(config.blob_url), KafkaEventSource(config.kafka),
                       StreamSettings(heartbeat_s=args.heartbeat))

@@ -83,19 +83,12 @@ def _stow_server(args: argparse.Namespace, config, sink, host: str):
     """The STOW-RS server on --dicomweb-port, started; None without the flag."""
     if args.dicomweb_port is None:
         return None
-    from radstream.services.gateway.auth import Authenticator, load_token_file
+    from radstream.services.commands.auth_flags import bearer_auth
     from radstream.services.stow import MB, StowHandler, StowLimits, StowServer
 
-    token_file = args.dicomweb_tokens or config.dicomweb_tokens_file
-    try:
-        tokens = load_token_file(token_file) if token_file else None
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read the STOW-RS token file: {exc}", EXIT_USAGE) from None
-    try:
-        auth = Authenticator(tokens, config.dicomweb_jwt_secret, open_access=args.dicomweb_no_auth)
-    except ValueError:
-        raise CliError("no STOW-RS auth configured: pass --dicomweb-tokens FILE, set RADSTREAM_DICOMWEB_TOKENS or "
-                       "RADSTREAM_DICOMWEB_JWT_SECRET, or --dicomweb-no-auth for a local demo", EXIT_USAGE) from None
+    auth = bearer_auth(args.dicomweb_tokens or config.dicomweb_tokens_file, config.dicomweb_jwt_secret,
+                       args.dicomweb_no_auth, service="STOW-RS ", tokens_flag="--dicomweb-tokens",
+                       env_prefix="RADSTREAM_DICOMWEB", no_auth_flag="--dicomweb-no-auth")
     if config.stow_max_part_mb <= 0 or config.stow_max_request_mb <= 0:
         raise CliError("RADSTREAM_STOW_MAX_REQUEST_MB and RADSTREAM_STOW_MAX_PART_MB must be positive", EXIT_USAGE)
     limits = StowLimits(int(config.stow_max_request_mb * MB), int(config.stow_max_part_mb * MB))
