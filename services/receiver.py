@@ -12,7 +12,7 @@ association's transfer syntax in the File Meta, no re-encoding), so its sha256
 is that of what the modality sent.
 
 Study completion: `expected_instances` is NumberOfStudyRelatedInstances when
-the sender includes it, else None; the qc stage then finalises the study after
+the sender includes it (or the caller's count: `radstream pull` passes QIDO-RS's), else None; the qc stage then finalises the study after
 RADSTREAM_STUDY_QUIET_PERIOD_S without new images.
 """
 
@@ -98,7 +98,9 @@ class InstanceSink:
         self._lock = threading.Lock()
         self.last_stored: float | None = None
 
-    def accept(self, encoded: bytes, calling_ae: str) -> int:
+    def accept(self, encoded: bytes, calling_ae: str, expected_instances: int | None = None) -> int:
+        """Store, publish, await the ack; the status to answer. `expected_instances` is the study's count
+        when the caller knows it better than the header (a pull counts the study with QIDO-RS)."""
         try:
             instance, expected = parse_instance(encoded)
         except ValueError as exc:
@@ -111,6 +113,8 @@ class InstanceSink:
             log.error("blob store failed for %s: %s", instance.sop_uid, exc)
             metrics.failed.labels("receiver", "transient", "blob_store").inc()
             return OUT_OF_RESOURCES
+        if expected_instances is not None:
+            expected = expected_instances
         event = arrival_event(instance, blob, calling_ae, expected, int(self._clock() * 1000))
         with self._lock:
             try:

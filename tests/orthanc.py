@@ -8,6 +8,7 @@ Used through the `orthanc` / `orthanc_factory` fixtures in tests/conftest.py:
         orthanc.rest("POST", "/modalities/radstream/store", orthanc.studies()[0])
         orthanc.add_dicomweb_server("radstream", stow_url, token="t")  # PUT /dicom-web/servers/radstream
         orthanc.rest("POST", "/dicom-web/servers/radstream/stow", {"Resources": [...]})
+        orthanc_factory(lua_scripts=[script])                   # Lua callbacks, StableAge 2 s
 
 Each Orthanc listens on free loopback ports (HTTP and DICOM), keeps its database in a
 temp folder, has the DICOMweb plugin at `/dicom-web/`, and is stopped after the test.
@@ -123,6 +124,11 @@ class Orthanc:
         """Orthanc's study identifiers (not Study Instance UIDs)."""
         return self.rest("GET", "/studies")
 
+    def instance_file(self, sop_uid: str) -> bytes:
+        """The file Orthanc holds for a SOP Instance UID (`/tools/lookup`, then `/instances/{id}/file`)."""
+        [found] = [r for r in self.rest("POST", "/tools/lookup", sop_uid) if r["Type"] == "Instance"]
+        return self.rest("GET", f"/instances/{found['ID']}/file")
+
     def study_uid(self, orthanc_id: str) -> str:
         return self.rest("GET", f"/studies/{orthanc_id}")["MainDicomTags"]["StudyInstanceUID"]
 
@@ -138,8 +144,10 @@ class Orthanc:
 
 def orthanc_config(folder: Path, http_port: int, dicom_port: int, aet: str = AE_TITLE,
                    modalities: dict[str, Any] | None = None, servers: dict[str, Any] | None = None,
-                   users: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON configuration: loopback only, storage in `folder`, the DICOMweb plugin on."""
+                   users: dict[str, str] | None = None, lua_scripts: list[Path] | None = None,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON configuration: loopback only, storage in `folder`, the DICOMweb plugin on, and the
+    Lua scripts given (e.g. examples/orthanc/route-to-radstream.lua, run on OnStableStudy after StableAge)."""
     config: dict[str, Any] = {
         "Name": f"radstream-test-{http_port}",
         "StorageDirectory": str(folder / "db"),
@@ -155,6 +163,7 @@ def orthanc_config(folder: Path, http_port: int, dicom_port: int, aet: str = AE_
         "DicomModalities": modalities or {},
         "DicomCheckCalledAet": True,
         "StableAge": 2,  # seconds before OnStableStudy (the Lua routing example in docs/integration.md)
+        "LuaScripts": [str(Path(p).resolve()) for p in lua_scripts or []],
         "HttpTimeout": 60,
         "DicomScuTimeout": 30,
     }

@@ -48,6 +48,15 @@ def test_no_expected_count_without_number_of_study_related_instances(store: File
     assert producer.flushed[0][2]["expected_instances"] is None
 
 
+def test_the_callers_expected_count_wins_over_the_header(store: FileBlobStore) -> None:
+    """`radstream pull` knows the study's count from QIDO-RS; a header's count may be stale or absent."""
+    producer = FakeProducer()
+    sink = InstanceSink(store, lambda: producer)
+    sink.accept(instance_bytes(NumberOfStudyRelatedInstances=4), "DICOMWEB", expected_instances=2)
+    sink.accept(instance_bytes(), "DICOMWEB", expected_instances=3)
+    assert [event["expected_instances"] for _, _, event in producer.sent] == [2, 3]
+
+
 def test_an_unacknowledged_event_is_a_failure_and_the_producer_is_replaced(store: FileBlobStore) -> None:
     producers = [FakeProducer(fail_flush=True), FakeProducer()]
     made = iter(producers)
