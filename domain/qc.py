@@ -124,6 +124,7 @@ def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: in
         "body_part": meta.get("body_part"),
         "view_position": meta.get("view_position"),
         "display_uri": (fused.get("display") or {}).get("uri"),
+        "source": fused.get("source"),  # the original instance: where export edges read the patient from
         "stage_ms": fused["stage_ms"],
         "latency_ms": float(max(0, now_ms - fused["arrived_at"])),
     }

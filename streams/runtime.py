@@ -15,14 +15,14 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-
+from radstream.domain.errors import Skipped, StageError, TransientError
+from radstream.domain.retry import RetryPolicy
 from radstream.streams import metrics, telemetry
 from radstream.streams.checkpoint import Checkpoint, last_offsets
 from radstream.streams.codec import Codec
 from radstream.streams.config import ConfigWatcher
-from radstream.domain.errors import Skipped, StageError, TransientError
-from radstream.domain.retry import RetryPolicy
 from radstream.streams.health import HealthServer, register_process
+from radstream.streams.holds import PartitionHolds
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.producer import open_producer
 from radstream.streams.kafka.settings import KafkaSettings
@@ -53,6 +53,9 @@ class StageRunner:
                 raise TypeError(f"stage {stage.name} is stateful: under the runtime its state must be a "
                                 f"ChangelogStore (build_stage gives it one), not {type(stage.state).__name__}")
             self.state = stage.state
+        if stage.retry_until_answered and stage.max_batch != 1:
+            raise TypeError(f"stage {stage.name} retries until answered: it must take one message at a time "
+                            "(max_batch = 1), so nothing after an unanswered message is sent before it")
         self.stage = stage
         self.settings = settings
         self.codec = codec or Codec(settings.schema_registry_url)
@@ -72,6 +75,8 @@ class StageRunner:
         self._last_loop = time.time()
         self.stall_after_s = stall_after_s
         self._checkpoint = Checkpoint(self._producer, self._consumer, self.input_topic, self.state)
+        self._holds = (PartitionHolds(self._consumer, self.input_topic, unhealthy_after_s=stage.unhealthy_after_s)
+                       if stage.retry_until_answered else None)
         # The stage's own book when it reads thresholds, so the watcher's updates are what it sees.
         self._config = ConfigWatcher(settings, self.codec, book=stage.config)
         self._health = HealthServer(self.health, host=health_host, port=health_port)
@@ -124,6 +129,8 @@ class StageRunner:
                 pass
         if self.state is not None:
             self.state.drop(parts)
+        if self._holds is not None:
+            self._holds.drop(parts)
         log.info("revoked partitions %s", parts)
 
     # -- one iteration -----------------------------------------------------------
@@ -137,6 +144,8 @@ class StageRunner:
         if self._config.poll():  # between batches only: a message is processed wholly under one version
             self._config_changed()
         metrics.config_rejections.labels(self.stage.name).set(self._config.book.rejections)
+        if self._holds is not None:
+            self._holds.resume_due()
         msgs = self._poll_batch()
         if self.state is not None:
             ticked = self.stage.on_tick(int(time.time() * 1000))
@@ -197,8 +206,12 @@ class StageRunner:
                 time.sleep(retry_policy.delay(attempts[retry[0]]))
             pending = retry
 
+        held = self._hold_unanswered(msgs, results)
+        done = {i for i, m in enumerate(msgs) if m.offset() < held.get(m.partition(), m.offset() + 1)}
         to_produce: list[tuple[Output, Any]] = []
         for i, (m, res) in enumerate(zip(msgs, results)):
+            if i not in done:
+                continue  # held: neither produced, nor dead-lettered, nor committed
             if isinstance(res, Skipped):
                 log.info("skipped %s[%d]@%d: %s", m.topic(), m.partition(), m.offset(), res.reason)
                 metrics.skipped.labels(self.stage.name, res.code).inc()
@@ -208,7 +221,7 @@ class StageRunner:
             else:
                 to_produce += [(o, telemetry.span_context(spans[i])) for o in res or []]
         self._produce_all(to_produce, stage_ms=1000 * compute / max(1, len(inbound)))
-        self._checkpoint.commit(last_offsets(msgs))
+        self._checkpoint.commit(last_offsets(msgs[i] for i in done))
         for span in spans:
             span.end()
 
@@ -226,6 +239,18 @@ class StageRunner:
         for ev in inbound.values():
             if "arrived_at" in ev.value:
                 metrics.end_to_end_seconds.labels(self.stage.name).observe(max(0.0, now_ms - ev.value["arrived_at"]) / 1000)
+
+    def _hold_unanswered(self, msgs: list[Message], results: list[Result | None]) -> dict[int, int]:
+        """For a retry-until-answered stage: partition -> the first offset whose peer did not answer."""
+        if self._holds is None:
+            return {}
+        held: dict[int, int] = {}
+        for m, res in zip(msgs, results):
+            if isinstance(res, StageError) and res.transient and m.partition() not in held:
+                held[m.partition()] = m.offset()
+                self._holds.hold(m.partition(), m.offset(), res.reason)
+        self._holds.answered({m.partition() for m in msgs} - set(held))
+        return held
 
     def _process(self, events: list[Inbound]) -> list[Result]:
         if self.state is None:
@@ -286,7 +311,7 @@ class StageRunner:
             return
         for tp in committed:
             _, high = self._consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
-            offset = tp.offset if tp.offset >= 0 else 0
+            offset = max(tp.offset, 0)
             self._lag[tp.partition] = max(0, high - offset)
             metrics.consumer_lag.labels(self.stage.name, str(tp.partition)).set(self._lag[tp.partition])
 
@@ -298,11 +323,12 @@ class StageRunner:
         progress_age = now - self._last_progress
         loop_age = now - self._last_loop
         stalled = (lag > 0 and progress_age > self.stall_after_s) or loop_age > self.stall_after_s
+        holds = self._holds.health() if self._holds is not None else {"healthy": True}
         return {
             "stage": self.stage.name,
             "group": self.group_id,
             "pid": os.getpid(),
-            "healthy": not stalled,
+            "healthy": not stalled and bool(holds.pop("healthy")),
             "partitions": self._assigned,
             "lag": lag,
             "loop_age_s": round(loop_age, 3),
@@ -311,6 +337,7 @@ class StageRunner:
             "config_version": self._config.book.version,
             "config_rejections": self._config.book.rejections,
             "config_last_error": self._config.book.last_error,
+            **holds,
             **self.stage.health(),
         }
 

@@ -64,6 +64,10 @@ class Stage:
     # is paid once per batch; only infer waits (max_wait_ms) to fill a batch.
     max_batch: int = 16
     max_wait_ms: int = 0
+    # An edge to a hospital system: a peer that does not answer is waited for (streams/holds.py),
+    # never skipped into the DLQ; /healthz turns unhealthy after unhealthy_after_s of silence.
+    retry_until_answered: ClassVar[bool] = False
+    unhealthy_after_s: float = 300.0
     config: ThresholdBook | None = None  # None: manifest defaults only (version 0)
     state: StateStore | None = None  # stateful stages only
 

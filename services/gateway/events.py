@@ -87,14 +87,15 @@ class GatewayEvent:
 
 
 def public_record(record: dict[str, Any]) -> dict[str, Any]:
-    """The record without blob URIs (server paths); images are served by `/studies/{uid}/images/`."""
-    out = dict(record)
+    """The record without blob URIs (server paths); images are served by `/studies/{uid}/images/`.
+    The original instance (`source`, which holds PHI) is never described to a browser at all."""
+    out = {k: v for k, v in record.items() if k != "source"}
     for name in ("pixels", "display"):
         if isinstance(out.get(name), dict):
             ref = out[name]
             out[name] = {"sha256": ref["sha256"], "media_type": ref["media_type"], "shape": ref.get("shape", [])}
     if "images" in out:
-        out["images"] = [{k: v for k, v in img.items() if k != "display_uri"} for img in out["images"]]
+        out["images"] = [{k: v for k, v in img.items() if k not in ("display_uri", "source")} for img in out["images"]]
     return out
 
 

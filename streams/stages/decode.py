@@ -118,6 +118,7 @@ def decode_arrival(store: FileBlobStore | str, limits: DecodeLimits, non_image_p
             "pixels": store.put_array(pixels.astype(np.float32, copy=False)),
             "display": store.put(encode_png(display), "image/png", display.shape, "uint8"),
             "metadata": metadata,
+            "source": arrival["blob"],  # carried to the result, for the export edges (domain/dicom/patient.py)
             "stage_ms": dict(arrival["stage_ms"]),
         })
         outputs.append(Output(IMAGE_DECODED, image_key(arrival["sop_uid"], frame), value))

@@ -23,7 +23,7 @@ def _fused(sop: str = "1.1", qc: dict[str, float] | None = None, other: dict[str
     return {
         "schema_version": 1, "idempotency_key": f"k-{sop}", "study_uid": "7.7", "series_uid": "7.7.1",
         "sop_uid": sop, "frame": 0, "site": "TEST", "expected_instances": 1, "arrived_at": 1,
-        "display": None, "metadata": metadata(**meta), "trace_id": "t1",
+        "display": None, "source": None, "metadata": metadata(**meta), "trace_id": "t1",
         "expected_models": sorted(versions), "missing_models": [], "model_versions": versions,
         "fused_boxes": [], "classifier_outputs": outputs,
         "findings": [{"rule_id": "nodule-suspected", "rule_version": "1", "label": "nodule", "confidence": 0.9,
