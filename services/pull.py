@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, unquote, urlparse, urlunparse
 
 import requests
 from dicomweb_client import DICOMwebClient
@@ -68,17 +68,31 @@ Progress = Callable[[str, int, int, RemoteInstance, str | None], None]  # ("pull
 
 
 def open_client(url: str, token: str | None = None) -> DICOMwebClient:
-    """A dicomweb-client on the DICOMweb root (e.g. http://pacs:8042/dicom-web), bearer token when given."""
+    """A dicomweb-client on the DICOMweb root (e.g. http://pacs:8042/dicom-web): a bearer token when given;
+    `user:password@` in the URL becomes HTTP Basic (Orthanc's own login), kept out of every message."""
     parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise PullError(f"--dicomweb must be an http(s) URL of a DICOMweb root, got {url!r}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise PullError(f"--dicomweb must be an http(s) URL of a DICOMweb root, got {_redacted(parsed)!r}")
+    session = requests.Session()
+    if parsed.username is not None:
+        session.auth = (unquote(parsed.username), unquote(parsed.password or ""))
     headers = {"Authorization": f"Bearer {token}"} if token else None
+    root = _redacted(parsed).rstrip("/")
     try:
-        client = DICOMwebClient(url.rstrip("/"), headers=headers, timeout=TIMEOUT_S)
+        client = DICOMwebClient(root, session=session, headers=headers, timeout=TIMEOUT_S)
     except ValueError as exc:
-        raise PullError(f"--dicomweb {url}: {exc}") from None
+        raise PullError(f"--dicomweb {root}: {exc}") from None
     client.set_http_retry_params(max_attempts=ATTEMPTS, wait_exponential_multiplier=BACKOFF_MS)
     return client
+
+
+def _redacted(parsed: ParseResult) -> str:
+    """The URL without its user and password."""
+    host = parsed.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parsed.port is not None:
+        netloc += f":{parsed.port}"
+    return urlunparse(parsed._replace(netloc=netloc))
 
 
 def check_uid(value: str, flag: str) -> str:

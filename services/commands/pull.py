@@ -13,7 +13,8 @@ from radstream.services.commands.errors import EXIT_ERROR, EXIT_USAGE, CliError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sp = subparsers.add_parser("pull", help="retrieve a study from a DICOMweb server (QIDO-RS + WADO-RS) and publish it")
-    sp.add_argument("--dicomweb", required=True, metavar="URL", help="the server's DICOMweb root, e.g. http://pacs:8042/dicom-web")
+    sp.add_argument("--dicomweb", required=True, metavar="URL",
+                    help="the server's DICOMweb root, e.g. http://pacs:8042/dicom-web (user:password@ for HTTP Basic)")
     sp.add_argument("--study", required=True, metavar="UID", help="Study Instance UID")
     sp.add_argument("--series", metavar="UID", help="only this Series Instance UID of the study")
     sp.add_argument("--token", metavar="T", help="sent as `Authorization: Bearer T`")
@@ -63,7 +64,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     finally:
         sink.close()
-    print(f"pulled {len(report.stored)} of {report.listed} instance(s) of study {study} from {args.dicomweb} "
+    print(f"pulled {len(report.stored)} of {report.listed} instance(s) of study {study} from {client.base_url} "
           f"onto {config.kafka.topic('dicom.arrived')} ({len(report.failed)} failed)", flush=True)
     if report.failed:
         raise CliError(f"{len(report.failed)} of {report.listed} instance(s) not pulled (reasons above)", EXIT_ERROR)

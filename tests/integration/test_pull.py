@@ -143,6 +143,11 @@ def test_pull_errors_are_one_line(pacs, orthanc_factory, pipeline_env) -> None:
     line = one_error_line(radstream(pipeline_env, "pull", "--dicomweb", basic.dicomweb_url, "--study", study,
                                     "--token", TOKEN))
     assert line == f"radstream: error: QIDO-RS {basic.dicomweb_url}: HTTP 401 unauthorized: pass a valid --token"
+    # Orthanc's own login as user:password@ in the URL: accepted there (an empty Orthanc: not found),
+    # and the password is in no message.
+    with_login = basic.dicomweb_url.replace("http://", "http://alice:pw@")
+    line = one_error_line(radstream(pipeline_env, "pull", "--dicomweb", with_login, "--study", study))
+    assert line == f"radstream: error: study {study} not found on {basic.dicomweb_url} (QIDO-RS listed 0 instances)"
 
     res = radstream(pipeline_env, "pull", "--dicomweb", url, "--study", "not-a-uid")
     assert one_error_line(res) == "radstream: error: --study 'not-a-uid' is not a DICOM UID" and res.returncode == 2
