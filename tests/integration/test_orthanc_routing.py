@@ -21,8 +21,8 @@ from urllib.parse import urlparse, urlunparse
 import pydicom
 import pytest
 from pydicom.uid import BasicTextSRStorage, generate_uid
-
 from radstream.services.demo import real_radiographs
+
 from tests.arrivals import arrivals_on_topic, read_arrivals
 from tests.fixtures.instances import instance_dataset
 
