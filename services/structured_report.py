@@ -8,16 +8,20 @@ parameters: the thresholds that fired and the config version), and the contribut
 as qualitative evaluations. An image that failed QC gets a group that says "not analysable"
 with each reason as text. The device observer names the pipeline and every model version.
 
-The bus carries no patient identity (domain/dicom/metadata.py), so the patient and study
-descriptors (name, ID, birth date, sex, accession number, study date) are left empty: the
-PACS merges them from the study the SR references by its Study Instance UID (D-016).
-UIDs of the SR itself are derived from the result's idempotency key, so building the SR
-of one result twice gives the same instance.
+The bus carries no patient identity (domain/dicom/metadata.py). Given the PatientContext
+read back from an original instance (the export edges, `radstream sr` when the blob is
+there), the SR carries the patient and study modules of its images, so a PACS files it
+under the same patient and study (D-022); without one they stay empty (type 2).
+The SR's SOP Instance UID is derived from the result's idempotency key (a redelivery
+rebuilds the same instance; a newer version is a new one, naming the earlier SR in its
+PredecessorDocumentsSequence), its Series Instance UID from the study: every version of a
+study's SR is one series.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import highdicom as hd
@@ -25,7 +29,9 @@ import numpy as np
 from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
+from pydicom.uid import Comprehensive3DSRStorage
+from radstream.domain.dicom.patient import PatientContext
+from radstream.domain.dicom.uids import DEFAULT_UID_ROOT, derived_uid
 
 # Local codes (PS3.16 8.2: a "99" prefix marks a private coding scheme).
 SCHEME = "99RADSTREAM"
@@ -46,47 +52,87 @@ NOT_FOR_CLINICAL_USE = "NOT FOR CLINICAL USE: demo models trained on synthetic p
 
 
 class ReportError(ValueError):
-    """A result that cannot become an SR (not final, or no images)."""
+    """A result that cannot become an SR (not final, no images, another study's patient)."""
+
+
+@dataclass(frozen=True)
+class Predecessor:
+    """The earlier SR a newer version replaces, as its PredecessorDocumentsSequence names it."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_uid: str
+    study_uid: str
+
+
+def sr_reference(ds: Dataset) -> Predecessor:
+    """The Predecessor that names a built (or stored) SR."""
+    return Predecessor(str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID),
+                       str(ds.StudyInstanceUID))
+
+
+def earlier_sr(study_uid: str, idempotency_key: str, uid_root: str = DEFAULT_UID_ROOT) -> Predecessor:
+    """The Predecessor of the SR built for an earlier result version, from its key alone (the UIDs are
+    derived, so an export edge needs to remember only the key it sent last)."""
+    return Predecessor(Comprehensive3DSRStorage, derived_uid("sr", idempotency_key, uid_root),
+                       derived_uid("sr-series", study_uid, uid_root), study_uid)
 
 
 def finding_code(label: str) -> CodedConcept:
     return FINDING_CODES.get(label.lower()) or CodedConcept(label, SCHEME, label)
 
 
-def structured_report(result: dict[str, Any], not_for_clinical_use: bool = False,
-                      series_number: int = 9001) -> hd.sr.Comprehensive3DSR:
-    """The TID 1500 SR of one final StudyResult; `not_for_clinical_use` marks demo-model output."""
+def finding_key(image: dict, finding: dict) -> str:
+    """What identifies a finding across versions: its finding_id (or, in older results, image, rule, box)."""
+    return finding.get("finding_id") or f"{image['sop_uid']}/{finding['rule_id']}/{finding.get('box')}"
+
+
+def finding_uid(image: dict, finding: dict, uid_root: str = DEFAULT_UID_ROOT) -> str:
+    """The finding's Tracking UID: the SR's measurement group and the GSPS graphic of one finding share it."""
+    return derived_uid("finding", finding_key(image, finding), uid_root)
+
+
+def structured_report(result: dict[str, Any], not_for_clinical_use: bool = False, series_number: int = 9001, *,
+                      context: PatientContext | None = None, uid_root: str = DEFAULT_UID_ROOT,
+                      predecessor: Predecessor | None = None) -> hd.sr.Comprehensive3DSR:
+    """The TID 1500 SR of one final StudyResult; `not_for_clinical_use` marks demo-model output,
+    `context` the patient and study to file it under, `predecessor` the SR version it replaces."""
     if not result.get("final"):
         raise ReportError(f"study {result['study_uid']}: only a final result becomes an SR (this is an update)")
     if not result["images"]:
         raise ReportError(f"study {result['study_uid']}: the result has no images")
+    if context is not None and context.study_uid != result["study_uid"]:
+        raise ReportError(f"study {result['study_uid']}: the patient context is of study {context.study_uid}")
+    if predecessor is not None and predecessor.study_uid != result["study_uid"]:
+        raise ReportError(f"study {result['study_uid']}: the predecessor SR is of study {predecessor.study_uid}")
     warning = NOT_FOR_CLINICAL_USE if not_for_clinical_use else None
     groups: list[Any] = []
     for image in result["images"]:
         source = _source(image)
         if image["status"] == "NOT_ANALYSABLE":
-            groups.append(_not_analysable_group(image, source, warning))
+            groups.append(_not_analysable_group(image, source, warning, uid_root))
             continue
         for finding in image["findings"]:
-            groups.append(_finding_group(result, image, finding, source, warning))
+            groups.append(_finding_group(result, image, finding, source, warning, uid_root))
     report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=_device_observer(result, warning)),
+        observation_context=hd.sr.ObservationContext(observer_device_context=_device_observer(result, warning, uid_root)),
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups or None,
     )
     key = result["idempotency_key"]
     sr = hd.sr.Comprehensive3DSR(
-        evidence=[_evidence(result, image) for image in result["images"]],
+        evidence=[_evidence(result, image, context) for image in result["images"]],
         content=report[0],
-        series_instance_uid=generate_uid(entropy_srcs=["radstream-sr-series", result["study_uid"]]),
+        series_instance_uid=derived_uid("sr-series", result["study_uid"], uid_root),
         series_number=series_number,
-        sop_instance_uid=generate_uid(entropy_srcs=["radstream-sr", key]),
+        sop_instance_uid=derived_uid("sr", key, uid_root),
         instance_number=1,
+        previous_versions=[_predecessor(predecessor)] if predecessor else None,
         manufacturer="radstream",
         is_complete=True,
         series_description="radstream AI findings" + (" (NOT FOR CLINICAL USE)" if warning else ""),
     )
-    created = dt.datetime.fromtimestamp(result["created_at"] / 1000, tz=dt.timezone.utc)
+    created = dt.datetime.fromtimestamp(result["created_at"] / 1000, tz=dt.UTC)
     sr.ContentDate, sr.ContentTime = created.strftime("%Y%m%d"), created.strftime("%H%M%S.%f")
     sr.TimezoneOffsetFromUTC = "+0000"
     return sr
@@ -98,25 +144,30 @@ def _source(image: dict) -> dict[str, Any]:
     return {"sop_class": sop_class, "sop_uid": image["sop_uid"], "frames": frames}
 
 
-def _evidence(result: dict, image: dict) -> Dataset:
-    """What highdicom copies the study and patient modules from: UIDs only, identity empty."""
+def _evidence(result: dict, image: dict, context: PatientContext | None) -> Dataset:
+    """What highdicom copies the study and patient modules from: the context's, or UIDs only."""
     ds = Dataset()
-    ds.StudyInstanceUID = result["study_uid"]
+    (context or PatientContext(study_uid=result["study_uid"])).apply_to(ds)
     ds.SeriesInstanceUID = image["series_uid"]
     ds.SOPInstanceUID = image["sop_uid"]
     ds.SOPClassUID = _source(image)["sop_class"]
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
-                    "StudyDate", "StudyTime", "ReferringPhysicianName"):
-        setattr(ds, keyword, None)
     return ds
 
 
-def _device_observer(result: dict, warning: str | None) -> hd.sr.ObserverContext:
+def _predecessor(predecessor: Predecessor) -> Dataset:
+    """What highdicom builds the PredecessorDocumentsSequence from."""
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = predecessor.sop_class_uid, predecessor.sop_instance_uid
+    ds.SeriesInstanceUID, ds.StudyInstanceUID = predecessor.series_uid, predecessor.study_uid
+    return ds
+
+
+def _device_observer(result: dict, warning: str | None, uid_root: str) -> hd.sr.ObserverContext:
     models = ", ".join(f"{name} v{version}" for name, version in sorted(result["model_versions"].items()))
     return hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=generate_uid(entropy_srcs=["radstream-device", result.get("site") or ""]),
+            uid=derived_uid("device", result.get("site") or "", uid_root),
             name="radstream" + (" (not for clinical use)" if warning else ""),
             manufacturer_name="radstream",
             model_name=_long_string(f"{models}; config v{result['config_version']}"),
@@ -124,7 +175,8 @@ def _device_observer(result: dict, warning: str | None) -> hd.sr.ObserverContext
     )
 
 
-def _finding_group(result: dict, image: dict, finding: dict, source: dict, warning: str | None) -> Any:
+def _finding_group(result: dict, image: dict, finding: dict, source: dict, warning: str | None,
+                   uid_root: str) -> Any:
     thresholds = [f"{k} {v:g}" for k, v in sorted(finding["thresholds"].items())]
     algorithm = hd.sr.AlgorithmIdentification(
         name=_long_string(f"radstream rule {finding['rule_id']}"), version=finding["rule_version"],
@@ -137,11 +189,11 @@ def _finding_group(result: dict, image: dict, finding: dict, source: dict, warni
         CONTRIBUTING_MODEL,
         CodedConcept(name, SCHEME, _long_string(f"{name} v{result['model_versions'].get(name, '?')}")))
         for name in models]
-    finding_id = finding.get("finding_id") or f"{image['sop_uid']}/{finding['rule_id']}/{finding.get('box')}"
-    tracking = hd.sr.TrackingIdentifier(uid=generate_uid(entropy_srcs=["radstream-finding", finding_id]),
-                                        identifier=_long_string(finding_id))
-    common = dict(tracking_identifier=tracking, finding_type=finding_code(finding["label"]), algorithm_id=algorithm,
-                  measurements=[probability], qualitative_evaluations=evaluations or None)
+    tracking = hd.sr.TrackingIdentifier(uid=finding_uid(image, finding, uid_root),
+                                        identifier=_long_string(finding_key(image, finding)))
+    common = {"tracking_identifier": tracking, "finding_type": finding_code(finding["label"]),
+              "algorithm_id": algorithm, "measurements": [probability],
+              "qualitative_evaluations": evaluations or None}
     if finding.get("box"):
         x1, y1, x2, y2 = (float(v) for v in finding["box"])
         region = hd.sr.ImageRegion(
@@ -160,9 +212,9 @@ def _finding_group(result: dict, image: dict, finding: dict, source: dict, warni
     return group
 
 
-def _not_analysable_group(image: dict, source: dict, warning: str | None) -> Any:
+def _not_analysable_group(image: dict, source: dict, warning: str | None, uid_root: str) -> Any:
     tracking = hd.sr.TrackingIdentifier(
-        uid=generate_uid(entropy_srcs=["radstream-qc", image["sop_uid"], str(image["frame"])]),
+        uid=derived_uid("qc", f"{image['sop_uid']}/{image['frame']}", uid_root),
         identifier=f"not analysable: {image['sop_uid']}" + (f" frame {image['frame'] + 1}" if image["frame"] else ""))
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking, finding_type=NOT_ANALYSABLE,

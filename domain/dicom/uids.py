@@ -9,11 +9,14 @@ result version (another key) makes new ones.
 from __future__ import annotations
 
 import re
+import uuid
 
 from pydicom.uid import generate_uid
 
 # PS3.5 B.2: UUID-derived UIDs under 2.25 need no registered root.
 DEFAULT_UID_ROOT = "2.25"
+# The namespace of radstream's name-based (RFC 4122 version 5) UUIDs under 2.25.
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_OID, "radstream")
 _ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
@@ -30,5 +33,6 @@ def derived_uid(kind: str, key: str, root: str = DEFAULT_UID_ROOT) -> str:
     """The UID of the `kind` object (e.g. "sr", "gsps/<sop>") made for `key`, under `root`."""
     root = check_uid_root(root)
     if root == DEFAULT_UID_ROOT:
-        return generate_uid(prefix=None, entropy_srcs=[kind, key])
+        # not generate_uid(prefix=None, ...): that ignores entropy_srcs and returns a random UUID
+        return f"2.25.{uuid.uuid5(_NAMESPACE, f'{kind}|{key}').int}"
     return generate_uid(prefix=f"{root}.", entropy_srcs=[kind, key])

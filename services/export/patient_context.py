@@ -13,6 +13,7 @@ from io import BytesIO
 from typing import Any
 
 import pydicom
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from radstream.domain.dicom.patient import PatientContext
 from radstream.domain.errors import PermanentError, StageError
@@ -51,3 +52,28 @@ def patient_context(store: FileBlobStore, result: dict[str, Any]) -> PatientCont
         return context
     detail = "; ".join(reasons[:3]) or "the result has no images"
     raise OriginalMissing(f"study {result['study_uid']}: cannot read the patient from an original instance ({detail})")
+
+
+def original_headers(store: FileBlobStore, result: dict[str, Any]) -> dict[str, Dataset]:
+    """SOP Instance UID -> the header of each image's original (what dicom_objects references).
+    OriginalMissing, naming the image, when any is absent or unreadable: no partial export."""
+    headers: dict[str, Dataset] = {}
+    for image in result["images"]:
+        sop = image["sop_uid"]
+        if sop in headers:
+            continue  # the frames of one multi-frame instance
+        ref = image.get("source")
+        if not ref:
+            raise OriginalMissing(f"study {result['study_uid']}: image {sop} names no original instance")
+        try:
+            ds = pydicom.dcmread(BytesIO(store.get(ref)), stop_before_pixels=True)
+        except StageError as exc:
+            if exc.transient:
+                raise
+            raise OriginalMissing(f"study {result['study_uid']}: original of {sop}: {exc.reason}") from None
+        except (InvalidDicomError, ValueError, EOFError) as exc:
+            raise OriginalMissing(f"study {result['study_uid']}: original of {sop} does not parse: {exc}") from None
+        if str(ds.get("SOPInstanceUID", "")) != sop:
+            raise OriginalMissing(f"study {result['study_uid']}: the blob named for {sop} holds another instance")
+        headers[sop] = ds
+    return headers
