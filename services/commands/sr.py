@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from radstream.services.commands.bootstrap import config_from, require_bootstrap
@@ -13,7 +14,11 @@ from radstream.services.commands.errors import CliError
 
 def _sr(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir, load_manifests
-    from radstream.services.structured_report import ReportError, made_by_demo_models, structured_report
+    from radstream.services.structured_report import (
+        ReportError,
+        made_by_demo_models,
+        structured_report,
+    )
 
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every module it copies at INFO
     config = config_from(args) if args.result else require_bootstrap(args)  # --study reads Kafka
@@ -25,8 +30,10 @@ def _sr(args: argparse.Namespace) -> int:
     else:
         result = _latest_final(config, args.study)
     manifests = load_manifests(config.model_registry or default_registry_dir())
+    context = _patient(config, result)
     try:
-        sr = structured_report(result, not_for_clinical_use=made_by_demo_models(result["model_versions"], manifests))
+        sr = structured_report(result, not_for_clinical_use=made_by_demo_models(result["model_versions"], manifests),
+                               context=context)
     except ReportError as exc:
         raise CliError(str(exc)) from None
     out = Path(args.out)
@@ -35,8 +42,25 @@ def _sr(args: argparse.Namespace) -> int:
     findings = sum(len(img["findings"]) for img in result["images"])
     gated = sum(1 for img in result["images"] if img["status"] == "NOT_ANALYSABLE")
     print(f"wrote {out}: Comprehensive 3D SR {sr.SOPInstanceUID} for study {result['study_uid']} "
-          f"({findings} finding(s), {gated} image(s) not analysable)")
+          f"({findings} finding(s), {gated} image(s) not analysable"
+          f"{', patient from the original' if context else ''})")
     return 0
+
+
+def _patient(config, result: dict):
+    """The patient and study of the result's originals in the blob store (D-022); None, with a one-line
+    warning, when they are not there (the SR then carries UIDs only, as before)."""
+    from radstream.domain.errors import StageError
+    from radstream.services.export.patient_context import patient_context
+    from radstream.streams.blobstore import open_blob_store
+
+    try:
+        return patient_context(open_blob_store(config.blob_url), result)
+    except (StageError, ValueError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, StageError) else str(exc)
+        print(f"warning: the SR carries no patient (the PACS must match it by Study Instance UID): {reason}",
+              file=sys.stderr)
+        return None
 
 
 def _latest_final(config, study: str) -> dict:
