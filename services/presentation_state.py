@@ -1,4 +1,4 @@
-"""A study result as one Grayscale Softcopy Presentation State per image (pure).
+"""A study result as one Grayscale Softcopy Presentation State per grayscale image (pure).
 
 Any PACS viewer applies a GSPS, including viewers that cannot render a TID 1500 SR. Each
 one references its original image and draws, on one graphic layer: every finding's box as
@@ -50,9 +50,16 @@ def presentation_states(result: dict[str, Any], originals: Mapping[str, Dataset]
     missing = [sop for sop in by_sop if sop not in originals]
     if missing:
         raise ReportError(f"study {result['study_uid']}: no original header for image(s) {', '.join(missing)}")
+    grey = [(sop, entries) for sop, entries in by_sop.items() if not is_colour(originals[sop])]
     return [_presentation_state(result, entries, originals[sop], number, uid_root, not_for_clinical_use,
                                 series_number)
-            for number, (sop, entries) in enumerate(by_sop.items(), start=1)]
+            for number, (sop, entries) in enumerate(grey, start=1)]
+
+
+def is_colour(original: Dataset) -> bool:
+    """A colour image takes a Color Softcopy Presentation State, not a grayscale one: it gets none
+    (its findings are in the SR all the same, D-022)."""
+    return int(original.get("SamplesPerPixel", 1)) != 1
 
 
 def _presentation_state(result: dict, entries: list[dict], original: Dataset, number: int, uid_root: str,
@@ -60,12 +67,29 @@ def _presentation_state(result: dict, entries: list[dict], original: Dataset, nu
     sop = entries[0]["sop_uid"]
     if str(original.get("StudyInstanceUID", "")) != result["study_uid"] or str(original.SOPInstanceUID) != sop:
         raise ReportError(f"study {result['study_uid']}: the original header given for {sop} is another instance")
-    if int(original.get("SamplesPerPixel", 1)) != 1:
-        raise ReportError(f"image {sop}: a colour image takes no grayscale presentation state")
     multi_frame = int(original.get("NumberOfFrames") or 1) > 1
-    annotations = [_annotation(entry, original, multi_frame, uid_root, not_for_clinical_use) for entry in entries]
     created = dt.datetime.fromtimestamp(result["created_at"] / 1000, tz=dt.UTC)
-    gsps = hd.pr.GrayscaleSoftcopyPresentationState(
+    try:
+        annotations = [_annotation(entry, original, multi_frame, uid_root, not_for_clinical_use) for entry in entries]
+        gsps = _build(result, original, sop, number, annotations, created, uid_root, not_for_clinical_use,
+                      series_number)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # highdicom on a header it cannot use
+        raise ReportError(f"image {sop}: no presentation state from its header: {exc}") from None
+    gsps.SeriesDescription = "radstream AI marks" + (" (NOT FOR CLINICAL USE)" if not_for_clinical_use else "")
+    # General Series: Laterality is 2C (a paired body part): the image's; absent for a named body part
+    # without one (a chest); empty, i.e. unknown, when the image names neither
+    for keyword in ("BodyPartExamined", "Laterality"):
+        if original.get(keyword):
+            setattr(gsps, keyword, original.get(keyword))
+    if not original.get("BodyPartExamined") and not original.get("Laterality"):
+        gsps.Laterality = None
+    gsps.PresentationCreationDate, gsps.PresentationCreationTime = created.strftime("%Y%m%d"), created.strftime("%H%M%S")
+    return gsps
+
+
+def _build(result: dict, original: Dataset, sop: str, number: int, annotations: list, created: dt.datetime,
+           uid_root: str, not_for_clinical_use: bool, series_number: int) -> hd.pr.GrayscaleSoftcopyPresentationState:
+    return hd.pr.GrayscaleSoftcopyPresentationState(
         referenced_images=[original],
         series_instance_uid=derived_uid("gsps-series", result["study_uid"], uid_root),
         series_number=series_number,
@@ -86,12 +110,6 @@ def _presentation_state(result: dict, entries: list[dict], original: Dataset, nu
                                     if original.get("PhotometricInterpretation") == "MONOCHROME1"
                                     else hd.PresentationLUTShapeValues.IDENTITY)),
     )
-    gsps.SeriesDescription = "radstream AI marks" + (" (NOT FOR CLINICAL USE)" if not_for_clinical_use else "")
-    for keyword in ("BodyPartExamined", "Laterality"):  # General Series: Laterality is 2C on a paired body part
-        if original.get(keyword):
-            setattr(gsps, keyword, original.get(keyword))
-    gsps.PresentationCreationDate, gsps.PresentationCreationTime = created.strftime("%Y%m%d"), created.strftime("%H%M%S")
-    return gsps
 
 
 def _annotation(entry: dict, original: Dataset, multi_frame: bool, uid_root: str,

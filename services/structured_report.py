@@ -6,7 +6,8 @@ gives them), the calibrated probability (DCM 122157 "Probability", its method sa
 "calibrated"), the rule id and version as the group's algorithm identification (TID 4019,
 parameters: the thresholds that fired and the config version), and the contributing models
 as qualitative evaluations. An image that failed QC gets a group that says "not analysable"
-with each reason as text. The device observer names the pipeline and every model version.
+with each reason as text, and an analysed image without findings one that says "no finding".
+The device observer names the pipeline and every model version.
 
 The bus carries no patient identity (domain/dicom/metadata.py). Given the PatientContext
 read back from an original instance (the export edges, `radstream sr` when the blob is
@@ -48,6 +49,7 @@ SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 CALIBRATED = CodedConcept("calibrated-probability", SCHEME, "Calibrated probability (manifest calibration)")
 CONTRIBUTING_MODEL = CodedConcept("contributing-model", SCHEME, "Contributing model")
 NOT_ANALYSABLE = CodedConcept("not-analysable", SCHEME, "Not analysable")
+NO_FINDING = CodedConcept("no-finding", SCHEME, "No finding (no rule fired)")
 NOT_FOR_CLINICAL_USE = "NOT FOR CLINICAL USE: demo models trained on synthetic phantoms"
 
 
@@ -114,10 +116,12 @@ def structured_report(result: dict[str, Any], not_for_clinical_use: bool = False
             continue
         for finding in image["findings"]:
             groups.append(_finding_group(result, image, finding, source, warning, uid_root))
+        if not image["findings"]:  # analysed and clear: said, so a reader knows the image was read
+            groups.append(_no_finding_group(image, source, warning, uid_root))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=_device_observer(result, warning, uid_root)),
         procedure_reported=codes.SCT.ImagingProcedure,
-        imaging_measurements=groups or None,
+        imaging_measurements=groups,
     )
     key = result["idempotency_key"]
     sr = hd.sr.Comprehensive3DSR(
@@ -140,7 +144,10 @@ def structured_report(result: dict[str, Any], not_for_clinical_use: bool = False
 
 def _source(image: dict) -> dict[str, Any]:
     sop_class = image.get("sop_class_uid") or SOP_CLASS_BY_MODALITY.get(image.get("modality") or "", SECONDARY_CAPTURE)
-    frames = [image["frame"] + 1] if image["frame"] else None  # DICOM frame numbers start at 1
+    # DICOM frame numbers start at 1; frame 0 of a multi-frame image is frame 1 when the caller knows the
+    # image has frames (`number_of_frames`, from the original header), else the whole single-frame image
+    multi_frame = image["frame"] or (image.get("number_of_frames") or 1) > 1
+    frames = [image["frame"] + 1] if multi_frame else None
     return {"sop_class": sop_class, "sop_uid": image["sop_uid"], "frames": frames}
 
 
@@ -223,6 +230,18 @@ def _not_analysable_group(image: dict, source: dict, warning: str | None, uid_ro
         source_images=[hd.sr.SourceImageForMeasurementGroup(source["sop_class"], source["sop_uid"], source["frames"])])
     for flag in image["qc_flags"] or ["no reason given"]:
         _comment(group, f"not analysable: {flag}")
+    if warning:
+        _comment(group, warning)
+    return group
+
+
+def _no_finding_group(image: dict, source: dict, warning: str | None, uid_root: str) -> Any:
+    tracking = hd.sr.TrackingIdentifier(
+        uid=derived_uid("no-finding", f"{image['sop_uid']}/{image['frame']}", uid_root),
+        identifier=f"no finding: {image['sop_uid']}" + (f" frame {image['frame'] + 1}" if image["frame"] else ""))
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking, finding_type=NO_FINDING,
+        source_images=[hd.sr.SourceImageForMeasurementGroup(source["sop_class"], source["sop_uid"], source["frames"])])
     if warning:
         _comment(group, warning)
     return group

@@ -1,7 +1,8 @@
 """What the DICOM export edges (C-STORE, STOW-RS) send for one final result (pure).
 
 The TID 1500 SR first (services/structured_report.py), then one Grayscale Softcopy
-Presentation State per image (services/presentation_state.py). The SR carries the
+Presentation State per grayscale image (services/presentation_state.py; a colour image has
+its findings in the SR only). The SR carries the
 PatientContext read back from an original instance; each GSPS the patient and study of
 the original header it references; so the PACS files them all under the images' patient
 and study. Every UID is derived (domain/dicom/uids.py): the same result version gives
@@ -41,7 +42,7 @@ class NotReportable(PermanentError):
 def dicom_objects(result: dict[str, Any], context: PatientContext, originals: Mapping[str, Dataset], *,
                   uid_root: str = DEFAULT_UID_ROOT, not_for_clinical_use: bool = False,
                   predecessor: Predecessor | None = None) -> list[Dataset]:
-    """[SR, GSPS of each image in result order]. `originals` maps SOP Instance UID to the original
+    """[SR, GSPS of each grayscale image in result order]. `originals` maps SOP Instance UID to the original
     instance's header (read with stop_before_pixels). OriginalMissing when an image has none,
     NotReportable when the result cannot be one (both permanent: the result goes to the DLQ)."""
     missing = sorted({image["sop_uid"] for image in result["images"]} - set(originals))
@@ -57,7 +58,10 @@ def dicom_objects(result: dict[str, Any], context: PatientContext, originals: Ma
 
 
 def _with_sop_classes(result: dict[str, Any], originals: Mapping[str, Dataset]) -> dict[str, Any]:
-    """The result with each image's SOP Class UID from its original, so SR and GSPS reference the same
-    class (results written before sop_class_uid was carried would fall back to the modality's)."""
-    images = [{**image, "sop_class_uid": str(originals[image["sop_uid"]].SOPClassUID)} for image in result["images"]]
+    """The result with each image's SOP Class UID and frame count from its original, so SR and GSPS
+    reference the same class and frames (results written before sop_class_uid was carried would fall
+    back to the modality's class)."""
+    images = [{**image, "sop_class_uid": str(originals[image["sop_uid"]].SOPClassUID),
+               "number_of_frames": int(originals[image["sop_uid"]].get("NumberOfFrames") or 1)}
+              for image in result["images"]]
     return {**result, "images": images}

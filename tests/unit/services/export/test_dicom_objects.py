@@ -29,9 +29,11 @@ from tests.unit.services.gateway.gateway_records import fused_box, study_result
 
 BOX = [400.0, 500.0, 700.0, 820.0]
 # What dciodvfy may say about these objects, each looked at: the originals' own Referring Physician
-# ("ward", a name without ^, read as the retired PN form) and our private coding scheme (PS3.16 8.2).
+# ("ward", a name without ^, read as the retired PN form), our private coding scheme (PS3.16 8.2), and
+# an empty Laterality when the original names neither body part nor laterality (it is unknown).
 KNOWN_WARNINGS = (re.compile(r"Retired Person Name form"),
-                  re.compile(r"Unrecognized defined term <99RADSTREAM>"))
+                  re.compile(r"Unrecognized defined term <99RADSTREAM>"),
+                  re.compile(r"only permitted to be empty when actually unknown.*attribute <Laterality>"))
 
 
 def _headers(name: str) -> dict[str, Dataset]:
@@ -230,3 +232,59 @@ def _items(node: Dataset, out: list | None = None) -> list:
         out.append(item)
         _items(item, out)
     return out
+
+
+def _testdata(name: str) -> dict[str, Dataset]:
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file(name), stop_before_pixels=True)
+    return {str(ds.SOPInstanceUID): ds}
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools is not installed (apt-get install dicom3tools)")
+def test_the_frames_of_a_multi_frame_image_are_annotations_of_one_gsps(tmp_path: Path) -> None:
+    headers = _testdata("eCT_Supplemental.dcm")  # pydicom's Enhanced CT, 2 frames
+    result = _result(headers, "ect-v1", boxes=[fused_box([10.0, 12.0, 30.0, 40.0])])
+    result["images"].append({**result["images"][0], "frame": 1, "findings": [], "fused_boxes": []})
+    sr, state = dicom_objects(result, PatientContext.from_dataset(next(iter(headers.values()))), headers)
+    assert [a.ReferencedImageSequence[0].ReferencedFrameNumber for a in state.GraphicAnnotationSequence] == [1, 2]
+    first, second = state.GraphicAnnotationSequence
+    assert "GraphicObjectSequence" in first and [t.UnformattedTextValue for t in second.TextObjectSequence] == [
+        "radstream: no finding"]
+    # the SR's box is on frame 1 too (frame 0 of a multi-frame image is not "the whole image")
+    scoords = [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    assert [s.ContentSequence[0].ReferencedSOPSequence[0].ReferencedFrameNumber for s in scoords] == [1]
+    for ds in (sr, state):
+        errors = _dciodvfy(ds, tmp_path / f"{ds.Modality}.dcm")
+        assert errors == [], errors
+
+
+def test_a_header_highdicom_cannot_use_is_a_permanent_error_naming_the_image() -> None:
+    headers = _testdata("emri_small.dcm")  # 10 frames without the functional groups an Enhanced MR needs
+    result = _result(headers, "emri-v1")
+    with pytest.raises(NotReportable, match=f"image {next(iter(headers))}: no presentation state"):
+        dicom_objects(result, PatientContext.from_dataset(next(iter(headers.values()))), headers)
+
+
+def test_a_colour_image_has_its_findings_in_the_sr_only() -> None:
+    headers = _testdata("US1_UNCR.dcm")  # pydicom's RGB ultrasound
+    result = _result(headers, "us-v1", boxes=[fused_box([10.0, 12.0, 30.0, 40.0])])
+    objects = dicom_objects(result, PatientContext.from_dataset(next(iter(headers.values()))), headers)
+    assert [ds.Modality for ds in objects] == ["SR"]
+    assert len([i for i in _items(objects[0]) if i.ValueType == "SCOORD"]) == 1
+
+
+def test_an_all_clear_study_says_no_finding_in_the_sr_and_on_each_image() -> None:
+    rg3 = _headers("RG3")
+    result = _result(rg3, "rg3-clear")  # analysed, no rule fired on either image
+    sr, *states = dicom_objects(result, PatientContext.from_dataset(next(iter(rg3.values()))), rg3)
+    groups = [g for g in _items(sr) if g.ValueType == "CONTAINER" and
+              g.ConceptNameCodeSequence[0].CodeMeaning == "Measurement Group"]
+    findings = [i.ConceptCodeSequence[0].CodeMeaning for g in groups for i in g.ContentSequence
+                if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeMeaning == "Finding"]
+    assert findings == ["No finding (no rule fired)"] * 2
+    images = {i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for g in groups for i in _items(g)
+              if i.ValueType == "IMAGE"}
+    assert images == set(rg3)
+    assert [[t.UnformattedTextValue for t in s.GraphicAnnotationSequence[0].TextObjectSequence] for s in states] == [
+        ["radstream: no finding"]] * 2
