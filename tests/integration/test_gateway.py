@@ -156,10 +156,13 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
                                      str(tmp_path / name)], env={**os.environ, **pipeline_env},
                     capture_output=True, text=True, timeout=120)
                 assert run.returncode == 0, run.stderr
+                assert "patient from the original" in run.stdout, run.stdout  # the blob store has them
             rg1_sr, rg3_sr = (pydicom.dcmread(tmp_path / n) for n in ("rg1.dcm", "rg3.dcm"))
             assert rg1_sr.StudyInstanceUID == rg1 and rg3_sr.StudyInstanceUID == rg3
+            assert (rg1_sr.PatientID, rg3_sr.PatientID) == ("9RG1", "11RG3")  # filed under the images' patient
             groups = [g for g in rg1_sr.ContentSequence[-1].ContentSequence]  # Imaging Measurements
-            assert len(groups) == len(findings)
+            clear = [img for img in chest["images"] if img["status"] == "ANALYSED" and not img["findings"]]
+            assert len(groups) == len(findings) + len(clear)  # a "No finding" group per clear image
             assert "NOT FOR CLINICAL USE" in rg1_sr.SeriesDescription  # the demo models' manifests say so
             reasons = [i.TextValue for g in rg3_sr.ContentSequence[-1].ContentSequence for i in g.ContentSequence
                        if i.ValueType == "TEXT" and i.TextValue.startswith("not analysable: ")]
