@@ -175,6 +175,7 @@ def run_config_push_bench(config: Config, bootstrap: str | None, pushes: int = 2
     """
     import threading
 
+    from radstream.services.signing import signing_key
     from radstream.services.synthetic.studies import write_synthetic_study
     from radstream.services.thresholds import push
     from radstream.streams.stages.registry import known_threshold_keys
@@ -185,6 +186,7 @@ def run_config_push_bench(config: Config, bootstrap: str | None, pushes: int = 2
     key = sorted(k for k in keys if k.startswith("rule:"))[0]
     with Stack(config, bootstrap) as stack:
         settings = config.kafka.with_bootstrap(stack.bootstrap)
+        signer, trusted = signing_key(config, None), config.trusted_keys()  # the dev key the stack made
         n_stages = len(stack.supervisor.children) if stack.supervisor else 0
         stack.wait_ready()
         say(f"{n_stages} stages up; pushing {pushes} versions of {key} while {images} images flow ...")
@@ -203,8 +205,8 @@ def run_config_push_bench(config: Config, bootstrap: str | None, pushes: int = 2
         for i in range(pushes):
             value = 0.5 + 0.01 * (i % 2)
             t_push = time.monotonic()
-            version = push(settings, [{"scope": key.split("/")[0], "values": {key: value}}], "bench",
-                           "propagation benchmark", keys)
+            version = push(settings, [{"scope": key.split("/")[0], "values": {key: value}}], signer,
+                           "propagation benchmark", keys, trusted)
             t0 = time.monotonic()  # the record is acknowledged by the broker: propagation starts here
             push_ms.append(1000 * (t0 - t_push))
             while min(_stage_versions(config.home) or [0]) < version:

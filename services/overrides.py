@@ -1,17 +1,25 @@
 """A radiologist's verdict on one finding: `radstream override` writes it to the compacted
 `findings.overrides` topic (key = finding_id); readers of results attach it to that finding
 only. The study result itself is never rewritten, so other findings stay as they were.
+
+A verdict is signed by the radiologist's key and `by` is that key's name; a reader ignores
+(and logs at ERROR) any verdict a trusted key did not sign (domain/signatures.py).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Any
 
+from radstream.domain.signatures import SigningKey, rejection, sign
 from radstream.services.results import study_results
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import FINDINGS_OVERRIDES
+
+log = logging.getLogger(__name__)
 
 VERDICTS = ("confirmed", "rejected")
 
@@ -31,26 +39,34 @@ def find_finding(settings: KafkaSettings, study_uid: str, finding_id: str) -> di
     raise LookupError(f"study {study_uid} has no finding {finding_id} (its findings: {', '.join(ids) or 'none'})")
 
 
-def record_override(settings: KafkaSettings, study_uid: str, finding_id: str, verdict: str, by: str,
+def record_override(settings: KafkaSettings, study_uid: str, finding_id: str, verdict: str, key: SigningKey,
                     reason: str = "") -> dict:
+    """Produce the verdict signed by `key`: the radiologist who decided is the key's name."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
-    if not by:
-        raise ValueError("an override needs --by (who decided)")
     find_finding(settings, study_uid, finding_id)
-    record = {"finding_id": finding_id, "study_uid": study_uid, "verdict": verdict.upper(), "by": by,
-              "reason": reason, "created_at": int(time.time() * 1000)}
+    record = sign("FindingOverride", {"finding_id": finding_id, "study_uid": study_uid, "verdict": verdict.upper(),
+                                      "reason": reason, "created_at": int(time.time() * 1000)}, key)
     producer = EventPublisher(settings)
     producer.send(FINDINGS_OVERRIDES, finding_id, record)
     producer.flush()
     return record
 
 
-def current_overrides(settings: KafkaSettings) -> dict[str, dict]:
-    """The latest verdict per finding id."""
+def untrusted_override(record: dict, trusted: dict[str, Any]) -> str | None:
+    """Why a verdict must be ignored (logged at ERROR), or None when a trusted key signed it."""
+    why = rejection("FindingOverride", record, trusted)
+    if why is not None:
+        log.error("ignored override of finding %s: %s", record.get("finding_id"), why)
+    return why
+
+
+def current_overrides(settings: KafkaSettings, trusted: dict[str, Any]) -> dict[str, dict]:
+    """The latest verdict per finding id, among those a trusted key signed."""
     latest: dict[str, dict] = {}
     for _, record in read_events(settings, FINDINGS_OVERRIDES):
-        latest[record["finding_id"]] = record
+        if untrusted_override(record, trusted) is None:
+            latest[record["finding_id"]] = record
     return latest
 
 

@@ -14,7 +14,9 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from radstream.domain.signatures import parse_trusted_keys
 from radstream.services.results import study_results
+from radstream.services.signing import write_key_pair
 from radstream.services.stack import Stack
 from radstream.services.thresholds import push, read_file
 from radstream.streams.config import Config
@@ -55,10 +57,14 @@ def run_replay(config: Config, topic: str, start_ms: int, end_ms: int, candidate
     shadow = replace(config, kafka=replace(config.kafka, topic_prefix=prefix), models=models or config.models)
     docs = read_file(candidate)  # validated before anything is created
     create_topics(shadow.kafka, shadow.partitions)
-    version = push(shadow.kafka, docs, "shadow-replay", f"candidate {candidate.name}", known_threshold_keys(shadow))
+    # The candidate is signed by a key made for this replay and trusted by the shadow stages only:
+    # nothing live trusts it, and the shadow stages trust nothing else.
+    _, public, key = write_key_pair("shadow-replay", config.home / "keys" / prefix.rstrip("."))
+    trusted = parse_trusted_keys(public.read_text(), str(public))
+    version = push(shadow.kafka, docs, key, f"candidate {candidate.name}", known_threshold_keys(shadow), trusted)
     say(f"shadow pipeline {prefix}*: candidate thresholds as version {version}, "
         f"{len(arrivals)} arrival(s) of {len(studies)} study(ies)")
-    env = {"RADSTREAM_TOPIC_PREFIX": prefix}
+    env = {"RADSTREAM_TOPIC_PREFIX": prefix, "RADSTREAM_TRUSTED_KEYS": str(public)}
     if models:
         env["RADSTREAM_MODELS"] = ",".join(models)
     with Stack(shadow, config.kafka.bootstrap, env=env) as stack:

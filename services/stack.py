@@ -1,5 +1,7 @@
 """A whole local pipeline: the embedded broker (unless a bootstrap is given), the topics,
 and every stage as a supervised child process. Used by `up`, `demo`, `bench` and tests.
+Without RADSTREAM_TRUSTED_KEYS (and outside RADSTREAM_ENV=prod) it makes the dev signing key
+under RADSTREAM_HOME, which its stages then trust, so a local push needs no setup.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import time
 from pathlib import Path
 
 from radstream.services.broker import EmbeddedBroker
+from radstream.services.signing import ensure_dev_keys
 from radstream.services.supervisor import Child, Supervisor, child_env, stage_children
 from radstream.streams.config import Config
 from radstream.streams.kafka.topics import create_topics
@@ -33,6 +36,10 @@ class Stack:
     def start(self) -> "Stack":
         home = self.config.home
         home.mkdir(parents=True, exist_ok=True)
+        if self.config.trusted_keys_file is None and not self.config.production \
+                and "RADSTREAM_TRUSTED_KEYS" not in self._env:
+            # Local runs need no setup: a dev key pair under home, trusted by these stages only.
+            log.info("no RADSTREAM_TRUSTED_KEYS: stages trust the dev key %s", ensure_dev_keys(home))
         if not self._bootstrap:
             self.broker = EmbeddedBroker(self._broker_port, log_path=home / "broker.log").start()
             self.bootstrap = self.broker.bootstrap

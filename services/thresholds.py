@@ -3,16 +3,22 @@ state every stage follows) and `config.thresholds.audit` (every push, kept forev
 
 Documents are YAML or JSON: one `{scope, values}` mapping or a list of them. `show`
 prints exactly that form, so its output can be pushed back unchanged.
+
+Every record is signed by the pusher's key, whose name is its author; every read here checks
+signatures against the same trusted keys as the stages, so `show`, `diff` and `rollback`
+never act on a record the stages ignored. `history` shows those too, marked rejected.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from radstream.domain.signatures import SigningKey, rejection, sign
 from radstream.domain.thresholds import ThresholdBook, ThresholdError, validate_document
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
@@ -40,53 +46,73 @@ def _records(settings: KafkaSettings, topic: str) -> list[dict[str, Any]]:
     return [record for _, record in read_events(settings, topic, skip_undecodable=True)]
 
 
-def current_book(settings: KafkaSettings) -> ThresholdBook:
+def _trusted_only(records: list[dict[str, Any]], trusted: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in records if not r.get("rejected") and rejection("ThresholdSet", r, trusted) is None]
+
+
+def current_book(settings: KafkaSettings, trusted: dict[str, Any]) -> ThresholdBook:
+    """What the stages have in force: the records on config.thresholds a trusted key signed."""
     book = ThresholdBook()
-    for record in _records(settings, CONFIG_THRESHOLDS):
+    for record in _trusted_only(_records(settings, CONFIG_THRESHOLDS), trusted):
         book.apply(record)
     return book
 
 
-def history(settings: KafkaSettings) -> list[dict[str, Any]]:
-    return sorted(_records(settings, CONFIG_AUDIT), key=lambda r: (r["version"], r["scope"]))
+def history(settings: KafkaSettings, trusted: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every push on the audit topic in version order, each with `status`: "pushed", or
+    "rejected: <why>" for a record a stage ignored (or that does not verify here), with the
+    stages that ignored it in `rejected_by` (the copies each stage wrote, folded into one)."""
+    entries: dict[tuple, dict[str, Any]] = {}
+    for record in _records(settings, CONFIG_AUDIT):
+        why = record.get("rejected") or rejection("ThresholdSet", record, trusted)
+        ident = (record["scope"], record["version"], record["created_at"], record.get("signer", ""),
+                 record.get("signature", ""), json.dumps(record["values"], sort_keys=True), why or "")
+        entry = entries.setdefault(ident, {**record, "status": f"rejected: {why}" if why else "pushed",
+                                           "rejected_by": []})
+        if record.get("rejected_by") and record["rejected_by"] not in entry["rejected_by"]:
+            entry["rejected_by"].append(record["rejected_by"])
+    return sorted(entries.values(), key=lambda r: (r["version"], r["scope"], r["status"] != "pushed"))
 
 
-def book_at(settings: KafkaSettings, version: int) -> ThresholdBook:
+def book_at(settings: KafkaSettings, version: int, trusted: dict[str, Any]) -> ThresholdBook:
     book = ThresholdBook()
-    for record in history(settings):
-        if record["version"] <= version:
+    for record in history(settings, trusted):
+        if record["status"] == "pushed" and record["version"] <= version:
             book.apply(record)
     return book
 
 
-def push(settings: KafkaSettings, docs: list[dict[str, Any]], author: str, reason: str,
-         known_keys: set[str]) -> int:
-    """Validate everything, then produce every document under one new version."""
-    if not author or not reason:
-        raise ThresholdError("a push needs --author and --reason (they are the audit trail)")
+def push(settings: KafkaSettings, docs: list[dict[str, Any]], key: SigningKey, reason: str,
+         known_keys: set[str], trusted: dict[str, Any]) -> int:
+    """Validate everything, then produce every document under one new version, signed by
+    `key` (the author is the key's name)."""
+    if not reason:
+        raise ThresholdError("a push needs --reason (it is the audit trail)")
     for doc in docs:
         validate_document(doc["scope"], doc["values"], known_keys)
-    version = max(current_book(settings).version, max((r["version"] for r in history(settings)), default=0)) + 1
+    pushed = [r["version"] for r in history(settings, trusted) if r["status"] == "pushed"]
+    version = max(current_book(settings, trusted).version, max(pushed, default=0)) + 1
     producer = EventPublisher(settings)
     now = int(time.time() * 1000)
     for doc in docs:
-        record = {"version": version, "scope": doc["scope"], "author": author, "reason": reason,
-                  "created_at": now, "values": {k: float(v) for k, v in doc["values"].items()}}
+        record = sign("ThresholdSet", {"version": version, "scope": doc["scope"], "reason": reason, "created_at": now,
+                                       "values": {k: float(v) for k, v in doc["values"].items()}}, key)
         producer.send(CONFIG_THRESHOLDS, doc["scope"], record)
         producer.send(CONFIG_AUDIT, doc["scope"], record)
     producer.flush()
     return version
 
 
-def rollback(settings: KafkaSettings, version: int, author: str, known_keys: set[str]) -> int:
+def rollback(settings: KafkaSettings, version: int, key: SigningKey, known_keys: set[str],
+             trusted: dict[str, Any]) -> int:
     """Push, as a new version, the records in force at `version`; scopes born later are emptied."""
-    then = book_at(settings, version)
+    then = book_at(settings, version, trusted)
     if not then.records:
         raise ThresholdError(f"no version {version} in the history")
-    now = current_book(settings)
+    now = current_book(settings, trusted)
     docs = [{"scope": s, "values": r["values"]} for s, r in sorted(then.records.items())]
     docs += [{"scope": s, "values": {}} for s in sorted(set(now.records) - set(then.records))]
-    return push(settings, docs, author, f"rollback to version {version}", known_keys)
+    return push(settings, docs, key, f"rollback to version {version}", known_keys, trusted)
 
 
 def show(book: ThresholdBook, effective: bool) -> str:

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from radstream.domain.fusion import DEFAULT_IOU_THR
+from radstream.domain.signatures import KeyFileError, parse_trusted_keys, rejection
 from radstream.domain.thresholds import ThresholdBook
 from radstream.streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENGINE_CACHE = "~/.cache/radstream/engines"
+# The dev key pair `radstream up` (services/stack.py) makes under RADSTREAM_HOME, and the
+# trusted-keys file it trusts: what a reader trusts when RADSTREAM_TRUSTED_KEYS is unset,
+# outside RADSTREAM_ENV=prod (docs/security.md, Signed pushes).
+DEV_KEY_NAME = "dev"
+DEV_KEY_PATH = Path("keys") / "dev.key"
+DEV_TRUSTED_KEYS_PATH = Path("keys") / "trusted-keys"
 
 
 def _env_list(value: str | None) -> list[str] | None:
@@ -48,12 +56,46 @@ def _choice(env: Any, name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+TrustedKeys = dict[str, Any]  # key name -> Ed25519PublicKey
+Rejected = Callable[[dict[str, Any], str], None]
+
+
+class RejectionAudit:
+    """`(record, reason) -> None`: a threshold record a stage ignored, onto
+    `config.thresholds.audit` marked with the reason and the stage, so `thresholds history`
+    shows a forged or broken push beside the real ones (it folds the stages' copies into one
+    line). A failed write is logged and never stops the stage: the record is ignored either way."""
+
+    def __init__(self, settings: KafkaSettings, codec: Any, stage: str) -> None:
+        self._settings = settings
+        self._codec = codec
+        self._stage = stage
+        self._publisher: Any = None  # made at the first rejection: most stages never need one
+
+    def __call__(self, record: dict[str, Any], reason: str) -> None:
+        from radstream.streams.kafka.producer import DeliveryFailed, EventPublisher
+        from radstream.streams.kafka.topics import CONFIG_AUDIT
+
+        marked = {**record, "rejected": reason or "rejected", "rejected_by": self._stage}
+        try:
+            if self._publisher is None:
+                self._publisher = EventPublisher(self._settings, self._codec)
+            self._publisher.send(CONFIG_AUDIT, str(record.get("scope") or ""), marked)
+            self._publisher.flush(10.0)
+        except (DeliveryFailed, ValueError, TypeError) as exc:
+            log.error("could not write the ignored threshold record to %s: %s", CONFIG_AUDIT, exc)
+
+
 class ConfigWatcher:
     """Follows `config.thresholds`: read to the end at startup, then apply updates live.
 
-    It updates `book` in place: a stage given that book at construction sees every update."""
+    It updates `book` in place: a stage given that book at construction sees every update.
+    A record not signed by one of `trusted` (empty: nobody) is ignored, logged at ERROR,
+    counted in `untrusted` and `book.rejections`, and handed to `on_rejected` with the
+    reason (the runtime writes it to the audit topic), like a record that fails validation."""
 
-    def __init__(self, settings: KafkaSettings, codec: Any = None, book: ThresholdBook | None = None) -> None:
+    def __init__(self, settings: KafkaSettings, codec: Any = None, book: ThresholdBook | None = None,
+                 trusted: TrustedKeys | None = None, on_rejected: Rejected | None = None) -> None:
         from radstream.streams.codec import Codec
         from radstream.streams.kafka.consumer import standalone_consumer
         from radstream.streams.kafka.topics import CONFIG_THRESHOLDS, schema_of
@@ -64,6 +106,9 @@ class ConfigWatcher:
         self._codec = codec or Codec(settings.schema_registry_url)
         self._consumer = standalone_consumer(settings)
         self._settings = settings
+        self.trusted: TrustedKeys = dict(trusted or {})
+        self.untrusted = 0
+        self._on_rejected = on_rejected
 
     def load(self, timeout_s: float = 60.0) -> ThresholdBook:
         from radstream.streams.kafka.reader import partitions_of, read_to_end
@@ -92,7 +137,20 @@ class ConfigWatcher:
             self.book.last_error = f"undecodable threshold record: {exc}"
             log.error("rejected threshold record, keeping the last good version: %s", exc)
             return False
-        return self.book.apply(record)
+        why = rejection("ThresholdSet", record, self.trusted)
+        if why is not None:
+            self.untrusted += 1
+            self.book.rejections += 1
+            self.book.last_error = f"{record.get('scope')} v{record.get('version')}: {why}"
+            log.error("ignored threshold record %s v%s: %s (keeping the last good version)",
+                      record.get("scope"), record.get("version"), why)
+        elif self.book.apply(record):
+            return True
+        else:
+            why = self.book.last_error or "invalid"
+        if self._on_rejected is not None:
+            self._on_rejected(record, why)
+        return False
 
     def close(self) -> None:
         self._consumer.close()
@@ -133,6 +191,43 @@ class Config:
     # compiled TensorRT engines and the shared timing cache (models/backends/engine_cache.py)
     engine_cache: Path = field(default_factory=lambda: Path(DEFAULT_ENGINE_CACHE).expanduser())
     fusion_iou: float = DEFAULT_IOU_THR  # WBF: IoU above which a box joins a cluster
+    # "prod" turns the dev fallbacks off: trusted keys must be configured, the dev model key and
+    # unencrypted weights are refused (docs/security.md)
+    env_name: str = "dev"
+    trusted_keys_file: Path | None = None  # RADSTREAM_TRUSTED_KEYS; None: the dev file under home
+    signing_key_file: Path | None = None  # RADSTREAM_SIGNING_KEY: the CLI's default for --key
+
+    @property
+    def production(self) -> bool:
+        return self.env_name == "prod"
+
+    def trusted_keys_path(self) -> Path | None:
+        """RADSTREAM_TRUSTED_KEYS; outside prod, else the dev file `radstream up` writes, if present."""
+        if self.trusted_keys_file is not None:
+            return self.trusted_keys_file
+        if self.production:
+            raise KeyFileError("RADSTREAM_ENV=prod needs RADSTREAM_TRUSTED_KEYS (a file of `NAME PUBKEY` lines)")
+        dev = self.home / DEV_TRUSTED_KEYS_PATH
+        return dev if dev.is_file() else None
+
+    def trusted_keys(self) -> TrustedKeys:
+        """The keys whose pushes readers apply; empty (nothing is trusted) when no file is configured."""
+        path = self.trusted_keys_path()
+        if path is None:
+            log.warning("no trusted keys (RADSTREAM_TRUSTED_KEYS unset, no %s): every threshold push "
+                        "and override will be ignored", self.home / DEV_TRUSTED_KEYS_PATH)
+            return {}
+        try:
+            return parse_trusted_keys(path.read_text(), str(path))
+        except OSError as exc:
+            raise KeyFileError(f"cannot read trusted keys {path}: {exc.strerror}") from None
+
+    def signing_key_path(self) -> Path | None:
+        """RADSTREAM_SIGNING_KEY; outside prod, else the dev key `radstream up` made, if present."""
+        if self.signing_key_file is not None:
+            return self.signing_key_file
+        dev = self.home / DEV_KEY_PATH
+        return dev if not self.production and dev.is_file() else None
 
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "Config":
@@ -171,4 +266,7 @@ class Config:
             stow_max_part_mb=float(e.get("RADSTREAM_STOW_MAX_PART_MB", 512)),
             decode_memory_mb=int(e.get("RADSTREAM_DECODE_MEMORY_MB", 4096)),
             engine_cache=Path(e.get("RADSTREAM_ENGINE_CACHE") or DEFAULT_ENGINE_CACHE).expanduser(),
+            env_name=_choice(e, "RADSTREAM_ENV", ("dev", "prod")),
+            trusted_keys_file=Path(e["RADSTREAM_TRUSTED_KEYS"]) if e.get("RADSTREAM_TRUSTED_KEYS") else None,
+            signing_key_file=Path(e["RADSTREAM_SIGNING_KEY"]) if e.get("RADSTREAM_SIGNING_KEY") else None,
         )

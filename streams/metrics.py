@@ -17,6 +17,8 @@ compute_seconds = Histogram("radstream_stage_compute_seconds", "Time in the stag
 wall_seconds = Histogram("radstream_stage_wall_seconds", "Wall time per message including Kafka and commits", ["stage"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
 end_to_end_seconds = Histogram("radstream_end_to_end_seconds", "Arrival to output of this stage", ["stage"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
 batch_size = Histogram("radstream_batch_size", "Messages per processed batch", ["stage"], buckets=(1, 2, 4, 8, 16, 32, 64), registry=REGISTRY)
+config_untrusted = Gauge("radstream_config_untrusted", "Threshold records ignored since start: unsigned, "
+                         "unknown key or bad signature", ["stage"], registry=REGISTRY)
 config_rejections = Gauge("radstream_config_rejections", "Threshold records rejected since start", ["stage"], registry=REGISTRY)
 config_version = Gauge("radstream_config_version", "Config version in force", ["stage"], registry=REGISTRY)
 last_progress = Gauge("radstream_last_progress_timestamp_seconds", "Unix time of the last processed message", ["stage"], registry=REGISTRY)

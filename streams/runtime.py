@@ -20,7 +20,7 @@ from radstream.domain.retry import RetryPolicy
 from radstream.streams import metrics, telemetry
 from radstream.streams.checkpoint import Checkpoint, last_offsets
 from radstream.streams.codec import Codec
-from radstream.streams.config import ConfigWatcher
+from radstream.streams.config import ConfigWatcher, RejectionAudit
 from radstream.streams.health import HealthServer, register_process
 from radstream.streams.holds import PartitionHolds
 from radstream.streams.kafka.consumer import group_consumer
@@ -46,6 +46,7 @@ class StageRunner:
         max_attempts: int = 3,
         backoff_s: float = 0.2,
         stall_after_s: float = 600.0,
+        trusted_keys: dict[str, Any] | None = None,
     ) -> None:
         self.state: ChangelogStore | None = None
         if stage.stateful:
@@ -78,7 +79,9 @@ class StageRunner:
         self._holds = (PartitionHolds(self._consumer, self.input_topic, unhealthy_after_s=stage.unhealthy_after_s)
                        if stage.retry_until_answered else None)
         # The stage's own book when it reads thresholds, so the watcher's updates are what it sees.
-        self._config = ConfigWatcher(settings, self.codec, book=stage.config)
+        # Only records signed by `trusted_keys` take effect (None or empty: none do); the rest are audited.
+        self._config = ConfigWatcher(settings, self.codec, book=stage.config, trusted=trusted_keys,
+                                     on_rejected=RejectionAudit(settings, self.codec, stage.name))
         self._health = HealthServer(self.health, host=health_host, port=health_port)
 
     # -- lifecycle -------------------------------------------------------------
@@ -137,6 +140,7 @@ class StageRunner:
     def _config_changed(self) -> None:
         metrics.config_version.labels(self.stage.name).set(self._config.book.version)
         metrics.config_rejections.labels(self.stage.name).set(self._config.book.rejections)
+        metrics.config_untrusted.labels(self.stage.name).set(self._config.untrusted)
         log.info("config version %d in force", self._config.book.version)
 
     def _step(self) -> None:
@@ -144,6 +148,7 @@ class StageRunner:
         if self._config.poll():  # between batches only: a message is processed wholly under one version
             self._config_changed()
         metrics.config_rejections.labels(self.stage.name).set(self._config.book.rejections)
+        metrics.config_untrusted.labels(self.stage.name).set(self._config.untrusted)
         if self._holds is not None:
             self._holds.resume_due()
         msgs = self._poll_batch()
@@ -336,6 +341,7 @@ class StageRunner:
             "processed": self._processed,
             "config_version": self._config.book.version,
             "config_rejections": self._config.book.rejections,
+            "config_untrusted": self._config.untrusted,
             "config_last_error": self._config.book.last_error,
             **holds,
             **self.stage.health(),

@@ -31,3 +31,13 @@ def require_bootstrap(args: argparse.Namespace, message: str = NO_BOOTSTRAP, cod
     if not config.kafka.bootstrap:
         raise CliError(message, code)
     return config
+
+
+def trusted_keys_or_fail(config: Config) -> dict:
+    """The trusted keys (streams/config.py), or a CliError naming the bad file or line."""
+    from radstream.domain.signatures import KeyFileError
+
+    try:
+        return config.trusted_keys()
+    except KeyFileError as exc:
+        raise CliError(str(exc)) from None

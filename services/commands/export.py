@@ -11,7 +11,11 @@ import argparse
 import importlib
 from collections.abc import Callable
 
-from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
+from radstream.services.commands.bootstrap import (
+    add_bootstrap,
+    require_bootstrap,
+    trusted_keys_or_fail,
+)
 
 TARGETS: tuple[str, ...] = ()
 
@@ -41,5 +45,6 @@ def run_export(args: argparse.Namespace, build: Callable[..., object]) -> int:
     stage = build(open_blob_store(config.blob_url), config, args)
     stage.unhealthy_after_s = args.unhealthy_after
     runner = StageRunner(stage, config.kafka, health_port=args.health_port or config.health_port,
-                         health_host=config.health_host, stall_after_s=config.stall_after_s)
+                         health_host=config.health_host, stall_after_s=config.stall_after_s,
+                         trusted_keys=trusted_keys_or_fail(config))
     return runner.run()

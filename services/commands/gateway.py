@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
+from radstream.services.commands.bootstrap import (
+    add_bootstrap,
+    require_bootstrap,
+    trusted_keys_or_fail,
+)
 from radstream.services.commands.errors import EXIT_USAGE, CliError
 
 
@@ -30,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from aiohttp import web
+    from radstream.services.commands.auth_flags import bearer_auth
     from radstream.services.gateway import (
         EventHub,
         Gateway,
@@ -38,15 +43,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         StreamSettings,
         create_app,
     )
-    from radstream.services.commands.auth_flags import bearer_auth
     from radstream.streams.blobstore import open_blob_store
 
     config = require_bootstrap(args)
     auth = bearer_auth(args.tokens or config.gateway_tokens_file, config.gateway_jwt_secret, args.no_auth,
                        tokens_flag="--tokens", env_prefix="RADSTREAM_GATEWAY", no_auth_flag="--no-auth")
     hub = EventHub(HubLimits(max_studies=args.max_studies))
-    gateway = Gateway(hub, auth, open_blob_store(config.blob_url), KafkaEventSource(config.kafka),
-                      StreamSettings(heartbeat_s=args.heartbeat))
+    source = KafkaEventSource(config.kafka, trusted=trusted_keys_or_fail(config))  # unsigned overrides dropped
+    gateway = Gateway(hub, auth, open_blob_store(config.blob_url), source, StreamSettings(heartbeat_s=args.heartbeat))
 
     def announce(_: str) -> None:
         print(f"gateway listening on http://{args.host}:{port[0]} (epoch {hub.epoch}; following "
@@ -96,4 +100,4 @@ def cmd_forward(args: argparse.Namespace) -> int:
     print(f"forwarding {config.kafka.topic(STUDY_RESULTS)} to {args.url} (SIGTERM stops)", flush=True)
     # Retries happen inside the stage (bounded backoff), so the runtime makes one attempt.
     return StageRunner(stage, config.kafka, max_attempts=1, health_host=config.health_host,
-                       health_port=config.health_port).run()
+                       health_port=config.health_port, trusted_keys=trusted_keys_or_fail(config)).run()

@@ -10,13 +10,15 @@ from radstream.services.commands.errors import CliError
 
 def _override(args: argparse.Namespace) -> int:
     from radstream.services.overrides import record_override
+    from radstream.services.signing import signing_key
 
-    settings = require_bootstrap(args).kafka
-    try:
-        record_override(settings, args.study, args.finding, args.verdict, args.by, args.reason)
+    config = require_bootstrap(args)
+    try:  # KeyFileError is a ValueError
+        key = signing_key(config, args.key)
+        record_override(config.kafka, args.study, args.finding, args.verdict, key, args.reason)
     except (LookupError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    print(f"finding {args.finding} of study {args.study}: {args.verdict} by {args.by}")
+    print(f"finding {args.finding} of study {args.study}: {args.verdict} by {key.name} (signed)")
     return 0
 
 
@@ -25,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("finding", help="finding_id, as shown by `radstream results --json`")
     sp.add_argument("--study", required=True)
     sp.add_argument("--verdict", required=True, choices=["confirmed", "rejected"])
-    sp.add_argument("--by", required=True, help="who decided")
+    sp.add_argument("--key", metavar="FILE", help="the radiologist's private key; its name is who decided "
+                    "(`radstream keys new NAME`; default $RADSTREAM_SIGNING_KEY, else the dev key)")
     sp.add_argument("--reason", default="")
     sp.add_argument("--bootstrap", metavar="HOST:PORT")
     sp.set_defaults(func=_override)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
+from radstream.services.commands.bootstrap import (
+    add_bootstrap,
+    require_bootstrap,
+    trusted_keys_or_fail,
+)
 from radstream.services.commands.errors import CliError
 
 
@@ -21,9 +25,10 @@ def cmd_results(args: argparse.Namespace) -> int:
     from radstream.services.overrides import apply_overrides, current_overrides
     from radstream.services.results import as_json, study_results, summary_line
 
-    settings = require_bootstrap(args).kafka
+    config = require_bootstrap(args)
+    settings = config.kafka
     try:
-        overrides = current_overrides(settings)
+        overrides = current_overrides(settings, trusted_keys_or_fail(config))
         for result in study_results(settings, follow=args.follow, study=args.study, final_only=not args.updates):
             result = apply_overrides(result, overrides)
             print(as_json(result) if args.json else summary_line(result), flush=True)

@@ -16,16 +16,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
+    from radstream.domain.signatures import KeyFileError
     from radstream.models.manifest import ModelLoadError
     from radstream.streams.runtime import StageRunner, serve_unhealthy
     from radstream.streams.stages.registry import build_stage
 
     config = require_bootstrap(args)
     try:
+        trusted = config.trusted_keys()  # a stage that cannot check pushes does not start
         stage = build_stage(args.name, config, args.model)
-    except ModelLoadError as exc:
+    except (ModelLoadError, KeyFileError) as exc:
         label = f"{args.name}:{args.model}" if args.model else args.name
         return serve_unhealthy(label, str(exc), config.health_host, args.health_port or config.health_port)
     runner = StageRunner(stage, config.kafka, health_port=args.health_port or config.health_port,
-                         health_host=config.health_host, stall_after_s=config.stall_after_s)
+                         health_host=config.health_host, stall_after_s=config.stall_after_s, trusted_keys=trusted)
     return runner.run()

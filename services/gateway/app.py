@@ -115,6 +115,7 @@ async def _healthz(request: web.Request) -> web.Response:
     stats = gw.hub.stats()
     if gw.source is not None:
         stats["undecodable_skipped"] = gw.source.undecodable
+        stats["untrusted_overrides_skipped"] = gw.source.untrusted
     return web.json_response({"status": "ok", **stats})
 
 

@@ -58,12 +58,24 @@ def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
         findings = [f for img in result["images"] for f in img["findings"]]
         assert len(findings) >= 2 and all(f["finding_id"] for f in findings)
         target = findings[0]["finding_id"]
-        res = _cli(env, "override", target, "--study", study, "--verdict", "rejected", "--by", "dr.who",
-                   "--reason", "overlapping rib")
+        # Her key (`keys new`), trusted by adding its line to the trusted-keys file `up` wrote;
+        # a verdict signed by a key nobody trusts is produced but shown by no reader.
+        home = pipeline_env["RADSTREAM_HOME"]
+        for name in ("dr.who", "dr.evil"):
+            assert _cli(env, "keys", "new", name, "--out", str(tmp_path)).returncode == 0
+        with open(f"{home}/keys/trusted-keys", "a") as trusted:
+            trusted.write((tmp_path / "dr.who.pub").read_text())
+        res = _cli(env, "override", target, "--study", study, "--verdict", "rejected",
+                   "--key", str(tmp_path / "dr.who.key"), "--reason", "overlapping rib")
+        assert res.returncode == 0 and "rejected by dr.who" in res.stdout, res.stderr
+        res = _cli(env, "override", target, "--study", study, "--verdict", "confirmed",
+                   "--key", str(tmp_path / "dr.evil.key"))
         assert res.returncode == 0, res.stderr
-        res = _cli(env, "override", "nope", "--study", study, "--verdict", "rejected", "--by", "dr.who")
+        res = _cli(env, "override", "nope", "--study", study, "--verdict", "rejected")  # the dev key `up` made
         assert res.returncode == 1 and "has no finding nope" in res.stderr
-        after = json.loads(_cli(env, "results", "--json", "--study", study).stdout.splitlines()[0])
+        shown = _cli(env, "results", "--json", "--study", study)
+        assert "ignored override" in shown.stderr and "unknown key 'dr.evil'" in shown.stderr
+        after = json.loads(shown.stdout.splitlines()[0])
         seen = {f["finding_id"]: f for img in after["images"] for f in img["findings"]}
         assert seen[target]["override"]["verdict"] == "rejected" and seen[target]["override"]["by"] == "dr.who"
         assert sum("override" in f for f in seen.values()) == 1

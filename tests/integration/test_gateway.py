@@ -27,10 +27,11 @@ from radstream.services.broker import free_port
 from radstream.services.demo import real_radiographs
 from radstream.services.gateway.sse import SseMessage, iter_sse
 from radstream.services.overrides import record_override
+from radstream.services.signing import signing_key
 from radstream.services.publish import publish, read_instance
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.kafka.producer import EventPublisher
-from radstream.streams.kafka.topics import STUDY_RESULTS, create_topics
+from radstream.streams.kafka.topics import FINDINGS_OVERRIDES, STUDY_RESULTS, create_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "services" / "gateway"))
 from gateway_records import study_result
@@ -137,8 +138,15 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
             findings = [f["finding_id"] for img in chest["images"] for f in img["findings"] or []]
             assert findings, "RG1 gives nodule findings (phantom-trained models on a real chest)"
             target = findings[0]
-            await asyncio.to_thread(record_override, pipeline_config.kafka, rg1, target, "rejected", "dr-it",
-                                    "phantom-trained model")
+            # signed with the dev key the stack made (and the gateway trusts); an unsigned verdict on
+            # another finding, produced straight onto the topic, is never shown
+            await asyncio.to_thread(record_override, pipeline_config.kafka, rg1, target, "rejected",
+                                    signing_key(pipeline_config, None), "phantom-trained model")
+            if len(findings) > 1:
+                forged = EventPublisher(pipeline_config.kafka)
+                forged.send(FINDINGS_OVERRIDES, findings[1], {"finding_id": findings[1], "study_uid": rg1,
+                                                              "verdict": "CONFIRMED", "by": "dr-it", "created_at": 1})
+                forged.flush()
             deadline = time.monotonic() + 30
             while True:
                 chest = await (await session.get(f"{gateway_url}/studies/{rg1}")).json()
@@ -147,8 +155,16 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
                 if marked or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.2)
+            if len(findings) > 1:  # the forged verdict was read, and dropped
+                while (await (await session.get(f"{gateway_url}/healthz")).json()).get(
+                        "untrusted_overrides_skipped", 0) < 1:
+                    assert time.monotonic() < deadline + 30, "the gateway never read the unsigned override"
+                    await asyncio.sleep(0.2)
+                chest = await (await session.get(f"{gateway_url}/studies/{rg1}")).json()
+                marked = {f["finding_id"]: f["override"] for img in chest["images"] for f in img["findings"] or []
+                          if "override" in f}
             assert list(marked) == [target] and marked[target]["verdict"] == "rejected"
-            assert marked[target]["by"] == "dr-it" and chest["overridden"] == 1
+            assert marked[target]["by"] == "dev" and chest["overridden"] == 1
             # the DICOM SR of real final results, through the CLI: RG1's findings, RG3's QC reasons
             for uid, name in ((rg1, "rg1.dcm"), (rg3, "rg3.dcm")):
                 run = await asyncio.to_thread(

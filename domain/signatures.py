@@ -1,0 +1,149 @@
+"""Ed25519 signatures on the records an operator pushes onto the bus (threshold sets,
+finding overrides), and the trusted-keys list every reader checks them against.
+
+A signature covers a canonical encoding of the record's *signed fields*, named here per
+record kind, plus a domain tag naming the kind: a later schema field with a default cannot
+change what an old signature covers, and an override's signature is never a valid threshold
+signature. The encoding is canonical JSON (sorted keys, no whitespace, ASCII), which any
+language can rebuild; the signer's name is inside it, so a signature cannot be re-labelled.
+
+Key files are text, one line each, so they diff and mount like any other config:
+  private key file:   `ed25519-private NAME BASE64(32-byte seed)`   (mode 0600)
+  trusted-keys file:  `NAME BASE64(32-byte public key)` per line; `#` comments, blank lines
+A private line has three fields and a trusted line two, so a private key pasted into a
+trusted-keys file is refused rather than trusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+PRIVATE_TAG = "ed25519-private"
+
+# What each kind's signature covers. `signer` is always included; `signature` never is.
+SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
+    "ThresholdSet": ("version", "scope", "author", "reason", "created_at", "values", "signer"),
+    "FindingOverride": ("finding_id", "study_uid", "verdict", "by", "reason", "created_at", "signer"),
+}
+# The field that names the person: it must be the signer, so nobody signs as someone else.
+ACTOR_FIELD = {"ThresholdSet": "author", "FindingOverride": "by"}
+
+
+class KeyFileError(ValueError):
+    """A key file or trusted-keys file that cannot be used; the message says which line and why."""
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A named Ed25519 private key: its name is who the signed records say acted."""
+
+    name: str
+    key: Ed25519PrivateKey
+
+    def public_line(self) -> str:
+        """This key's line for a trusted-keys file."""
+        return f"{self.name} {_b64(self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))}"
+
+    def private_line(self) -> str:
+        seed = self.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return f"{PRIVATE_TAG} {self.name} {_b64(seed)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _raw32(text: str, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFileError(f"{what} is not valid base64") from None
+    if len(raw) != 32:
+        raise KeyFileError(f"{what} must be 32 bytes (Ed25519), got {len(raw)}")
+    return raw
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise KeyFileError(f"key name {name!r}: use 1-64 of A-Z a-z 0-9 . _ @ -")
+    return name
+
+
+def new_signing_key(name: str) -> SigningKey:
+    return SigningKey(check_name(name), Ed25519PrivateKey.generate())
+
+
+def parse_signing_key(text: str, source: str = "key file") -> SigningKey:
+    fields = text.split()
+    if len(fields) != 3 or fields[0] != PRIVATE_TAG:
+        raise KeyFileError(f"{source}: not a radstream private key (expected `{PRIVATE_TAG} NAME BASE64`)")
+    seed = _raw32(fields[2], f"{source}: the key")
+    return SigningKey(check_name(fields[1]), Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def parse_trusted_keys(text: str, source: str = "trusted keys") -> dict[str, Ed25519PublicKey]:
+    """`NAME BASE64PUBKEY` per line; a malformed line or a repeated name is an error, never skipped."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        where = f"{source} line {number}"
+        if len(fields) != 2:
+            raise KeyFileError(f"{where}: expected `NAME BASE64PUBKEY` (is this a private key?)")
+        name = check_name(fields[0])
+        if name in keys:
+            raise KeyFileError(f"{where}: {name} is listed twice")
+        keys[name] = Ed25519PublicKey.from_public_bytes(_raw32(fields[1], f"{where}: the key"))
+    return keys
+
+
+def signing_payload(kind: str, record: dict[str, Any]) -> bytes:
+    """The bytes a signature covers: the kind's tag, then its signed fields as canonical JSON."""
+    fields = SIGNED_FIELDS[kind]
+    body = {name: record.get(name) for name in fields}
+    return f"radstream.{kind}.v1\n".encode() + json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+def sign(kind: str, record: dict[str, Any], key: SigningKey) -> dict[str, Any]:
+    """The record as `key` signs it: the actor field and `signer` are the key's name."""
+    signed = {**record, ACTOR_FIELD[kind]: key.name, "signer": key.name}
+    signed["signature"] = _b64(key.key.sign(signing_payload(kind, signed)))
+    return signed
+
+
+def rejection(kind: str, record: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> str | None:
+    """Why `record` must be ignored (unsigned, unknown signer, actor not the signer, bad
+    signature), or None when a trusted key signed it as it stands."""
+    signer, signature = record.get("signer") or "", record.get("signature") or ""
+    if not signer or not signature:
+        return "unsigned"
+    if signer not in trusted:
+        return f"signed by unknown key {signer!r}"
+    if record.get(ACTOR_FIELD[kind]) != signer:
+        return f"{ACTOR_FIELD[kind]} {record.get(ACTOR_FIELD[kind])!r} is not the signer {signer!r}"
+    try:
+        trusted[signer].verify(base64.b64decode(signature, validate=True), signing_payload(kind, record))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return f"bad signature (signer {signer!r})"
+    return None

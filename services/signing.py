@@ -1,0 +1,76 @@
+"""Signing keys on disk: `radstream keys new`, the key a push signs with, the keys a reader
+trusts, and the dev pair `radstream up` makes so the embedded demo works with no setup.
+
+The format and the signature itself are domain/signatures.py; which files apply (and that
+production has no fallback) is streams/config.py. This module only reads and writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from radstream.domain.signatures import (
+    KeyFileError,
+    SigningKey,
+    new_signing_key,
+    parse_signing_key,
+)
+from radstream.streams.config import (
+    DEV_KEY_NAME,
+    DEV_KEY_PATH,
+    DEV_TRUSTED_KEYS_PATH,
+    Config,
+)
+
+
+def write_key_pair(name: str, folder: Path) -> tuple[Path, Path, SigningKey]:
+    """`NAME.key` (mode 0600, never overwritten) and `NAME.pub` (its trusted-keys line) in `folder`."""
+    key = new_signing_key(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    private, public = folder / f"{name}.key", folder / f"{name}.pub"
+    try:
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"{private} exists: a key is never overwritten (remove it first)") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot write {private}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.private_line() + "\n")
+    public.write_text(key.public_line() + "\n")
+    return private, public, key
+
+
+def read_signing_key(path: Path) -> SigningKey:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key {path}: {exc.strerror}") from None
+    if path.stat().st_mode & 0o077:
+        raise KeyFileError(f"{path} is readable by others: chmod 600 {path}")
+    return parse_signing_key(text, str(path))
+
+
+def signing_key(config: Config, path: str | Path | None) -> SigningKey:
+    """The key a push signs with: `--key`, else RADSTREAM_SIGNING_KEY, else (not in prod) the dev key."""
+    chosen = Path(path) if path else config.signing_key_path()
+    if chosen is None:
+        raise KeyFileError("a push is signed: pass --key FILE (made by `radstream keys new NAME`) "
+                           "or set RADSTREAM_SIGNING_KEY")
+    return read_signing_key(chosen)
+
+
+def ensure_dev_keys(home: Path) -> Path:
+    """The dev key pair under RADSTREAM_HOME and a trusted-keys file trusting it, made once.
+
+    Only `radstream up` (and what runs on it: demo, bench, tests) calls this; a reader uses the
+    file only when RADSTREAM_TRUSTED_KEYS is unset and RADSTREAM_ENV is not prod."""
+    trusted = home / DEV_TRUSTED_KEYS_PATH
+    private = home / DEV_KEY_PATH
+    if not private.exists():
+        _, public, _ = write_key_pair(DEV_KEY_NAME, private.parent)
+        if not trusted.exists():
+            trusted.write_text("# written by `radstream up`: the dev key under this RADSTREAM_HOME (not for production)\n"
+                               + public.read_text())
+    return trusted
+

@@ -1,0 +1,68 @@
+"""Ed25519 signatures on pushed records: what verifies, and every way a record is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from radstream.domain.signatures import (
+    KeyFileError,
+    new_signing_key,
+    parse_signing_key,
+    parse_trusted_keys,
+    rejection,
+    sign,
+    signing_payload,
+)
+
+LEAD = new_signing_key("lead")
+MALLORY = new_signing_key("mallory")
+TRUSTED = parse_trusted_keys(LEAD.public_line() + "\n")
+THRESHOLDS = {"version": 3, "scope": "global", "reason": "ticket-1", "created_at": 1_700_000_000_000,
+              "values": {"rule:nodule-detected/min_score": 0.5}}
+
+
+def test_a_trusted_signature_verifies_and_names_the_author() -> None:
+    record = sign("ThresholdSet", THRESHOLDS, LEAD)
+    assert record["author"] == record["signer"] == "lead"
+    assert rejection("ThresholdSet", record, TRUSTED) is None
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (lambda r: {**r, "signer": "", "signature": ""}, "unsigned"),
+    (lambda r: {k: v for k, v in r.items() if k not in ("signer", "signature")}, "unsigned"),
+    (lambda r: {**r, "values": {"rule:nodule-detected/min_score": 0.01}}, "bad signature"),
+    (lambda r: {**r, "version": 4}, "bad signature"),
+    (lambda r: {**r, "author": "someone-else"}, "is not the signer"),
+    (lambda r: {**r, "signature": "not base64!"}, "bad signature"),
+])
+def test_unsigned_tampered_or_relabelled_records_are_refused(tamper, reason: str) -> None:
+    assert reason in rejection("ThresholdSet", tamper(sign("ThresholdSet", THRESHOLDS, LEAD)), TRUSTED)
+
+
+def test_an_unknown_key_and_an_empty_trust_list_are_refused() -> None:
+    assert "unknown key 'mallory'" in rejection("ThresholdSet", sign("ThresholdSet", THRESHOLDS, MALLORY), TRUSTED)
+    assert "unknown key" in rejection("ThresholdSet", sign("ThresholdSet", THRESHOLDS, LEAD), {})
+
+
+def test_a_signature_is_bound_to_its_kind_and_ignores_later_fields() -> None:
+    override = sign("FindingOverride", {"finding_id": "f1", "study_uid": "1.2", "verdict": "REJECTED",
+                                        "reason": "", "created_at": 1}, LEAD)
+    assert override["by"] == "lead" and rejection("FindingOverride", override, TRUSTED) is None
+    assert signing_payload("FindingOverride", override).startswith(b"radstream.FindingOverride.v1\n")
+    # a field a later schema adds (with its default) is outside what the signature covers
+    assert rejection("FindingOverride", {**override, "added_later": "x", "schema_version": 2}, TRUSTED) is None
+
+
+def test_key_files_round_trip_and_a_private_line_is_never_trusted() -> None:
+    again = parse_signing_key(LEAD.private_line())
+    assert again.public_line() == LEAD.public_line()
+    with pytest.raises(KeyFileError, match="private key"):
+        parse_trusted_keys(LEAD.private_line())
+    with pytest.raises(KeyFileError, match="listed twice"):
+        parse_trusted_keys(f"{LEAD.public_line()}\n{LEAD.public_line()}\n")
+    with pytest.raises(KeyFileError, match="line 2.*32 bytes"):
+        parse_trusted_keys("# comment\nlead AAAA\n")
+    with pytest.raises(KeyFileError, match="key name"):
+        new_signing_key("has space")
+    with pytest.raises(KeyFileError, match="not a radstream private key"):
+        parse_signing_key(LEAD.public_line())
