@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[embedded,data,test]'
+	$(BIN)/pip install -q --no-deps 'idiscore==1.2.0'  # pyproject's deid-table extra, without its pins (D-026)
 	touch $(STAMP)
 
 install: $(STAMP)

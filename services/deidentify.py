@@ -1,23 +1,38 @@
-"""DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile.
+"""DICOM PS3.15 Annex E: the Basic Application Level Confidentiality Profile and its retain options.
 
-`BASIC_PROFILE` is the standard's Table E.1-1 (Basic Profile column) as data:
-keyword -> action. `deidentify_dataset` applies it at every nesting level, drops
-every private element, and remaps UIDs with a keyed hash, so the same input UID
-always maps to the same output UID under one key (a study stays a study across
-files and runs) and to an unrelated one under another key.
+The actions come from `deidentify_table.py`, Table E.1-1 generated from the table
+idiscore ships (every row of the Basic Profile column and of the option columns;
+`deidentify_table.STANDARD` records which edition). `deidentify_dataset` applies
+them at every nesting level, so a sequence gets the same X, Z and D as a
+top-level attribute:
 
-Actions (PS3.15 E.1.1): D dummy value of the VR, Z zero length, X remove,
-K keep (sequences are still cleaned inside), C clean (here: the dummy value, as
-we cannot judge free text), U UID remapped. Where the table offers a choice that
-depends on the IOD's attribute type (X/Z, X/D, Z/D, X/Z/D, X/Z/U*) we take the
-choice that is valid for any type: Z over X, D over Z, U over X/Z, so the
-output stays a valid instance.
+- X removes the element (a sequence with all its items), Z empties it (a sequence
+  becomes zero items), D replaces it with a dummy of its VR; a sequence under D
+  keeps its items, with every text, date, time and person value in them replaced
+  by a dummy and every UID remapped, recursively (GraphicAnnotationSequence >
+  TextObjectSequence keeps its geometry, not its text).
+- U remaps a UID with a keyed hash: the same input UID always maps to the same
+  output UID under one key (a study stays a study across files and runs), and to
+  an unrelated one under another key. On a sequence (X/Z/U*) the items are kept
+  and cleaned, so their references point at the remapped instances.
+- Where the table offers a choice that depends on the IOD's attribute type
+  (X/Z, X/D, Z/D, X/Z/D, X/Z/U*), the choice valid for any type is taken:
+  Z over X, D over Z, U over X/Z, so the output stays a valid instance.
 
-Beyond the table, on the side of privacy: any element with VR PN that the table
-does not name is emptied, and every UI value that is not a UID registered in
-PS3.6 (SOP classes, transfer syntaxes, coding schemes) is remapped, so a
-referenced instance UID in some module the table does not list cannot leak.
-Pixel data is kept as it is; burned-in text is not looked for (see docs/ingest.md).
+Beyond the table, on the side of privacy (E.1.1 asks to remove what is not known
+to be safe): private elements are removed (the profile's own row); an element
+the table does not list is removed when its VR holds free text or a person
+(LT, ST, UT, UC, PN), an AE title (the File Meta's Source AE Title names a
+station), a date or a time (DA, DT, TM), or is unknown (UN); every
+other unlisted UI value that is not a UID registered in PS3.6 is remapped.
+Unlisted short strings (LO, SH), code strings and numbers are kept: Manufacturer,
+BodyPartExamined, Rows are what the image needs.
+
+The retain options (PS3.15 E.3) are explicit: an option applies its column's K
+rows (its C rows stay at the Basic Profile's action, as this module does not
+clean free text). Each applied option is named in DeidentificationMethod and
+coded in DeidentificationMethodCodeSequence (CID 7050). Pixel data is kept as it
+is; burned-in text is not looked for (see docs/ingest.md).
 """
 
 from __future__ import annotations
@@ -25,130 +40,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 
 import pydicom
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
+from radstream.services.deidentify_table import (
+    METHODS,
+    PATTERN_ACTIONS,
+    SOURCE,
+    TAG_ACTIONS,
+)
 
 DEID_KEY_ENV = "RADSTREAM_DEID_KEY"
 METHOD = "PS3.15 Annex E Basic Profile; UIDs HMAC-SHA256 2.25"  # LO: at most 64 characters
-BASIC_PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
-
-
-def _table(rows: Mapping[str, Iterable[str]]) -> Mapping[str, str]:
-    return MappingProxyType({keyword: action for action, keywords in rows.items() for keyword in keywords})
-
-
-# PS3.15 Table E.1-1, Basic Profile column, grouped by action (as written in the standard).
-BASIC_PROFILE: Mapping[str, str] = _table({
-    "D": (
-        "GraphicAnnotationSequence", "PersonIdentificationCodeSequence", "PersonName", "VerifyingObserverName",
-        "VerifyingObserverSequence", "ClinicalTrialSponsorName", "ClinicalTrialProtocolID",
-        "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID", "ClinicalTrialProtocolEthicsCommitteeName",
-    ),
-    "Z": (
-        "AccessionNumber", "ContentCreatorName", "FillerOrderNumberImagingServiceRequest", "PatientID",
-        "PatientBirthDate", "PatientName", "PatientSex", "PlacerOrderNumberImagingServiceRequest",
-        "ReferringPhysicianName", "StudyDate", "StudyID", "StudyTime",
-        "VerifyingObserverIdentificationCodeSequence", "ClinicalTrialProtocolName", "ClinicalTrialSiteID",
-        "ClinicalTrialSiteName", "ClinicalTrialTimePointID", "ClinicalTrialCoordinatingCenterName",
-        "ClinicalTrialProtocolEthicsCommitteeApprovalNumber",
-    ),
-    "X": (
-        "AcquisitionComments", "AcquisitionContextSequence", "AcquisitionProtocolDescription",
-        "ActualHumanPerformersSequence", "AdditionalPatientHistory", "AddressTrial", "AdmissionID",
-        "AdmittingDate", "AdmittingDiagnosesCodeSequence", "AdmittingDiagnosesDescription", "AdmittingTime",
-        "Allergies", "Arbitrary", "AuthorObserverSequence", "BranchOfService", "CassetteID",
-        "CommentsOnThePerformedProcedureStep", "ConfidentialityConstraintOnPatientDataDescription",
-        "ContentCreatorIdentificationCodeSequence", "ContentSequence", "ContributionDescription",
-        "CountryOfResidence", "CurrentPatientLocation", "CurveDate", "CurveTime",
-        "CustodialOrganizationSequence", "DataSetTrailingPadding", "DerivationDescription",
-        "DigitalSignatureUID", "DigitalSignaturesSequence", "DischargeDiagnosisDescription",
-        "DistributionAddress", "DistributionName", "EthnicGroup", "ExpectedCompletionDateTime",
-        "FrameComments", "GantryID", "GeneratorID", "HumanPerformerName", "HumanPerformerOrganization",
-        "IconImageSequence", "IdentifyingComments", "ImageComments", "ImagePresentationComments",
-        "ImagingServiceRequestComments", "Impressions", "InstitutionAddress", "InstitutionalDepartmentName",
-        "InsurancePlanIdentification", "IntendedRecipientsOfResultsIdentificationSequence",
-        "InterpretationApproverSequence", "InterpretationAuthor", "InterpretationDiagnosisDescription",
-        "InterpretationIDIssuer", "InterpretationRecorder", "InterpretationText", "InterpretationTranscriber",
-        "IssuerOfAdmissionID", "IssuerOfPatientID", "IssuerOfServiceEpisodeID", "LastMenstrualDate", "MAC",
-        "MedicalAlerts", "MedicalRecordLocator", "MilitaryRank", "ModifiedAttributesSequence",
-        "ModifiedImageDescription", "ModifyingDeviceID", "ModifyingDeviceManufacturer",
-        "NameOfPhysiciansReadingStudy", "NamesOfIntendedRecipientsOfResults", "ObservationDateTrial",
-        "ObservationTimeTrial", "Occupation", "OriginalAttributesSequence", "OrderCallbackPhoneNumber",
-        "OrderEnteredBy", "OrderEntererLocation", "OtherPatientIDs", "OtherPatientIDsSequence",
-        "OtherPatientNames", "OverlayDate", "OverlayTime", "ParticipantSequence", "PatientAddress",
-        "PatientComments", "PatientState", "PatientTransportArrangements", "PatientAge", "PatientBirthName",
-        "PatientBirthTime", "PatientInstitutionResidence", "PatientInsurancePlanCodeSequence",
-        "PatientMotherBirthName", "PatientPrimaryLanguageCodeSequence",
-        "PatientPrimaryLanguageModifierCodeSequence", "PatientReligiousPreference", "PatientSize",
-        "PatientTelephoneNumbers", "PatientWeight", "PerformedLocation", "PerformedProcedureStepDescription",
-        "PerformedProcedureStepEndDate", "PerformedProcedureStepEndTime", "PerformedProcedureStepID",
-        "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime", "PerformedStationAETitle",
-        "PerformedStationGeographicLocationCodeSequence", "PerformedStationName",
-        "PerformedStationNameCodeSequence", "PerformingPhysicianIdentificationSequence",
-        "PerformingPhysicianName", "PersonAddress", "PersonTelephoneNumbers",
-        "PhysicianApprovingInterpretation", "PhysiciansReadingStudyIdentificationSequence",
-        "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence", "PlateID", "PreMedication",
-        "PregnancyStatus", "ReasonForTheImagingServiceRequest", "ReasonForStudy",
-        "ReferencedDigitalSignatureSequence", "ReferencedPatientAliasSequence", "ReferencedPatientSequence",
-        "ReferencedSOPInstanceMACSequence", "ReferringPhysicianAddress",
-        "ReferringPhysicianIdentificationSequence", "ReferringPhysicianTelephoneNumbers", "RegionOfResidence",
-        "RequestAttributesSequence", "RequestedContrastAgent", "RequestedProcedureComments",
-        "RequestedProcedureID", "RequestedProcedureLocation", "RequestingPhysician", "RequestingService",
-        "ResponsibleOrganization", "ResponsiblePerson", "ResultsComments", "ResultsDistributionListSequence",
-        "ResultsIDIssuer", "ScheduledHumanPerformersSequence", "ScheduledPatientInstitutionResidence",
-        "ScheduledPerformingPhysicianIdentificationSequence", "ScheduledPerformingPhysicianName",
-        "ScheduledProcedureStepEndDate", "ScheduledProcedureStepEndTime", "ScheduledProcedureStepDescription",
-        "ScheduledProcedureStepLocation", "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime",
-        "ScheduledStationAETitle", "ScheduledStationGeographicLocationCodeSequence", "ScheduledStationName",
-        "ScheduledStationNameCodeSequence", "ScheduledStudyLocation", "ScheduledStudyLocationAETitle",
-        "SeriesDescription", "ServiceEpisodeDescription", "ServiceEpisodeID", "SpecialNeeds", "StudyComments",
-        "StudyDescription", "StudyIDIssuer", "TextComments", "TextString", "TimezoneOffsetFromUTC",
-        "TopicAuthor", "TopicKeywords", "TopicSubject", "TopicTitle", "VerifyingOrganization", "VisitComments",
-        "PatientBirthDateInAlternativeCalendar", "PatientDeathDateInAlternativeCalendar",
-        "ClinicalTrialTimePointDescription", "SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-        "ReceivingApplicationEntityTitle",
-    ),
-    "X/Z": ("PatientSexNeutered", "ReferencedStudySequence", "RequestedProcedureDescription", "ReviewerName"),
-    "X/D": (
-        "AcquisitionDate", "AcquisitionDateTime", "AcquisitionDeviceProcessingDescription", "AcquisitionTime",
-        "DetectorID", "InstanceCreationDate", "OperatorIdentificationSequence", "ProtocolName", "SeriesDate",
-        "SeriesTime", "EndAcquisitionDateTime",
-    ),
-    "Z/D": ("ContentDate", "ContentTime", "ContrastBolusAgent"),
-    "X/Z/D": (
-        "DeviceSerialNumber", "InstanceCreationTime", "InstitutionCodeSequence", "InstitutionName",
-        "OperatorsName", "ReferencedPerformedProcedureStepSequence", "StationName",
-    ),
-    "X/Z/U*": ("ReferencedImageSequence", "SourceImageSequence"),
-    "U": (
-        "ConcatenationUID", "ContextGroupExtensionCreatorUID", "CreatorVersionUID", "DeviceUID",
-        "DimensionOrganizationUID", "DoseReferenceUID", "FailedSOPInstanceUIDList", "FiducialUID",
-        "FrameOfReferenceUID", "InstanceCreatorUID", "IrradiationEventUID", "LargePaletteColorLookupTableUID",
-        "MediaStorageSOPInstanceUID", "ObservationUID", "ObservationSubjectUIDTrial",
-        "ReferencedFrameOfReferenceUID", "ReferencedGeneralPurposeScheduledProcedureStepTransactionUID",
-        "ReferencedSOPInstanceUID", "ReferencedSOPInstanceUIDInFile", "RelatedFrameOfReferenceUID",
-        "SeriesInstanceUID", "SOPInstanceUID", "StorageMediaFileSetUID", "StudyInstanceUID",
-        "SynchronizationFrameOfReferenceUID", "TemplateExtensionCreatorUID", "TemplateExtensionOrganizationUID",
-        "TransactionUID", "UID", "SpecimenUID", "TargetUID", "AcquisitionUID",
-    ),
-})
-
-# Repeating groups (curves 50xx, overlay data and comments 60xx) are removed by mask.
-REPEATING_GROUP_REMOVALS = ((0xFF00, 0x5000, None), (0xFF01, 0x6000, 0x3000), (0xFF01, 0x6000, 0x4000))
+BASIC = "basic_profile"
 
 # One choice per action for any attribute type (see the module docstring).
 _RESOLVED = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U*": "U", "C": "D"}
+
+FREE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UC", "PN"})
+DATE_TIME_VRS = frozenset({"DA", "DT", "TM"})
+# Inside a sequence under D: these get a dummy, UIDs are remapped, the rest (CS, numbers, bytes) is kept.
+DUMMIED_IN_SEQUENCE_VRS = frozenset({"AE", "AS", "LO", "SH", "UR"}) | FREE_TEXT_VRS | DATE_TIME_VRS
 
 _DUMMY_TEXT = "ANONYMIZED"
 _DUMMY_BY_VR: Mapping[str, object] = MappingProxyType({
@@ -163,6 +84,31 @@ _DUMMY_BY_VR: Mapping[str, object] = MappingProxyType({
 
 class DeidentifyError(ValueError):
     """One file could not be de-identified (not DICOM, unreadable): the reason, one line."""
+
+
+@dataclass(frozen=True)
+class RetainOptions:
+    """The PS3.15 E.3 options this module supports; each field names its Table E.1-1 column."""
+
+    retain_uids: bool = False  # 113110 Retain UIDs
+    retain_device_identity: bool = False  # 113109
+    retain_institution_identity: bool = False  # 113112
+    retain_patient_characteristics: bool = False  # 113108
+    retain_full_dates: bool = False  # 113106 Retain Longitudinal Temporal Information with Full Dates
+
+    def columns(self) -> list[str]:
+        """The Table E.1-1 columns switched on, in the table's order."""
+        chosen = {OPTION_COLUMNS[f.name] for f in fields(self) if getattr(self, f.name)}
+        return [name for name in METHODS if name in chosen]
+
+
+OPTION_COLUMNS: Mapping[str, str] = MappingProxyType({
+    "retain_uids": "retain_uid",
+    "retain_device_identity": "retain_device_id",
+    "retain_institution_identity": "retain_institution_id",
+    "retain_patient_characteristics": "retain_patient_characteristics",
+    "retain_full_dates": "retain_full_dates",
+})
 
 
 def deid_key_from_env(env: Mapping[str, str] | None = None) -> bytes | None:
@@ -189,77 +135,139 @@ def resolved_action(action: str) -> str:
     return _RESOLVED.get(action, action)
 
 
-_ACTIONS_BY_TAG: Mapping[int, str] = MappingProxyType({
-    int(tag): resolved_action(action)
-    for keyword, action in BASIC_PROFILE.items()
-    if (tag := tag_for_keyword(keyword)) is not None
+# The Basic Profile column, every choice resolved (tag -> one of D Z X K U).
+BASIC_PROFILE: Mapping[int, str] = MappingProxyType({
+    tag: resolved_action(action) for tag, action in TAG_ACTIONS[BASIC].items()
 })
 
 
-def unknown_keywords() -> list[str]:
-    """Keywords in BASIC_PROFILE that pydicom's dictionary does not know (a test keeps this empty)."""
-    return [k for k in BASIC_PROFILE if tag_for_keyword(k) is None]
+def _pattern(text: str) -> tuple[int, int]:
+    """'60xx4000' -> (mask, value) over the 32-bit tag."""
+    mask = int("".join("0" if c == "x" else "f" for c in text), 16)
+    return mask, int(text.replace("x", "0"), 16)
 
 
-def deidentify_dataset(ds: Dataset, remap: UIDRemapper) -> Dataset:
+_BASIC_PATTERNS: tuple[tuple[int, int, str], ...] = tuple(
+    (*_pattern(key), resolved_action(action)) for key, action in PATTERN_ACTIONS[BASIC] if key != "private"
+)
+_PRIVATE_ACTION = dict(PATTERN_ACTIONS[BASIC])["private"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The actions to apply: the Basic Profile with the chosen options' K rows over it."""
+
+    actions: Mapping[int, str]
+    options: RetainOptions
+    remap: UIDRemapper | None  # None under retain_uids
+
+    @classmethod
+    def build(cls, remap: UIDRemapper | None, options: RetainOptions = RetainOptions()) -> Profile:
+        actions = dict(BASIC_PROFILE)
+        for column in options.columns():
+            actions.update({tag: "K" for tag, action in TAG_ACTIONS[column].items() if action == "K"})
+        if remap is None and not options.retain_uids:
+            raise ValueError("a UID remapping key is needed unless UIDs are retained")
+        return cls(MappingProxyType(actions), options, None if options.retain_uids else remap)
+
+    def uid(self, value: str) -> str:
+        return value if self.remap is None else self.remap(value)
+
+
+def deidentify_dataset(ds: Dataset, remap: UIDRemapper | None,
+                       options: RetainOptions = RetainOptions()) -> Dataset:
     """Apply the profile to `ds` in place (file meta included) and return it."""
-    _clean(ds, remap)
+    profile = Profile.build(remap, options)
+    _clean(ds, profile)
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is not None:
-        _clean(file_meta, remap)
+        _clean(file_meta, profile)
         if "SOPInstanceUID" in ds:
             file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    columns = options.columns()
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = METHOD
-    code = Dataset()
-    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = BASIC_PROFILE_CODE
-    ds.DeidentificationMethodCodeSequence = Sequence([code])
-    ds.LongitudinalTemporalInformationModified = "REMOVED"
+    ds.DeidentificationMethod = [METHOD, *(METHODS[c][1][:64] for c in columns)] if columns else METHOD
+    codes = []
+    for column in (BASIC, *columns):
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = METHODS[column][0], "DCM", METHODS[column][1]
+        codes.append(code)
+    ds.DeidentificationMethodCodeSequence = Sequence(codes)
+    ds.LongitudinalTemporalInformationModified = "UNMODIFIED" if options.retain_full_dates else "REMOVED"
     return ds
 
 
-def _clean(ds: Dataset, remap: UIDRemapper) -> None:
-    ds.remove_private_tags()
+def _clean(ds: Dataset, profile: Profile) -> None:
     for tag in list(ds.keys()):
         element = ds[tag]
-        action = _action_for(tag, element)
+        action = _action_for(tag, element, profile)
         if action == "X":
             del ds[tag]
         elif action == "Z":
             element.value = Sequence() if element.VR == "SQ" else _empty(element.VR)
-        elif action == "D" and element.VR != "SQ":
-            element.value = remap(str(element.value)) if element.VR == "UI" else _DUMMY_BY_VR.get(element.VR, b"")
+        elif action == "D":
+            if element.VR == "SQ":
+                for item in element.value:
+                    _dummy_item(item, profile)
+            else:
+                element.value = profile.uid(str(element.value)) if element.VR == "UI" else _dummy(element.VR)
         elif element.VR == "UI":
-            _remap_element(element, remap)
+            _remap_element(element, profile)
         elif element.VR == "SQ":
             for item in element.value:
-                _clean(item, remap)
+                _clean(item, profile)
 
 
-def _action_for(tag: BaseTag, element: DataElement) -> str:
-    action = _ACTIONS_BY_TAG.get(int(tag))
+def _dummy_item(ds: Dataset, profile: Profile) -> None:
+    """A sequence item under D: text, dates and names dummied, UIDs remapped, private removed; recursively."""
+    for tag in list(ds.keys()):
+        element = ds[tag]
+        if tag.is_private:
+            del ds[tag]
+        elif element.VR == "SQ":
+            for item in element.value:
+                _dummy_item(item, profile)
+        elif element.VR == "UI":
+            _remap_element(element, profile)
+        elif element.VR in DUMMIED_IN_SEQUENCE_VRS and element.value not in (None, ""):
+            element.value = _dummy(element.VR)
+        elif element.VR == "UN":
+            del ds[tag]
+
+
+def _action_for(tag: BaseTag, element: DataElement, profile: Profile) -> str:
+    action = profile.actions.get(int(tag))
     if action is not None:
         return action
-    for mask, group, elem in REPEATING_GROUP_REMOVALS:
-        if tag.group & mask == group and (elem is None or tag.element == elem):
-            return "X"
-    if element.VR == "PN":
-        return "Z"  # a name the table does not list is still a name
+    if tag.is_private:
+        return _PRIVATE_ACTION
+    for mask, value, pattern_action in _BASIC_PATTERNS:
+        if int(tag) & mask == value:
+            return pattern_action
+    if element.VR in FREE_TEXT_VRS or element.VR in ("AE", "UN"):
+        return "X"  # unlisted free text, a name, an AE title (a station), or a value whose VR is unknown
+    if element.VR in DATE_TIME_VRS and not profile.options.retain_full_dates:
+        return "X"  # unlisted dates and times are longitudinal information
     return "K"
 
 
-def _remap_element(element: DataElement, remap: UIDRemapper) -> None:
+def _remap_element(element: DataElement, profile: Profile) -> None:
     if element.VM > 1:
-        element.value = [remap(uid) for uid in element.value]
+        element.value = [profile.uid(uid) for uid in element.value]
     elif element.value:
-        element.value = remap(element.value)
+        element.value = profile.uid(element.value)
+
+
+def _dummy(vr: str) -> object:
+    return _DUMMY_BY_VR.get(vr, b"")
 
 
 def _empty(vr: str) -> object:
     return b"" if vr.startswith("O") or vr == "UN" else None if vr in ("US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT") else ""
 
 
-def deidentify_file(src: Path, dst: Path, remap: UIDRemapper) -> None:
+def deidentify_file(src: Path, dst: Path, remap: UIDRemapper | None,
+                    options: RetainOptions = RetainOptions()) -> None:
     """Read `src` (a Part 10 file), apply the profile, write `dst` in the original transfer syntax."""
     try:
         ds = pydicom.dcmread(src)
@@ -267,12 +275,20 @@ def deidentify_file(src: Path, dst: Path, remap: UIDRemapper) -> None:
         raise DeidentifyError(f"{src}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
     except OSError as exc:
         raise DeidentifyError(f"{src}: {exc.strerror or exc}") from None
-    deidentify_dataset(ds, remap)
+    try:
+        deidentify_dataset(ds, remap, options)
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+        # the type only: a message about a malformed element may quote its value
+        raise DeidentifyError(f"{src}: an element could not be read or replaced ({type(exc).__name__})") from None
     dst.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(dst, enforce_file_format=True)
+    try:
+        ds.save_as(dst, enforce_file_format=True)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise DeidentifyError(f"{src}: could not be written ({type(exc).__name__})") from None
 
 
-def deidentify_paths(src: Path, dst: Path, remap: UIDRemapper) -> tuple[int, list[str]]:
+def deidentify_paths(src: Path, dst: Path, remap: UIDRemapper | None,
+                     options: RetainOptions = RetainOptions()) -> tuple[int, list[str]]:
     """A file to a file (or into a folder), or a folder tree to a mirrored tree. Returns (written, errors)."""
     if src.is_dir():
         pairs = [(f, dst / f.relative_to(src)) for f in sorted(src.rglob("*")) if f.is_file()]
@@ -283,8 +299,12 @@ def deidentify_paths(src: Path, dst: Path, remap: UIDRemapper) -> tuple[int, lis
     written, errors = 0, []
     for source, target in pairs:
         try:
-            deidentify_file(source, target, remap)
+            deidentify_file(source, target, remap, options)
             written += 1
         except DeidentifyError as exc:
             errors.append(str(exc))
     return written, errors
+
+
+__all__ = ["BASIC_PROFILE", "DEID_KEY_ENV", "METHOD", "SOURCE", "DeidentifyError", "Profile", "RetainOptions",
+           "UIDRemapper", "deid_key_from_env", "deidentify_dataset", "deidentify_file", "deidentify_paths"]

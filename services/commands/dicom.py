@@ -23,6 +23,20 @@ from radstream.services.commands.errors import EXIT_ERROR, EXIT_USAGE, CliError
 EXIT_REFUSED = 3  # rejected, not an image, timed out, or crashed the decoder
 DEFAULT_TIMEOUT_S = 60.0
 OUTPUT_SUFFIXES = (".npy", ".png")
+RETAIN_FLAGS = {
+    "--retain-uids": "retain_uids",
+    "--retain-device-identity": "retain_device_identity",
+    "--retain-institution-identity": "retain_institution_identity",
+    "--retain-patient-characteristics": "retain_patient_characteristics",
+    "--retain-full-dates": "retain_full_dates",
+}
+RETAIN_HELP = {
+    "retain_uids": "keep the original UIDs (Retain UIDs Option, 113110); no key needed",
+    "retain_device_identity": "keep device serial numbers, station names, detector IDs (113109)",
+    "retain_institution_identity": "keep institution names and addresses (113112)",
+    "retain_patient_characteristics": "keep age, sex, size, weight, smoking and pregnancy status (113108)",
+    "retain_full_dates": "keep dates and times unmodified (Retain Longitudinal ... Full Dates Option, 113106)",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("src", type=Path, metavar="IN")
     sp.add_argument("dst", type=Path, metavar="OUT")
     sp.add_argument("--key-file", type=Path, help="UID remapping key (default: $RADSTREAM_DEID_KEY)")
+    # PS3.15 E.3 retain options: each applies its Table E.1-1 column's K rows and is coded in the output.
+    for flag, option in RETAIN_FLAGS.items():
+        sp.add_argument(flag, dest=option, action="store_true", help=RETAIN_HELP[option])
     sp.set_defaults(func=cmd_deidentify)
 
 
@@ -150,8 +167,16 @@ def _refused(outcome: str, code: str, reason: str) -> dict:
 
 
 def cmd_deidentify(args: argparse.Namespace) -> int:
-    from radstream.services.deidentify import DEID_KEY_ENV, DeidentifyError, UIDRemapper, deid_key_from_env, deidentify_paths
+    from radstream.services.deidentify import (
+        DEID_KEY_ENV,
+        DeidentifyError,
+        RetainOptions,
+        UIDRemapper,
+        deid_key_from_env,
+        deidentify_paths,
+    )
 
+    options = RetainOptions(**{option: getattr(args, option) for option in RETAIN_FLAGS.values()})
     if args.key_file is not None:
         try:
             key = args.key_file.read_bytes().strip()
@@ -159,10 +184,10 @@ def cmd_deidentify(args: argparse.Namespace) -> int:
             raise CliError(f"{args.key_file}: {exc.strerror or exc}", EXIT_USAGE) from None
     else:
         key = deid_key_from_env()
-    if not key:
+    if not key and not options.retain_uids:
         raise CliError(f"no de-identification key: pass --key-file FILE or set {DEID_KEY_ENV}", EXIT_USAGE)
     try:
-        written, errors = deidentify_paths(args.src, args.dst, UIDRemapper(key))
+        written, errors = deidentify_paths(args.src, args.dst, UIDRemapper(key) if key else None, options)
     except DeidentifyError as exc:
         raise CliError(str(exc)) from None
     for line in errors:
