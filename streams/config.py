@@ -196,6 +196,9 @@ class Config:
     env_name: str = "dev"
     trusted_keys_file: Path | None = None  # RADSTREAM_TRUSTED_KEYS; None: the dev file under home
     signing_key_file: Path | None = None  # RADSTREAM_SIGNING_KEY: the CLI's default for --key
+    # `radstream forward`: the HMAC-SHA256 secret for X-Radstream-Signature, or a file holding it
+    forward_secret: str | None = None
+    forward_secret_file: str | None = None
 
     @property
     def production(self) -> bool:
@@ -269,4 +272,6 @@ class Config:
             env_name=_choice(e, "RADSTREAM_ENV", ("dev", "prod")),
             trusted_keys_file=Path(e["RADSTREAM_TRUSTED_KEYS"]) if e.get("RADSTREAM_TRUSTED_KEYS") else None,
             signing_key_file=Path(e["RADSTREAM_SIGNING_KEY"]) if e.get("RADSTREAM_SIGNING_KEY") else None,
+            forward_secret=e.get("RADSTREAM_FORWARD_SECRET") or None,
+            forward_secret_file=e.get("RADSTREAM_FORWARD_SECRET_FILE") or None,
         )

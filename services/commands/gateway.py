@@ -25,7 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.set_defaults(func=cmd_gateway)
 
     fp = subparsers.add_parser("forward", help="POST each final study result to a webhook (Idempotency-Key header)")
-    fp.add_argument("--url", required=True, help="webhook URL (http or https)")
+    fp.add_argument("--url", required=True, help="webhook URL (https; shown as scheme://host only)")
+    fp.add_argument("--allow-http", action="store_true", help="allow a plain http URL (a trusted local network only)")
+    fp.add_argument("--secret-file", metavar="FILE", help="HMAC-SHA256 secret (>= 32 bytes) for X-Radstream-Signature "
+                    "(default: $RADSTREAM_FORWARD_SECRET, else the file $RADSTREAM_FORWARD_SECRET_FILE)")
     add_bootstrap(fp)
     fp.add_argument("--max-attempts", type=int, default=6, help="POST attempts per result before the DLQ")
     fp.add_argument("--all", action="store_true", help="forward non-final results too")
@@ -79,11 +82,15 @@ def cmd_forward(args: argparse.Namespace) -> int:
     from radstream.streams.kafka.topics import STUDY_RESULTS, dlq
     from radstream.streams.runtime import StageRunner
 
-    if not args.url.startswith(("http://", "https://")):
-        raise CliError("--url must be an http:// or https:// URL", EXIT_USAGE)
     if args.max_attempts < 1:
         raise CliError("--max-attempts must be at least 1", EXIT_USAGE)
     config = require_bootstrap(args)
+    try:
+        stage = WebhookForwarder(args.url, _forward_secret(args, config),
+                                 replace(DEFAULT_RETRY, max_attempts=args.max_attempts),
+                                 final_only=not args.all, allow_http=args.allow_http)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     # study.results has no consumer in the pipeline, so `topics create` makes no DLQ for it.
     admin = admin_client(config.kafka)
     dlq_topic = config.kafka.topic(dlq(STUDY_RESULTS))
@@ -95,9 +102,22 @@ def cmd_forward(args: argparse.Namespace) -> int:
             except KafkaException as exc:  # racing creators are fine; anything else is reported
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise CliError(f"cannot create {dlq_topic}: {exc}") from None
-    stage = WebhookForwarder(args.url, replace(DEFAULT_RETRY, max_attempts=args.max_attempts),
-                             final_only=not args.all)
-    print(f"forwarding {config.kafka.topic(STUDY_RESULTS)} to {args.url} (SIGTERM stops)", flush=True)
+    print(f"forwarding {config.kafka.topic(STUDY_RESULTS)} to {stage.shown_url} (signed; SIGTERM stops)", flush=True)
     # Retries happen inside the stage (bounded backoff), so the runtime makes one attempt.
     return StageRunner(stage, config.kafka, max_attempts=1, health_host=config.health_host,
                        health_port=config.health_port, trusted_keys=trusted_keys_or_fail(config)).run()
+
+
+def _forward_secret(args: argparse.Namespace, config) -> bytes:
+    """--secret-file, else RADSTREAM_FORWARD_SECRET, else RADSTREAM_FORWARD_SECRET_FILE (trailing newline dropped)."""
+    path = args.secret_file or (None if config.forward_secret else config.forward_secret_file)
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read().rstrip(b"\r\n")
+        except OSError as exc:
+            raise CliError(f"cannot read the webhook secret {path}: {exc.strerror}") from None
+    if config.forward_secret:
+        return config.forward_secret.encode()
+    raise CliError("forward signs every POST: pass --secret-file FILE or set RADSTREAM_FORWARD_SECRET(_FILE)",
+                   EXIT_USAGE)

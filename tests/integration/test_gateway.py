@@ -9,6 +9,8 @@ Forwarder: study results posted to a real aiohttp webhook that fails at first.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -197,22 +199,40 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
     asyncio.run(scenario())
 
 
+WEBHOOK_SECRET = b"webhook-secret-of-at-least-32-bytes!"
+
+
 class Webhook:
-    """A real aiohttp server on its own loop: answers 503 to the first POST, 200 afterwards."""
+    """A real aiohttp server on its own loop: answers 503 to the first POST, 200 afterwards,
+    checking each body's X-Radstream-Signature as a receiver would. `/moved` redirects (302)
+    to `/hook`; what reaches `/hook` that way would be a followed redirect."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[str, dict]] = []
+        self.bad_signatures = 0
+        self.redirected = 0
         self.loop = asyncio.new_event_loop()
         self.url = ""
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.posts.append((request.headers.get("Idempotency-Key", ""), await request.json()))
+        body = await request.read()
+        expected = "sha256=" + hmac.new(WEBHOOK_SECRET, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(request.headers.get("X-Radstream-Signature", ""), expected):
+            self.bad_signatures += 1
+            return web.Response(status=401)
+        self.posts.append((request.headers.get("Idempotency-Key", ""), json.loads(body)))
         return web.Response(status=503 if len(self.posts) == 1 else 200)
+
+    async def _moved(self, request: web.Request) -> web.Response:
+        self.redirected += 1
+        raise web.HTTPFound("/hook")
 
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
+        app.router.add_post("/moved", self._moved)
+        app.router.add_get("/hook", self._handle)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -240,7 +260,16 @@ def test_forwarder_posts_each_final_result_once_with_retries(pipeline_env, pipel
         producer.send(STUDY_RESULTS, record["study_uid"], record)
     producer.flush()
     with Webhook() as hook:
-        proc = _start(["forward", "--url", hook.url], pipeline_env, tmp_path / "forward.log", "forwarding")
+        secret = tmp_path / "webhook.secret"
+        secret.write_bytes(WEBHOOK_SECRET + b"\n")
+        # plain http is refused unless asked for, with the URL shown as scheme and host only
+        refused = subprocess.run([sys.executable, "-m", "radstream.services.cli", "forward", "--url",
+                                  hook.url + "?token=t0ps3cret", "--secret-file", str(secret)],
+                                 env={**os.environ, **pipeline_env}, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and "plain http" in refused.stderr and "t0ps3cret" not in refused.stderr
+        assert "/hook" not in refused.stderr and "Traceback" not in refused.stderr
+        proc = _start(["forward", "--url", hook.url, "--allow-http", "--secret-file", str(secret)], pipeline_env,
+                      tmp_path / "forward.log", "forwarding")
         try:
             deadline = time.monotonic() + 60
             while len({k for k, _ in hook.posts}) < 2 or len(hook.posts) < 3:
@@ -253,3 +282,42 @@ def test_forwarder_posts_each_final_result_once_with_retries(pipeline_env, pipel
     keys = [k for k, _ in hook.posts]
     assert keys == ["res-1", "res-1", "res-2"]  # the 503 was retried; each key acknowledged once
     assert hook.posts[-1][1]["study_uid"] == "1.2.3.res-2" and hook.posts[-1][1]["final"] is True
+    assert hook.bad_signatures == 0  # every body verified under the shared secret
+
+
+def test_forwarder_never_follows_a_redirect_and_redacts_the_url(pipeline_env, pipeline_config, tmp_path: Path) -> None:
+    """A webhook answering 302 gets the result once; nothing reaches the redirect's target, the
+    result goes to the DLQ as a permanent failure, and neither the DLQ record nor /healthz
+    shows the URL's path or query."""
+    from radstream.services.status import stage_statuses
+    from radstream.streams.kafka.topics import dlq
+    from tests.plain_reader import PlainReader
+
+    settings = pipeline_config.kafka
+    create_topics(settings, 1)
+    producer = EventPublisher(settings)
+    record = study_result(study="1.2.3.moved", key="res-moved")
+    producer.send(STUDY_RESULTS, record["study_uid"], record)
+    producer.flush()
+    secret = tmp_path / "webhook.secret"
+    secret.write_bytes(WEBHOOK_SECRET)
+    dlq_topic = settings.topic(dlq(STUDY_RESULTS))
+    with Webhook() as hook:
+        url = hook.url.replace("/hook", "/moved") + "?token=t0ps3cret"
+        proc = _start(["forward", "--url", url, "--allow-http", "--secret-file", str(secret), "--max-attempts", "3"],
+                      pipeline_env, tmp_path / "forward.log", "forwarding")
+        try:
+            reader = PlainReader(settings.bootstrap, [dlq_topic])
+            assert reader.poll_until(lambda r: r[dlq_topic], 60), (tmp_path / "forward.log").read_text()
+            reader.close()
+            health = next(r["health"] for r in stage_statuses(pipeline_config.home / "run") if r["stage"] == "forward")
+        finally:
+            _stop(proc)
+    assert hook.redirected == 1 and hook.posts == [] and hook.bad_signatures == 0  # tried once, never followed
+    dead = reader.records[dlq_topic][0]
+    assert "HTTP 302" in dead["error_message"] and "not followed" in dead["error_message"], dead
+    assert dead["error_class"] == "PERMANENT" and dead["error_code"] == "webhook_redirected"
+    origin = hook.url.removesuffix("/hook")
+    assert origin in dead["error_message"] and health["webhook"] == origin
+    shown = str(dead) + json.dumps(health) + (tmp_path / "forward.log").read_text()
+    assert "t0ps3cret" not in shown and "/moved" not in shown
