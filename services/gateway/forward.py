@@ -70,7 +70,7 @@ def signature(secret: bytes, body: bytes) -> str:
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """Never follow: a 3xx comes back as an HTTPError with its status."""
 
-    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003 - urllib's own signature
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
 
 
