@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
+from typing import Any
 
 from radstream.services.commands.bootstrap import (
     add_bootstrap,
     require_bootstrap,
     trusted_keys_or_fail,
 )
+from radstream.services.commands.errors import EXIT_USAGE, CliError
 
-TARGETS: tuple[str, ...] = ()
+TARGETS: tuple[str, ...] = ("hl7",)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,3 +50,21 @@ def run_export(args: argparse.Namespace, build: Callable[..., object]) -> int:
                          health_host=config.health_host, stall_after_s=config.stall_after_s,
                          trusted_keys=trusted_keys_or_fail(config))
     return runner.run()
+
+
+def clinical_use_check(config: Any) -> Callable[[dict[str, str]], bool]:
+    """model_versions -> whether demo models (or models not in the registry) made the result:
+    the edges then mark what they send "not for clinical use"."""
+    from radstream.models.registry import default_registry_dir, load_manifests
+    from radstream.services.structured_report import made_by_demo_models
+
+    manifests = load_manifests(config.model_registry or default_registry_dir())
+    return lambda versions: made_by_demo_models(versions, manifests)
+
+
+def host_port(value: str, flag: str) -> tuple[str, int]:
+    """HOST:PORT of a peer, or a one-line usage error naming the flag."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CliError(f"{flag} takes HOST:PORT, not {value!r}", EXIT_USAGE)
+    return host.strip("[]"), int(port)
