@@ -143,16 +143,35 @@ def sha256_file(path: Path) -> str:
 
 
 def read_weights(manifest: ModelManifest) -> bytes:
-    """The artifact's plaintext bytes, in memory only: verified by sha256, decrypted when encrypted."""
+    """The artifact's plaintext bytes, in memory only: verified by sha256, decrypted when
+    encrypted, and only as this manifest's model name and version (models/crypto.py)."""
     from radstream.models import crypto
 
     data = verify_artifact(manifest).read_bytes()
     if not manifest.artifact.encrypted:
         return data
     try:
-        return crypto.decrypt(data, crypto.load_key())
+        return crypto.decrypt(data, crypto.load_key(), manifest.name, manifest.version)
     except (crypto.ModelKeyError, crypto.DecryptionError) as exc:
         raise ModelLoadError(f"{manifest.key}: {exc}") from None
+
+
+def production_refusal(manifest: ModelManifest, env: dict[str, str] | None = None) -> str | None:
+    """Why RADSTREAM_ENV=prod must not serve this model (plaintext weights, or the dev
+    overlay's published key), or None. Checked by the infer stage before it loads anything."""
+    from radstream.models import crypto
+
+    if not manifest.artifact.encrypted:
+        return (f"{manifest.key}: RADSTREAM_ENV=prod refuses unencrypted weights "
+                "(`radstream models encrypt IN OUT --manifest M` under the production key)")
+    try:
+        key = crypto.load_key(env)
+    except crypto.ModelKeyError as exc:
+        return f"{manifest.key}: {exc}"
+    if crypto.is_dev_key(key):
+        return (f"{manifest.key}: RADSTREAM_ENV=prod refuses the dev-only model key from k8s/overlays/dev "
+                "(provide the Secret radstream-model-key from the secret store)")
+    return None
 
 
 def verify_artifact(manifest: ModelManifest) -> Path:

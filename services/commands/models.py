@@ -33,7 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp = models.add_parser("encrypt", help="encrypt weights with AES-256-GCM under RADSTREAM_MODEL_KEY(_FILE)")
     sp.add_argument("input")
     sp.add_argument("output")
-    sp.add_argument("--manifest", help="also point this manifest at the encrypted artifact")
+    sp.add_argument("--manifest", help="bind the artifact to this manifest's model name and version, and point "
+                    "the manifest at it (a v1 artifact as IN is re-encrypted: the migration)")
+    sp.add_argument("--model", help="without --manifest: the model name to bind to")
+    sp.add_argument("--model-version", help="without --manifest: the model version to bind to")
     sp.set_defaults(func=cmd_encrypt)
     sp = models.add_parser("verify", help="exit 0 when an encrypted artifact authenticates under the key")
     sp.add_argument("file")
@@ -95,21 +98,39 @@ def cmd_build_demo(args: argparse.Namespace) -> int:
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from radstream.models import crypto
-    from radstream.models.manifest import ArtifactRef, ModelManifest, sha256_file
+    from radstream.models.manifest import (
+        ArtifactRef,
+        ModelLoadError,
+        ModelManifest,
+        sha256_file,
+    )
 
     try:
         key = crypto.load_key()
         data = Path(args.input).read_bytes()
-    except (crypto.ModelKeyError, OSError) as exc:
+        manifest = ModelManifest.read(Path(args.manifest)) if args.manifest else None
+    except (crypto.ModelKeyError, ModelLoadError, OSError) as exc:
         raise CliError(str(exc)) from None
-    if crypto.is_encrypted(data):
+    if manifest is not None:
+        model, version = manifest.name, manifest.version
+    elif args.model and args.model_version:
+        model, version = args.model, args.model_version
+    else:
+        raise CliError("the artifact is bound to a model: pass --manifest M (or --model NAME --model-version V)",
+                       EXIT_USAGE)
+    if data[: len(crypto.MAGIC_V1)] == crypto.MAGIC_V1:  # the migration: v1 (unbound) -> v2 (bound)
+        try:
+            data = crypto.decrypt_v1(data, key)
+        except crypto.DecryptionError as exc:
+            raise CliError(f"{args.input}: {exc}") from None
+        print(f"{args.input}: a v1 artifact, re-encrypted bound to {model} v{version}")
+    elif crypto.is_encrypted(data):
         raise CliError(f"{args.input} is already encrypted")
     out = Path(args.output)
-    out.write_bytes(crypto.encrypt(data, key))
+    out.write_bytes(crypto.encrypt(data, key, model, version))
     digest = sha256_file(out)
     print(f"wrote {out} (sha256 {digest})")
-    if args.manifest:
-        manifest = ModelManifest.read(Path(args.manifest))
+    if manifest is not None:
         rel = os.path.relpath(out.resolve(), Path(args.manifest).resolve().parent)
         manifest.artifact = ArtifactRef(rel, digest, encrypted=True)
         manifest.write(Path(args.manifest))
@@ -121,12 +142,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from radstream.models import crypto
 
     try:
-        crypto.decrypt(Path(args.file).read_bytes(), crypto.load_key())
+        data = Path(args.file).read_bytes()
+        model, version = crypto.binding_of(data)
+        crypto.decrypt(data, crypto.load_key(), model, version)
     except (crypto.ModelKeyError, crypto.DecryptionError) as exc:
         raise CliError(f"{args.file}: {exc}") from None
     except OSError as exc:
         raise CliError(f"{args.file}: {exc.strerror}") from None
-    print(f"{args.file}: authenticates under the key")
+    print(f"{args.file}: authenticates under the key, bound to {model} v{version}")
     return 0
 
 

@@ -84,6 +84,12 @@ def _infer(config: Config, model: str | None, book: ThresholdBook, state: StateS
         raise ValueError(f"infer needs --model, one of: {', '.join(sorted(manifests))}")
     if model not in manifests:
         raise ValueError(f"model {model!r} is not in the set in force ({', '.join(sorted(manifests))})")
+    if config.production:  # before any weights are read: no plaintext weights, no dev key
+        from radstream.models.manifest import ModelLoadError, production_refusal
+
+        refusal = production_refusal(manifests[model])
+        if refusal:
+            raise ModelLoadError(refusal)
     max_batch = 8  # InferStage's dynamic batch; a TensorRT engine built for more serves it too
     backend = open_backend(manifests[model], config.device, config.engine_cache, max_batch,  # logs its choice
                            torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs)

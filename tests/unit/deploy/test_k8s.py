@@ -252,3 +252,20 @@ def test_cpu_trees_request_no_gpu(tree: str) -> None:
     resources = _RENDERED.setdefault(tree, _render(tree))
     for d in of_kind(resources, "Deployment"):
         assert GPU not in container(d)["resources"].get("limits", {}), d["metadata"]["name"]
+
+
+def test_prod_runs_with_the_dev_fallbacks_off_and_the_trusted_keys_mounted(prod_gpu: list[Resource]) -> None:
+    """RADSTREAM_ENV=prod is what makes infer refuse plaintext weights and the dev key, and every
+    stage refuse to start without trusted keys (tests/unit/models/test_encrypted_weights.py runs
+    that check); the trusted-keys file it requires is mounted read-only in every stage pod."""
+    settings = config(prod_gpu)
+    assert settings["RADSTREAM_ENV"] == "prod"
+    folder = settings["RADSTREAM_TRUSTED_KEYS"].rpartition("/")[0]
+    for deployment in of_kind(prod_gpu, "Deployment"):
+        mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert mounts["trusted-keys"]["mountPath"] == folder and mounts["trusted-keys"]["readOnly"] is True
+        assert volumes["trusted-keys"]["configMap"] == {"name": "radstream-trusted-keys", "optional": False}
+    for tree in ("base", "overlays/dev"):
+        _RENDERED.setdefault(tree, _render(tree))
+        assert config(_RENDERED[tree]).get("RADSTREAM_ENV", "dev") != "prod"

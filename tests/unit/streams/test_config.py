@@ -84,3 +84,24 @@ def test_only_the_config_module_reads_thresholds() -> None:
     readers = [p.relative_to(ROOT).as_posix() for folder in ("streams", "services")
                for p in (ROOT / folder).rglob("*.py") if "default_thresholds" in p.read_text()]
     assert readers == ["streams/stages/registry.py"]
+
+
+def test_trusted_keys_fall_back_to_the_dev_file_only_outside_prod(tmp_path) -> None:
+    """Unset RADSTREAM_TRUSTED_KEYS: the file `radstream up` writes under home, else nobody is
+    trusted; with RADSTREAM_ENV=prod it is an error, and the dev key is never the signing default."""
+    from radstream.domain.signatures import KeyFileError
+    from radstream.services.signing import ensure_dev_keys
+    from radstream.streams.config import Config
+
+    env = {"RADSTREAM_HOME": str(tmp_path / "home")}
+    assert Config.from_env(env=env).trusted_keys() == {}
+    ensure_dev_keys(tmp_path / "home")
+    assert set(Config.from_env(env=env).trusted_keys()) == {"dev"}
+    assert Config.from_env(env=env).signing_key_path() == tmp_path / "home" / "keys" / "dev.key"
+    prod = Config.from_env(env={**env, "RADSTREAM_ENV": "prod"})
+    with pytest.raises(KeyFileError, match="RADSTREAM_ENV=prod needs RADSTREAM_TRUSTED_KEYS"):
+        prod.trusted_keys()
+    assert prod.signing_key_path() is None
+    (tmp_path / "t").write_text((tmp_path / "home" / "keys" / "dev.pub").read_text().replace("dev ", "ops "))
+    assert set(Config.from_env(env={**env, "RADSTREAM_ENV": "prod", "RADSTREAM_TRUSTED_KEYS": str(tmp_path / "t")})
+               .trusted_keys()) == {"ops"}
