@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ DEFAULT_ENGINE_CACHE = "~/.cache/radstream/engines"
 DEV_KEY_NAME = "dev"
 DEV_KEY_PATH = Path("keys") / "dev.key"
 DEV_TRUSTED_KEYS_PATH = Path("keys") / "trusted-keys"
+# The key of the trace ids (streams/telemetry.py): RADSTREAM_TRACE_KEY, else a random key made
+# once under RADSTREAM_HOME, shared by every process of that install (docs/security.md, D-026).
+TRACE_KEY_ENV = "RADSTREAM_TRACE_KEY"
+TRACE_KEY_PATH = Path("keys") / "trace.key"
 
 
 def _env_list(value: str | None) -> list[str] | None:
@@ -47,6 +52,45 @@ def _yaml_file(path: str | None) -> Any:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def trace_key(env: Mapping[str, str] | None = None) -> bytes:
+    """The HMAC key of the trace ids: RADSTREAM_TRACE_KEY, or outside prod the install's own key.
+
+    The install's key is 32 random bytes (hex) in $RADSTREAM_HOME/keys/trace.key, made on first
+    use with mode 0600 and linked into place atomically, so stages starting together agree. Every
+    sender of one deployment (publish, the receivers) must see the same key; on k8s, where pods do
+    not share a home, set RADSTREAM_TRACE_KEY from one Secret. RADSTREAM_ENV=prod requires it.
+    """
+    e = os.environ if env is None else env
+    if e.get(TRACE_KEY_ENV):
+        return e[TRACE_KEY_ENV].encode()
+    if e.get("RADSTREAM_ENV") == "prod":
+        raise KeyFileError(f"RADSTREAM_ENV=prod needs {TRACE_KEY_ENV} (the same secret for every sender)")
+    return _install_key(Path(e.get("RADSTREAM_HOME", ".radstream")) / TRACE_KEY_PATH)
+
+
+def _install_key(path: Path) -> bytes:
+    """Read the key at `path`, or make it: written to a private temporary file, then linked (never overwritten)."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            temporary.unlink()
+    try:
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the trace key {path}: {exc.strerror}") from None
+    if not key:
+        raise KeyFileError(f"the trace key {path} is empty")
+    return key.encode()
 
 
 def _choice(env: Any, name: str, allowed: tuple[str, ...]) -> str:

@@ -9,6 +9,13 @@ check the pixel data length, and only then decode frame by frame.
 Every failure leaves as `NotAnImage` or `Rejected(reason, code)`; a pydicom,
 codec or numpy exception never escapes raw.
 
+A reason goes to the DLQ, the logs and the trace, so it names the attribute, its
+VR and its length, never a header value (`describe`): a Photometric
+Interpretation of 'DOE^JOHANNA' is a name in the wrong place. Library messages
+are scrubbed of quoted text before they join a reason, and pydicom's own value
+validation, which logs and warns with the value, is off while decoding (this
+module checks what it needs itself).
+
 Reading policy: `dcmread(force=False)` when the 'DICM' prefix is at byte 128
 (every Part 10 file). Without it, `force=True` is used only when the bytes start
 with a group 0008 element, as datasets written without a preamble and File Meta
@@ -19,6 +26,7 @@ else is "not a DICOM file", instead of whatever force=True would make of it.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,22 +36,21 @@ from typing import Literal
 
 import numpy as np
 import pydicom
+from pydicom.config import disable_value_validation
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder, iter_pixels
 from pydicom.pixels.utils import get_expected_length
-from pydicom.dataelem import RawDataElement
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    UID_dictionary,
 )
-
-from radstream.domain.errors import NotAnImage, Rejected, StageError
 from radstream.domain.dicom.codestream import check_codestream_dimensions, frame_count
 from radstream.domain.dicom.metadata import Metadata, extract_metadata
-from radstream.domain.dicom.repairs import apply_repairs
 from radstream.domain.dicom.pixels import (
     UINT8_RANGE,
     apply_modality_lut,
@@ -54,6 +61,9 @@ from radstream.domain.dicom.pixels import (
     pixel_padding_mask,
     to_bone_bright,
 )
+from radstream.domain.dicom.repairs import apply_repairs
+from radstream.domain.dicom.vocabulary import describe
+from radstream.domain.errors import NotAnImage, Rejected, StageError
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 COLOR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
@@ -61,6 +71,7 @@ BITS_ALLOCATED = (1, 8, 16, 32)
 DICM_OFFSET = 128
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MAX_REASON = 300
+QUOTED = re.compile(r"b?'[^']*'|b?\"[^\"]*\"")
 
 
 @dataclass(frozen=True)
@@ -106,15 +117,16 @@ def decode_instance(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decod
     """Decode one DICOM instance under `limits`, or raise NotAnImage / Rejected with the reason."""
     if len(data) > limits.max_bytes:
         raise Rejected(f"input is {len(data)} bytes, over the {limits.max_bytes} byte limit", code="too_large")
-    ds = read_dataset(data)
-    with _rejecting("malformed_header", "malformed image header"):
-        check_is_image(ds)
-        repairs = apply_repairs(ds)
-        check_header(ds, limits)
-        check_pixel_data_length(ds)
-        metadata = extract_metadata(ds, repairs)
-    with _rejecting("undecodable", "pixel data could not be decoded"):
-        frames, display = decode_frames(ds)
+    with disable_value_validation():  # pydicom's validation logs and warns with the value
+        ds = read_dataset(data)
+        with _rejecting("malformed_header", "malformed image header"):
+            check_is_image(ds)
+            repairs = apply_repairs(ds)
+            check_header(ds, limits)
+            check_pixel_data_length(ds)
+            metadata = extract_metadata(ds, repairs)
+        with _rejecting("undecodable", "pixel data could not be decoded"):
+            frames, display = decode_frames(ds)
     return DecodedInstance(frames=frames, display=display, metadata=metadata, repairs=repairs)
 
 
@@ -178,7 +190,8 @@ def check_is_image(ds: Dataset) -> None:
         return
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         raise Rejected("float pixel data is not supported", code="unsupported_pixel_data")
-    name = UID(str(ds.SOPClassUID)).name
+    uid = UID(str(ds.SOPClassUID))
+    name = uid.name if uid in UID_dictionary else f"unregistered {describe('SOPClassUID', 'UI', str(uid))}"
     if "Image Storage" in name:
         raise Rejected(f"no Pixel Data in a {name} instance (truncated?)", code="missing_pixel_data")
     raise NotAnImage(f"not an image: {name}")
@@ -223,7 +236,8 @@ def check_photometric_interpretation(ds: Dataset, limits: DecodeLimits) -> None:
     if photometric in COLOR and limits.color == "reject":
         raise Rejected(f"color image ({photometric}) refused by policy", code="color")
     if photometric not in MONOCHROME + COLOR:
-        raise Rejected(f"unsupported photometric interpretation {photometric!r}", code="unsupported_photometric")
+        raise Rejected(f"unsupported {describe('PhotometricInterpretation', 'CS', photometric)}",
+                       code="unsupported_photometric")
     expected = 1 if photometric in MONOCHROME or photometric == "PALETTE COLOR" else 3
     if samples != expected:
         raise Rejected(f"{photometric} with {samples} samples per pixel (expected {expected})", code="invalid_samples")
@@ -237,7 +251,8 @@ def check_transfer_syntax(ds: Dataset) -> None:
     except NotImplementedError:
         available = False
     if not available:
-        raise Rejected(f"unsupported transfer syntax {uid.name} ({uid})", code="unsupported_transfer_syntax")
+        named = f"{uid.name} ({uid})" if uid in UID_dictionary else describe("TransferSyntaxUID", "UI", str(uid))
+        raise Rejected(f"unsupported transfer syntax {named}", code="unsupported_transfer_syntax")
 
 
 def check_pixel_data_length(ds: Dataset) -> None:
@@ -333,5 +348,7 @@ def _rejecting(code: str, what: str) -> Iterator[None]:
 
 
 def _one_line(message: object) -> str:
-    text = " ".join(str(message).split())
+    """One line, at most MAX_REASON, every quoted string (a value, as libraries quote them) replaced by its length."""
+    text = QUOTED.sub(lambda m: f"<{len(m.group()) - 2 - m.group().startswith('b')} characters>", str(message))
+    text = " ".join(text.split())
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."

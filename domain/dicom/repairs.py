@@ -10,7 +10,9 @@ pixels that look right, a rejection is visible. Decode applies them, in
 A repair may derive a value from the rest of the header or from what the
 standard defines (High Bit = Bits Stored - 1, MONOCHROME has one sample per
 pixel), or from the pixel data when the derivation has no remainder; never
-from what is typical.
+from what is typical. Reasons and notes name an attribute's VR and length, not
+its value, unless the value is one the code has matched (an integer, a defined
+term): they travel to the DLQ, the logs and the bus.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
-
+from radstream.domain.dicom.vocabulary import describe
 from radstream.domain.errors import Rejected
 
 Repair = Callable[[Dataset], "str | None"]
@@ -109,8 +111,7 @@ def coerce_value_representation(ds: Dataset, keyword: str) -> str | None:
     else:
         number, text = None, repr(value)
     if number is None or not 0 <= number <= US_MAX:
-        raise Rejected(f"{keyword} has VR {element.VR} and value {text[:40]!r}, not an integer 0-65535",
-                       code="malformed_header")
+        raise Rejected(f"{describe(keyword, element.VR, text)} is not an integer 0-65535", code="malformed_header")
     ds[tag] = DataElement(tag, "US", number)
     return f"{keyword} had VR {element.VR} ({text!r}): read as US {number}"
 
@@ -262,7 +263,9 @@ def pixel_representation_from_stored_values(ds: Dataset) -> str | None:
     if layout is None or allocated not in (8, 16, 32) or stored is None:
         why = "only native 8, 16 or 32-bit pixel data can be checked"
     elif photometric != "MONOCHROME2":
-        why = f"{photometric} maps the two readings to different images"
+        shown = photometric if photometric in SAMPLES_FOR_PHOTOMETRIC else describe("PhotometricInterpretation", "CS",
+                                                                                    photometric)
+        why = f"{shown} maps the two readings to different images"
     elif "PixelPaddingValue" in ds or "ModalityLUTSequence" in ds or "VOILUTSequence" in ds:
         why = "Pixel Padding Value and LUT descriptors are read differently"
     else:
@@ -310,7 +313,7 @@ def _coerce_undeclared_bytes(ds: Dataset, keyword: str, raw: RawDataElement) -> 
                            code="malformed_header")
         return None  # an ordinary binary US
     if number is None or number > US_MAX:
-        raise Rejected(f"{keyword} is {len(data)} bytes ({data[:16]!r}), neither one US nor an integer as text",
+        raise Rejected(f"{describe(keyword, raw.VR or 'implicit', data)} is neither one US nor an integer as text",
                        code="malformed_header")
     ds[raw.tag] = DataElement(raw.tag, "US", number)
     return f"{keyword} was text {data.decode('ascii').strip()!r} in place of a binary US: read as {number}"

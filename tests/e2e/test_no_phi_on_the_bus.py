@@ -43,18 +43,38 @@ def _add_phi(path) -> None:
     ds.save_as(path)
 
 
+def _add_phi_where_a_code_belongs(path) -> None:
+    """The review's probe: a name as Photometric Interpretation (rejected) and as Body Part (dropped)."""
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation = BAD_PHOTOMETRIC
+    ds.BodyPartExamined = "CHEST DOE JOHANNA"
+    ds.save_as(path)
+
+
+BAD_PHOTOMETRIC = "DOE^JOHANNA"
+
+
 def test_no_phi_value_appears_in_any_message_on_any_topic(stack, pipeline_config, tmp_path) -> None:
     files = write_synthetic_study(tmp_path / "phi", n_images=2, seed=4242)
     for f in files:
         _add_phi(f)
+    rejected = write_synthetic_study(tmp_path / "phi-rejected", n_images=1, seed=4343)
+    for f in rejected:
+        _add_phi_where_a_code_belongs(f)
     settings = pipeline_config.kafka
-    studies, errors = publish(EventPublisher(settings), open_blob_store(pipeline_config.blob_url), files,
+    studies, errors = publish(EventPublisher(settings), open_blob_store(pipeline_config.blob_url), files + rejected,
                               log=lambda m: None)
     assert not errors
-    results = settings.topic("study.results")
-    reader = PlainReader(settings.bootstrap, [results])
-    assert reader.poll_until(lambda r: {x["study_uid"] for x in r[results] if x["final"]} >= set(studies), 180, stack.poll)
+    results, dlq = settings.topic("study.results"), settings.topic("dicom.arrived.dlq")
+    reader = PlainReader(settings.bootstrap, [results, dlq])
+    good = set(studies) - {pydicom.dcmread(rejected[0]).StudyInstanceUID}
+    assert reader.poll_until(lambda r: {x["study_uid"] for x in r[results] if x["final"]} >= good
+                             and any(d["error_code"] == "unsupported_photometric" for d in r[dlq]), 180, stack.poll)
+    dead = next(d for d in reader.records[dlq] if d["error_code"] == "unsupported_photometric")
     reader.close()
+    # the reason names the attribute, its VR and its length, never the value
+    assert "PhotometricInterpretation (CS, 11 characters)" in dead["error_message"]
+    assert "DOE" not in dead["error_message"] and "JOHANNA" not in dead["error_message"]
 
     lister = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "phi-audit"})
     topics = [t for t in lister.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
@@ -64,8 +84,9 @@ def test_no_phi_value_appears_in_any_message_on_any_topic(stack, pipeline_config
     blobs = [(key or b"") + (value or b"") + b"".join(v or b"" for _, v in headers)
              for _, _, _, key, value, headers in records]
     assert sum(ends.values()) > 0 and len(blobs) >= sum(ends.values()) - len(ends)
-    needles = list(PHI.values()) + [NESTED, PRIVATE, "Johanna", "Elsewhere", "SYNTHETIC^PHANTOM"]
+    needles = list(PHI.values()) + [NESTED, PRIVATE, "Johanna", "JOHANNA", "Elsewhere", "SYNTHETIC^PHANTOM"]
     leaks = [(n, i) for i, data in enumerate(blobs) for n in needles if n.encode() in data]
     assert leaks == [], f"PHI found on the bus: {leaks[:5]}"
     # The check can fail: the same search finds the PHI in the stored DICOM blob itself.
     assert PHI["PatientName"].encode() in files[0].read_bytes()
+    assert BAD_PHOTOMETRIC.encode() in rejected[0].read_bytes()

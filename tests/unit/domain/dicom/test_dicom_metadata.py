@@ -73,3 +73,38 @@ def test_first_window_and_malformed_values_become_none() -> None:
     metadata = extract_metadata(ds)
     assert (metadata["WindowCenter"], metadata["WindowWidth"]) == (40.0, 80.0)
     assert metadata["NumberOfFrames"] is None
+
+
+def test_allow_listed_text_is_checked_and_a_dropped_value_is_named_not_repeated() -> None:
+    ds = image_dataset(np.zeros((2, 2), dtype=np.uint16), BodyPartExamined="CHEST DOE JOHANNA",
+                       ViewPosition="DOE", Laterality="X", ImageLaterality="l", Modality="cr^doe",
+                       Manufacturer="ACME " + "J" * 80, ManufacturerModelName="Zq7\x07Doe")
+    metadata = extract_metadata(ds, ["BitsStored missing: set to HighBit + 1 = 12"])
+    for keyword in ("BodyPartExamined", "ViewPosition", "Laterality", "ImageLaterality", "Modality",
+                    "ManufacturerModelName"):
+        assert metadata[keyword] is None, keyword
+    assert metadata["Manufacturer"] == ("ACME " + "J" * 80)[:64]
+    notes = metadata["Repairs"]
+    assert notes.startswith("BitsStored missing")
+    assert "BodyPartExamined (CS, 17 characters): not a code string, dropped" in notes
+    assert "ViewPosition (CS, 3 characters): not a defined term, dropped" in notes
+    assert "Manufacturer (LO, 85 characters): cut to 64" in notes
+    for value in ("DOE", "Doe", "JOHANNA", "cr^doe", "Zq7"):
+        assert value not in notes
+
+
+def test_defined_terms_pass() -> None:
+    ds = image_dataset(np.zeros((2, 2), dtype=np.uint16), BodyPartExamined="EXTREMITY", ViewPosition="AP",
+                       Laterality="R", ImageLaterality="B", Modality="DX")
+    metadata = extract_metadata(ds)
+    assert (metadata["BodyPartExamined"], metadata["ViewPosition"], metadata["Laterality"],
+            metadata["ImageLaterality"], metadata["Modality"]) == ("EXTREMITY", "AP", "R", "B", "DX")
+    assert metadata["Repairs"] is None
+
+
+def test_acquisition_dates_are_not_on_the_allow_list(rg1_uncr: bytes) -> None:
+    ds = pydicom.dcmread(BytesIO(rg1_uncr))
+    ds.AcquisitionDate, ds.AcquisitionTime = "19950926", "125130"
+    metadata = extract_metadata(ds)
+    assert "AcquisitionDate" not in metadata and "AcquisitionTime" not in metadata
+    assert "19950926" not in " | ".join(str(v) for v in metadata.values())
