@@ -31,8 +31,13 @@ def _handlers(parser: argparse.ArgumentParser):
 
 def test_every_command_module_is_registered_once() -> None:
     modules = {p.stem for p in COMMANDS_DIR.glob("*.py")} - NOT_COMMANDS
-    assert sorted(commands.COMMANDS) == sorted(modules)
+    targets = {m for m in modules if m.startswith("export_")}  # `radstream export <target>`, not commands
+    assert sorted(commands.COMMANDS) == sorted(modules - targets)
     assert len(set(commands.COMMANDS)) == len(commands.COMMANDS)
+    from radstream.services.commands.export import TARGETS
+
+    assert sorted(TARGETS) == sorted(m.removeprefix("export_") for m in targets)
+    assert len(set(TARGETS)) == len(TARGETS)
 
 
 def test_every_handler_lives_in_a_command_module() -> None:
