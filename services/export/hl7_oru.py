@@ -82,7 +82,14 @@ def oru_r01(result: dict[str, Any], context: PatientContext, parties: Hl7Parties
     if not context.patient_id:
         raise OruError(f"study {result['study_uid']}: the original instance has no Patient ID, "
                        "and an ORU cannot be filed without PID-3")
-    parties = parties or Hl7Parties()
+    try:
+        er7 = _build(result, context, parties or Hl7Parties(), not_for_clinical_use)
+    except HL7apyException as exc:  # a value hl7apy cannot even hold (the STRICT check comes after)
+        raise OruError(f"study {result['study_uid']}: cannot build the ORU^R01: {exc}") from None
+    return _validated(er7, result["study_uid"])
+
+
+def _build(result: dict[str, Any], context: PatientContext, parties: Hl7Parties, not_for_clinical_use: bool) -> str:
     msg = Message("ORU_R01", version=VERSION, validation_level=_BUILD)
     _msh(msg, result, parties)
     patient_result = msg.add_group("ORU_R01_PATIENT_RESULT")
@@ -111,7 +118,7 @@ def oru_r01(result: dict[str, Any], context: PatientContext, parties: Hl7Parties
             _put(obx.obx_17.ce_2, f"rule {finding['rule_id']} version {finding['rule_version']}"[:199])
             _put(obx.obx_17.ce_3, LOCAL)
             _nte(obx.parent.add_segment("NTE"), 1, _where(image, finding))
-    return _validated(msg.to_er7(), result["study_uid"])
+    return msg.to_er7()
 
 
 def check_parties(parties: Hl7Parties) -> None:

@@ -105,6 +105,14 @@ def test_delimiters_in_values_are_escaped_not_structure() -> None:
     assert r"cropped \F\ left\S\edge" in gated.obx_5.to_er7()
 
 
+def test_non_ascii_names_travel_as_utf_8() -> None:
+    context = PatientContext(study_uid=CONTEXT.study_uid, patient_id="P1", patient_name="Müller^Zoë=山田^太郎")
+    er7 = oru_r01(_result(), context)
+    assert _parsed(er7).msh.msh_18.to_er7() == "UNICODE UTF-8"
+    assert _parsed(er7).oru_r01_patient_result.oru_r01_patient.pid.pid_5.to_er7() == "Müller^Zoë", \
+        "the alphabetic group of the PN"
+
+
 def test_an_anonymous_original_cannot_be_filed() -> None:
     with pytest.raises(OruError, match="no Patient ID") as err:
         oru_r01(_result(), PatientContext(study_uid=CONTEXT.study_uid))
