@@ -67,17 +67,26 @@ class PullReport:
 Progress = Callable[[str, int, int, RemoteInstance, str | None], None]  # ("pulled"|"failed", n, total, inst, reason)
 
 
-def open_client(url: str, token: str | None = None) -> DICOMwebClient:
-    """A dicomweb-client on the DICOMweb root (e.g. http://pacs:8042/dicom-web): a bearer token when given;
-    `user:password@` in the URL becomes HTTP Basic (Orthanc's own login), kept out of every message."""
+def dicomweb_session(url: str, token: str | None = None, flag: str = "--dicomweb") -> tuple[requests.Session, str]:
+    """A requests session for a DICOMweb root and the root without credentials: a bearer token when given;
+    `user:password@` in the URL becomes HTTP Basic (Orthanc's own login), kept out of every message.
+    Shared by `pull` and `export stow`; PullError when `url` is not an http(s) URL."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise PullError(f"--dicomweb must be an http(s) URL of a DICOMweb root, got {_redacted(parsed)!r}")
+        raise PullError(f"{flag} must be an http(s) URL of a DICOMweb root, got {_redacted(parsed)!r}")
     session = requests.Session()
     if parsed.username is not None:
         session.auth = (unquote(parsed.username), unquote(parsed.password or ""))
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
+    return session, _redacted(parsed).rstrip("/")
+
+
+def open_client(url: str, token: str | None = None) -> DICOMwebClient:
+    """A dicomweb-client on the DICOMweb root (e.g. http://pacs:8042/dicom-web), authenticated as
+    `dicomweb_session` says."""
+    session, root = dicomweb_session(url, token)
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    root = _redacted(parsed).rstrip("/")
     try:
         client = DICOMwebClient(root, session=session, headers=headers, timeout=TIMEOUT_S)
     except ValueError as exc:

@@ -82,3 +82,43 @@ def store_instances_status(outcomes: Iterable[PartOutcome]) -> int:
     if outcomes and stored == len(outcomes):
         return 200
     return 202 if stored else 409
+
+
+WARNING_REASON = "00081196"
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """One item of a Store Instances Response as a STOW-RS client reads it back."""
+
+    sop_instance_uid: str
+    code: int | None  # FailureReason of a failed part, WarningReason of a stored one (None: plain success)
+
+
+def _items(response: dict, tag: str) -> list[dict]:
+    element = response.get(tag) or {}
+    return [item for item in element.get("Value") or [] if isinstance(item, dict)]
+
+
+def _first(item: dict, tag: str) -> object | None:
+    values = (item.get(tag) or {}).get("Value") or []
+    return values[0] if values else None
+
+
+def _parts(response: dict, sequence: str, reason: str) -> list[StoredPart]:
+    parts = []
+    for item in _items(response, sequence):
+        code = _first(item, reason)
+        parts.append(StoredPart(str(_first(item, REFERENCED_SOP_INSTANCE_UID) or ""),
+                                int(code) if isinstance(code, (int, float)) else None))
+    return parts
+
+
+def failed_parts(response: dict) -> list[StoredPart]:
+    """The FailedSOPSequence of a Store Instances Response (DICOM JSON), each with its FailureReason."""
+    return _parts(response, FAILED_SOP_SEQUENCE, FAILURE_REASON)
+
+
+def referenced_parts(response: dict) -> list[StoredPart]:
+    """The ReferencedSOPSequence (the stored parts), each with its WarningReason if any."""
+    return _parts(response, REFERENCED_SOP_SEQUENCE, WARNING_REASON)
