@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,16 +20,31 @@ from radstream.streams.codec import Codec
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
-from radstream.streams.kafka.topics import dlq
+from radstream.streams.kafka.topics import STUDY_RESULTS, dlq
 from radstream.streams.stage import Stage
 
 REPLAYED_FROM = "radstream-replayed-from"
+# study.results has several consumers (forward and every `export <target>`), which share one DLQ: a
+# replay names the stage it is for, and the others skip it (ExportStage, WebhookForwarder).
+REPLAYED_FOR = "radstream-replayed-for"
+RESULT_CONSUMERS = re.compile(r"^(forward|export-[a-z0-9]+)$")
+
+
+def replayed_for_another(headers: list[tuple[str, bytes | None]], stage: str) -> bool:
+    """Whether a message is a DLQ replay meant for another consumer of the same topic."""
+    for key, value in headers:
+        if key == REPLAYED_FOR and value is not None and value.decode("utf-8", "replace") != stage:
+            return True
+    return False
 
 
 def input_topic(stage: str) -> str:
-    """The logical input topic of a stage, from its Stage class (`streams/stages/<stage>.py`)."""
+    """The logical input topic of a stage, from its Stage class (`streams/stages/<stage>.py`); the
+    consumers of study.results (`forward`, `export-<target>`) read it too."""
     from radstream.streams.stages.registry import STAGES
 
+    if RESULT_CONSUMERS.match(stage):
+        return STUDY_RESULTS
     if stage not in STAGES:
         raise LookupError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
     module = importlib.import_module(f"radstream.streams.stages.{stage}")
@@ -52,9 +68,13 @@ class DeadLetter:
         return f"{self.dlq_topic}@{self.partition}:{self.offset}"
 
     def replay_headers(self) -> list[tuple[str, bytes | None]]:
-        """The original headers, with one `radstream-replayed-from` naming this DLQ record (the latest replay wins)."""
-        kept = [(h["key"], h["value"]) for h in self.record["headers"] if h["key"] != REPLAYED_FROM]
-        return kept + [(REPLAYED_FROM, self.origin.encode())]
+        """The original headers, with one `radstream-replayed-from` naming this DLQ record (the latest replay wins)
+        and, for a consumer of study.results, one `radstream-replayed-for` naming the stage that failed."""
+        kept = [(h["key"], h["value"]) for h in self.record["headers"] if h["key"] not in (REPLAYED_FROM, REPLAYED_FOR)]
+        kept.append((REPLAYED_FROM, self.origin.encode()))
+        if RESULT_CONSUMERS.match(self.record["stage"]):  # a shared DLQ: only the stage that failed takes it
+            kept.append((REPLAYED_FOR, self.record["stage"].encode()))
+        return kept
 
     def summary(self) -> str:
         r = self.record
@@ -69,10 +89,14 @@ def in_window(failed_at: int, since: int | None, until: int | None) -> bool:
 
 def dead_letters(settings: KafkaSettings, stage: str, since: int | None = None, until: int | None = None,
                  codec: Codec | None = None) -> Iterator[DeadLetter]:
-    """Every DLQ record of `stage` (oldest first per partition) whose failed_at is in [since, until]."""
+    """Every DLQ record of `stage` (oldest first per partition) whose failed_at is in [since, until].
+    A DLQ that several stages share (study.results.dlq) yields only the records `stage` wrote."""
     logical = dlq(input_topic(stage))
     physical = settings.topic(logical)
+    shared = bool(RESULT_CONSUMERS.match(stage))
     for msg, record in read_events(settings, logical, codec=codec):
+        if shared and record["stage"] != stage:
+            continue
         if in_window(record["failed_at"], since, until):
             yield DeadLetter(physical, msg.partition(), msg.offset(), record)
 

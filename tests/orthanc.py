@@ -132,6 +132,14 @@ class Orthanc:
     def study_uid(self, orthanc_id: str) -> str:
         return self.rest("GET", f"/studies/{orthanc_id}")["MainDicomTags"]["StudyInstanceUID"]
 
+    def restart(self, timeout_s: float = 30.0) -> None:
+        """Start this Orthanc again, stopped, on the same ports and database (a PACS back from downtime)."""
+        self.stop()
+        with (self.folder / "orthanc.log").open("ab") as log:
+            self.process = subprocess.Popen([shutil.which(ORTHANC) or "Orthanc", str(self.folder / "orthanc.json")],
+                                            stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
+        _wait_until_up(self, timeout_s)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -185,16 +193,21 @@ def start_orthanc(folder: Path, timeout_s: float = 30.0, **config: Any) -> Ortha
     users = settings["RegisteredUsers"]
     orthanc = Orthanc(http_port, dicom_port, settings["DicomAet"], folder, process,
                       next(iter(users.items())) if users else None)
+    _wait_until_up(orthanc, timeout_s)
+    return orthanc
+
+
+def _wait_until_up(orthanc: Orthanc, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"Orthanc exited with {process.returncode}: {orthanc.log[-3000:]}")
+        if orthanc.process.poll() is not None:
+            raise RuntimeError(f"Orthanc exited with {orthanc.process.returncode}: {orthanc.log[-3000:]}")
         try:
             system = orthanc.rest("GET", "/system", timeout_s=2)
-            if system.get("DicomPort") == dicom_port:
+            if system.get("DicomPort") == orthanc.dicom_port:
                 plugins = orthanc.rest("GET", "/plugins", timeout_s=2)
                 assert "dicom-web" in plugins, f"the DICOMweb plugin did not load: {orthanc.log[-3000:]}"
-                return orthanc
+                return
         except (OSError, OrthancError):
             pass
         if time.monotonic() > deadline:

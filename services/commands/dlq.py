@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         sp = cmds.add_parser(name, help=help_text)
         sp.add_argument("--stage", required=True, metavar="S",
-                        help="decode, preprocess, infer, fuse or qc: reads <its input topic>.dlq")
+                        help="decode, preprocess, infer, fuse, qc, forward or export-<target> "
+                             "(export-dicom, ...): reads <its input topic>.dlq")
         sp.add_argument("--since", metavar="T", help="failed at or after T (ISO 8601 or epoch ms)")
         sp.add_argument("--until", metavar="T", help="failed at or before T (ISO 8601 or epoch ms)")
         return add_bootstrap(sp)
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _letters(args: argparse.Namespace):
+    from radstream.services.commands.export import TARGETS
     from radstream.services.dlq import dead_letters, input_topic
     from radstream.services.times import parse_time
 
@@ -35,6 +37,9 @@ def _letters(args: argparse.Namespace):
         input_topic(args.stage)
     except LookupError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    if args.stage.startswith("export-") and args.stage[len("export-"):] not in TARGETS:
+        raise CliError(f"unknown export stage {args.stage!r}; export stages: "
+                       f"{', '.join('export-' + t for t in TARGETS)}", EXIT_USAGE)
     settings = require_bootstrap(args).kafka
     try:
         since = parse_time(args.since) if args.since else None

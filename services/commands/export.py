@@ -19,7 +19,7 @@ from radstream.services.commands.bootstrap import (
 )
 from radstream.services.commands.errors import EXIT_USAGE, CliError
 
-TARGETS: tuple[str, ...] = ("hl7", "fhir")
+TARGETS: tuple[str, ...] = ("dicom", "stow", "hl7", "fhir")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -145,5 +145,6 @@ class CStoreSender:
             return DimseRefused(f"{self.peer} rejected the association from {self.calling_ae} ({detail})",
                                 code="association_rejected")
         if assoc.is_aborted:
-            return PacsUnreachable(f"{self.peer} aborted the association request")
+            return PacsUnreachable(f"{self.peer} is unreachable: the association request was aborted "
+                                   "(connection refused or reset)")
         return PacsUnreachable(f"{self.peer} is unreachable (no association within {self.timeout_s:g} s)")

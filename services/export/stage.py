@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from radstream.domain.dicom.patient import PatientContext
 from radstream.domain.errors import Skipped
+from radstream.services.dlq import replayed_for_another
 from radstream.services.export.patient_context import patient_context
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.kafka.topics import STUDY_RESULTS
@@ -37,6 +38,8 @@ class ExportStage(Stage):
 
     def process(self, event: Inbound) -> list[Output]:
         result = event.value
+        if replayed_for_another(event.headers, self.name):
+            raise Skipped(f"study {result['study_uid']}: a dead letter replayed for another stage", code="replayed_for_other")
         if not result["final"]:
             raise Skipped(f"study {result['study_uid']}: an in-progress update is not exported", code="not_final")
         self.send(result, patient_context(self.store, result))

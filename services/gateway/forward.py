@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from radstream.domain.errors import PermanentError, TransientError
 from radstream.domain.retry import RetryPolicy
+from radstream.services.dlq import replayed_for_another
 from radstream.streams.kafka.topics import STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage
 
@@ -115,7 +116,8 @@ class WebhookForwarder(Stage):
     def process(self, event: Inbound) -> list[Output]:
         result = event.value
         key = result["idempotency_key"]
-        if (self.final_only and not result["final"]) or key in self._posted:
+        if (self.final_only and not result["final"]) or key in self._posted \
+                or replayed_for_another(event.headers, self.name):  # a dead letter replayed for an export stage
             return []
         self.deliver(key, json.dumps(result, sort_keys=True).encode("utf-8"))
         self._posted[key] = None

@@ -25,7 +25,9 @@ PIPELINE = [DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED, INFERENCE_RESULTS,
 # Topics a stage consumes: each gets a dead-letter topic.
 CONSUMED = [DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED, INFERENCE_RESULTS, FINDINGS_FUSED]
 # Stateful stages keep a compacted changelog, co-partitioned with their input.
-CHANGELOGS = {"fuse": "radstream.fuse.changelog", "qc": "radstream.qc.changelog"}
+CHANGELOGS = {"fuse": "radstream.fuse.changelog", "qc": "radstream.qc.changelog",
+              # the PACS export edges: the SR each stored last per study (services/export/predecessors.py)
+              "export-dicom": "radstream.export-dicom.changelog", "export-stow": "radstream.export-stow.changelog"}
 
 
 def dlq(topic: str) -> str:

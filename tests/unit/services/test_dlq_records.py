@@ -72,3 +72,16 @@ def test_dry_run_sends_nothing() -> None:
     producer = FakeProducer()
     assert len(replay(KafkaSettings.from_env("x:1", {}), [_letter([])], producer, dry_run=True)) == 1  # type: ignore[arg-type]
     assert producer.sent == [] and producer.flushed == 0
+
+
+def test_the_shared_study_results_dlq_is_read_per_stage_and_replayed_for_that_stage_only() -> None:
+    """forward and every export stage consume study.results and share its DLQ: `--stage export-dicom`
+    reads the DLQ of study.results, and its replay names export-dicom, so the others skip it."""
+    from radstream.services.dlq import REPLAYED_FOR, replayed_for_another
+
+    assert input_topic("export-dicom") == input_topic("forward") == "study.results"
+    letter = DeadLetter("p.study.results.dlq", 0, 3, {**_letter([]).record, "stage": "export-dicom"})
+    headers = letter.replay_headers()
+    assert (REPLAYED_FOR, b"export-dicom") in headers
+    assert replayed_for_another(headers, "export-stow") and replayed_for_another(headers, "forward")
+    assert not replayed_for_another(headers, "export-dicom") and not replayed_for_another([], "export-stow")

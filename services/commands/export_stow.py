@@ -1,0 +1,38 @@
+"""`radstream export stow --url URL`: final results into a PACS by STOW-RS (services/export/pacs.py)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from radstream.services.commands.errors import EXIT_USAGE, CliError
+from radstream.services.commands.export import add_export_flags, run_export
+from radstream.services.commands.pacs_flags import add_pacs_flags, pacs_options
+
+
+def register(targets: argparse._SubParsersAction) -> None:
+    sp = targets.add_parser("stow", help="store each final result's SR and GSPS objects in a PACS by STOW-RS")
+    sp.add_argument("--url", required=True, metavar="URL",
+                    help="the server's DICOMweb root, e.g. http://pacs:8042/dicom-web (user:password@ for HTTP Basic)")
+    sp.add_argument("--token", metavar="T", help="sent as `Authorization: Bearer T`")
+    add_pacs_flags(add_export_flags(sp))
+    sp.set_defaults(func=cmd_export_stow)
+
+
+def cmd_export_stow(args: argparse.Namespace) -> int:
+    from radstream.services.export.stow_rs import StowSender
+    from radstream.services.pull import PullError
+
+    try:
+        sender = StowSender(args.url, args.token, timeout_s=(min(10.0, args.timeout), args.timeout))
+    except PullError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+    def build(store, config, args):
+        from radstream.services.export.pacs import StowExport
+
+        print(f"exporting final results to {sender.root} by STOW-RS (SIGTERM stops)", flush=True)
+        return StowExport(store, sender, **pacs_options(config, args))
+
+    return run_export(args, build)
