@@ -15,6 +15,7 @@ peer, not a mock of the sender). `export stow` stores into Orthanc's DICOMweb ST
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -123,7 +124,7 @@ def dead_letters(settings) -> list[dict]:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "radstream.services.cli", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def rg_result(store, prefix: str, key: str) -> dict:
@@ -210,7 +211,7 @@ def test_round_trip_redelivery_and_kill_9(stack, orthanc, receiver_factory, pipe
                     lambda: series_counts(orthanc, study).get("PR") == 2 * (1 + len(keys)), timeout_s=120)  # GSPS go last
         assert series_counts(orthanc, study) == {"CR": 2, "SR": 1 + len(keys), "PR": 2 * (1 + len(keys))}
         chain = [result["idempotency_key"], *keys]
-        for before, after in zip(chain, chain[1:]):
+        for before, after in itertools.pairwise(chain):
             sr = pydicom.dcmread(BytesIO(orthanc.instance_file(earlier_sr(study, after).sop_instance_uid)))
             named = sr.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
             assert named.ReferencedSOPInstanceUID == earlier_sr(study, before).sop_instance_uid, after
@@ -236,7 +237,7 @@ def test_down_refused_missing_and_stow(orthanc_factory, pipeline_config, pipelin
     export = Export(pipeline_env, tmp_path / "export-dicom.log", "dicom", "--to", f"{pacs.aet}@127.0.0.1:{pacs.dicom_port}",
                     unhealthy_after=2)
     try:
-        status, body = export.wait("unhealthy while the PACS is down", lambda: (h := export.health())[0] == 503 and h)
+        _, body = export.wait("unhealthy while the PACS is down", lambda: (h := export.health())[0] == 503 and h)
         assert body["healthy"] is False and "unreachable" in body["unanswered_reason"], body
         assert committed(settings, "export-dicom") < 0 and dead_letters(settings) == []
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from radstream.services.dlq import REPLAYED_FROM, DeadLetter, in_window, input_topic, replay
+from radstream.services.dlq import (
+    REPLAYED_FROM,
+    DeadLetter,
+    in_window,
+    input_topic,
+    replay,
+)
 from radstream.services.times import iso, parse_time
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import CONSUMED

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 from radstream.domain.dicom.store_status import StoreStatus
-from radstream.domain.dicom.stow import failed_parts, referenced_parts, store_instances_response, PartOutcome
+from radstream.domain.dicom.stow import (
+    PartOutcome,
+    failed_parts,
+    referenced_parts,
+    store_instances_response,
+)
 
 
 @pytest.mark.parametrize("code", [0x0000, 0xB000, 0xB006, 0xB007, 0x0001, 0x0107, 0x0116])

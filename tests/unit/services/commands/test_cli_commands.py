@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from radstream.services import commands
 from radstream.services.cli import build_parser
+from radstream.services.commands import export
 from radstream.services.commands.bootstrap import NO_BOOTSTRAP, require_bootstrap
 from radstream.services.commands.errors import EXIT_ERROR, EXIT_USAGE, CliError
 

@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pydicom
 import pytest
@@ -85,10 +86,10 @@ def test_peer_parsing(text: str, ok: bool) -> None:
 
 
 class _Stow(BaseHTTPRequestHandler):
-    answers: list[tuple[int, dict | str, dict]] = []
-    requests: list[tuple[str, dict, bytes]] = []
+    answers: ClassVar[list[tuple[int, dict | str, dict]]] = []
+    requests: ClassVar[list[tuple[str, dict, bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:  # http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.requests.append((self.path, dict(self.headers), body))
         status, answer, headers = self.answers.pop(0)
