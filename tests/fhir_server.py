@@ -29,6 +29,7 @@ class FhirServer:
     answer: str = "ok"
     requests: list[dict[str, Any]] = field(default_factory=list)  # {"headers", "bundle"}
     invalid: list[str] = field(default_factory=list)
+    refused_while_down: int = 0
     stored: dict[str, dict] = field(default_factory=dict)  # "Type/id" -> resource
     _created: dict[tuple[str, str], str] = field(default_factory=dict)  # (type, ifNoneExist) -> id
     httpd: Any = None
@@ -80,6 +81,7 @@ def start_fhir_server() -> FhirServer:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if server.answer == "down":
+                server.refused_while_down += 1
                 return self._send(503, _outcome("transient", "the server is restarting"))
             try:
                 bundle = json.loads(body)

@@ -3,10 +3,11 @@ recording FHIR server in the test (tests/fhir_server.py): no FHIR server package
 here. The server validates every Bundle and resource with fhir.resources and applies conditional
 create as the spec has it, so a duplicate delivery shows up as "nothing new stored".
 
-1. a final result (patient read from the real RG1 original in the blob store) becomes one valid
+1. the server is down (503): nothing is committed; once it is up, the held result arrives;
+2. that result (its patient read from the real RG1 original in the blob store) is one valid
    transaction, its subject the conditional reference to RG1's Patient ID;
-2. the same record delivered again sends the same conditional creates; nothing new is stored;
-3. a 422 with an OperationOutcome puts the next result in the DLQ with that text.
+3. the same record delivered again sends the same conditional creates; nothing new is stored;
+4. a 422 with an OperationOutcome puts the next result in the DLQ with that text.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import time
 from urllib.parse import unquote
 
 import pytest
+from confluent_kafka import TopicPartition
 from radstream.services.demo import real_radiographs
+from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import STUDY_RESULTS, create_topics
 
@@ -39,6 +42,14 @@ def _wait(what: str, check, timeout_s: float = 60.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _committed(settings) -> int:
+    consumer = group_consumer(settings, settings.group("radstream-export-fhir"))
+    try:
+        return consumer.committed([TopicPartition(settings.topic(STUDY_RESULTS), 0)], timeout=10)[0].offset
+    finally:
+        consumer.close()
+
+
 def test_export_fhir_conditional_creates_and_refusals(pipeline_config, pipeline_env) -> None:
     settings = pipeline_config.kafka
     create_topics(settings, partitions=1)
@@ -50,14 +61,21 @@ def test_export_fhir_conditional_creates_and_refusals(pipeline_config, pipeline_
     publisher.flush()
 
     server = start_fhir_server()
+    server.answer = "down"
     stage = subprocess.Popen(
         [sys.executable, "-m", "radstream.services.cli", "export", "fhir", "--url", server.url, "--allow-http"],
         env={**os.environ, **pipeline_env, "RADSTREAM_FHIR_TOKEN": "s3cret"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err = ""
     try:
-        # 1. one valid transaction, the patient from the original
+        # 1. down: held and retried (backoff 1 s, 2 s, ...), nothing committed; then up: delivered
+        _wait("two refusals while down", lambda: server.refused_while_down >= 2)
+        assert _committed(settings) < 1 and server.requests == []
+        server.answer = "ok"
         _wait("the first transaction", lambda: server.requests)
+        _wait("the commit", lambda: _committed(settings) == 1)
+
+        # 2. one valid transaction, the patient from the original
         assert server.invalid == []
         request = server.requests[0]
         assert request["headers"]["Authorization"] == "Bearer s3cret"
@@ -73,14 +91,14 @@ def test_export_fhir_conditional_creates_and_refusals(pipeline_config, pipeline_
         stored = dict(server.stored)
         assert sorted(stored) == ["DiagnosticReport/1", "Observation/2"]
 
-        # 2. the same record again: the same conditional creates, nothing new stored
+        # 3. the same record again: the same conditional creates, nothing new stored
         publisher.send(STUDY_RESULTS, first["study_uid"], first)
         publisher.flush()
         _wait("the redelivery", lambda: len(server.requests) == 2)
         assert server.requests[1]["bundle"] == request["bundle"]
         assert server.stored == stored
 
-        # 3. a refusal: the next result goes to the DLQ with the OperationOutcome's text
+        # 4. a refusal: the next result goes to the DLQ with the OperationOutcome's text
         server.answer = "reject"
         publisher.send(STUDY_RESULTS, second["study_uid"], second)
         publisher.flush()
