@@ -38,6 +38,7 @@ def _add_phi(path) -> None:
     other.PatientID = NESTED
     other.IssuerOfPatientID = "Saint Elsewhere"
     ds.OtherPatientIDsSequence = Sequence([other])
+    ds.BodyPartExamined = "CHEST DOE JOHANNA"  # a name where a code belongs: decoded, the value dropped
     block = ds.private_block(0x0011, "RADSTREAM TEST", create=True)
     block.add_new(0x01, "LO", PRIVATE)
     ds.save_as(path)
