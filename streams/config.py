@@ -73,17 +73,20 @@ def trace_key(env: Mapping[str, str] | None = None) -> bytes:
 def _install_key(path: Path) -> bytes:
     """Read the key at `path`, or make it: written to a private temporary file, then linked (never overwritten)."""
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32) + "\n")
         try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process made it first: use theirs
-        finally:
-            temporary.unlink()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32) + "\n")
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            finally:
+                temporary.unlink()
+        except OSError as exc:
+            raise KeyFileError(f"cannot make the trace key {path} ({exc.strerror}): set {TRACE_KEY_ENV}") from None
     try:
         key = path.read_text().strip()
     except OSError as exc:

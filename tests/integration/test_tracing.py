@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.stack import Stack
-from radstream.streams.config import Config
+from radstream.streams.config import Config, trace_key
 from radstream.streams.stages.registry import models_in_force
 from radstream.streams.telemetry import study_context, trace_id_hex
 from tests.plain_reader import PlainReader
@@ -72,7 +72,8 @@ def test_one_study_is_one_connected_trace_over_every_stage(pipeline_env, tmp_pat
         assert reader.poll_until(lambda r: r[topic], 120, stack.poll)
         reader.close()
     result = reader.records[topic][0]
-    trace_id = trace_id_hex(study_context(studies[0]))
+    key = trace_key({**os.environ, **env})  # the publisher's: the install's key under its RADSTREAM_HOME
+    trace_id = trace_id_hex(study_context(studies[0], key))
     assert result["trace_id"] == trace_id
 
     deadline = time.monotonic() + 10
@@ -88,7 +89,7 @@ def test_one_study_is_one_connected_trace_over_every_stage(pipeline_env, tmp_pat
                         "radstream-qc", *(f"radstream-infer:{m}" for m in models)}
     # Connected: every span's parent is another span of the trace, or the study's root context.
     ids = {s["id"] for s in spans}
-    root = format(trace.get_current_span(study_context(studies[0])).get_span_context().span_id, "016x")
+    root = format(trace.get_current_span(study_context(studies[0], key)).get_span_context().span_id, "016x")
     assert all(s["parent"] in ids or s["parent"] == root for s in spans)
     # Consumer spans are linked to the producer span they continue.
     consumers = [s for s in spans if " process " in s["name"]]

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from radstream.domain.signatures import KeyFileError
 from radstream.streams.config import TRACE_KEY_PATH, trace_key
 from radstream.streams.telemetry import study_context, trace_id_hex
@@ -50,3 +49,10 @@ def test_processes_of_one_install_started_together_agree(tmp_path: Path) -> None
     key = (tmp_path / TRACE_KEY_PATH).read_text().strip().encode()
     assert ids == {trace_id_hex(study_context(STUDY, key))}
     assert list((tmp_path / TRACE_KEY_PATH).parent.iterdir()) == [tmp_path / TRACE_KEY_PATH]  # no temporaries
+
+
+def test_a_home_where_no_key_can_be_made_is_one_clear_error(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.write_text("a file, not a folder")  # fails for root too, unlike a read-only folder
+    with pytest.raises(KeyFileError, match="set RADSTREAM_TRACE_KEY"):
+        trace_key({"RADSTREAM_HOME": str(home)})

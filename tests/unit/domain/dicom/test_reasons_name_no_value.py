@@ -8,12 +8,10 @@ import warnings
 
 import numpy as np
 import pytest
+from dicom_samples import image_dataset, to_bytes
 from pydicom.dataelem import DataElement
-
 from radstream.domain.dicom.decode import _one_line, decode_instance
 from radstream.domain.errors import Rejected
-
-from dicom_samples import image_dataset, to_bytes
 
 NAME = "DOE^JOHANNA"
 
