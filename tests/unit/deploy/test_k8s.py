@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import yaml
 from deploy_expectations import REPO, Consumer
-
 from radstream.streams.kafka.topics import topic_specs
 
 K8S = REPO / "k8s"
@@ -269,3 +268,22 @@ def test_prod_runs_with_the_dev_fallbacks_off_and_the_trusted_keys_mounted(prod_
     for tree in ("base", "overlays/dev"):
         _RENDERED.setdefault(tree, _render(tree))
         assert config(_RENDERED[tree]).get("RADSTREAM_ENV", "dev") != "prod"
+
+
+def test_the_pacs_export_overlay_adds_export_dicom_wired_like_a_stage() -> None:
+    """k8s/components/export-dicom (used by overlays/pacs-export): the stage with the shared pod
+    settings, its PDB and KEDA trigger on study.results, the PACS from the ConfigMap, and an egress
+    policy to the PACS; every other Deployment is a stage the code defines."""
+    from radstream.services.export.pacs import CStoreExport
+
+    resources = _render("overlays/pacs-export")
+    consumer = Consumer(CStoreExport.name, None, f"radstream-{CStoreExport.name}", CStoreExport.input_topic)
+    [export] = [d for d in of_kind(resources, "Deployment") if d["metadata"]["name"] == "radstream-export-dicom"]
+    assert container(export)["args"][:4] == ["export", "dicom", "--to", "$(RADSTREAM_EXPORT_DICOM_TO)"]
+    assert config(resources)["RADSTREAM_EXPORT_DICOM_TO"] == "ORTHANC@orthanc.pacs.svc:4242"
+    problems = _pod_problems(export, resources) + _wiring_problems(export, consumer, resources)
+    assert not problems, "\n".join(problems)
+    [policy] = [p for p in of_kind(resources, "NetworkPolicy") if p["metadata"]["name"] == "radstream-export-dicom-pacs"]
+    assert policy["spec"]["egress"][0]["ports"] == [{"port": 4242, "protocol": "TCP"}]
+    dev = {d["metadata"]["name"] for d in of_kind(_render("overlays/dev"), "Deployment")}
+    assert {d["metadata"]["name"] for d in of_kind(resources, "Deployment")} == dev | {"radstream-export-dicom"}
