@@ -46,6 +46,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pydicom
+from pydicom.config import disable_value_validation
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -268,7 +269,15 @@ def _empty(vr: str) -> object:
 
 def deidentify_file(src: Path, dst: Path, remap: UIDRemapper | None,
                     options: RetainOptions = RetainOptions()) -> None:
-    """Read `src` (a Part 10 file), apply the profile, write `dst` in the original transfer syntax."""
+    """Read `src` (a Part 10 file), apply the profile, write `dst` in the original transfer syntax.
+
+    pydicom's value validation is off meanwhile: it logs and warns with the original values.
+    """
+    with disable_value_validation():
+        _deidentify_file(src, dst, remap, options)
+
+
+def _deidentify_file(src: Path, dst: Path, remap: UIDRemapper | None, options: RetainOptions) -> None:
     try:
         ds = pydicom.dcmread(src)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
@@ -283,7 +292,10 @@ def deidentify_file(src: Path, dst: Path, remap: UIDRemapper | None,
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         ds.save_as(dst, enforce_file_format=True)
-    except (ValueError, TypeError, AttributeError) as exc:
+    except AttributeError:  # pydicom's word for incomplete File Meta
+        raise DeidentifyError(f"{src}: no Media Storage SOP Class or Instance UID, in the File Meta or the data"
+                              " set, so it cannot be written as a Part 10 file") from None
+    except (ValueError, TypeError) as exc:
         raise DeidentifyError(f"{src}: could not be written ({type(exc).__name__})") from None
 
 
