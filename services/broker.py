@@ -36,9 +36,14 @@ def free_port() -> int:
 class EmbeddedBroker:
     """Start on loopback, wait until it answers metadata requests, stop on exit."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None,
+                 advertised_port: int | None = None, authentication: bool = False) -> None:
+        """`advertised_port`: the port clients are told to use (a TLS terminator in front of the
+        broker, D-028); `authentication`: Tansu's `--authentication` (SASL required)."""
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.advertised_port = advertised_port or self.port
+        self.authentication = authentication
         self.log_path = log_path
         self._proc: subprocess.Popen | None = None
 
@@ -46,8 +51,9 @@ class EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._proc = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [broker_binary(), "broker", "--listener-url", url,
+             "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port}",
+             "--storage-engine", "memory://tansu/", *(["--authentication"] if self.authentication else [])],
             stdout=out, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout_s
@@ -58,6 +64,8 @@ class EmbeddedBroker:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     break
             time.sleep(0.05)
+        if self.authentication:  # metadata needs a SASL login, which only the caller has
+            return self
         admin = admin_client(KafkaSettings(bootstrap=self.bootstrap))
         while time.monotonic() < deadline:
             try:

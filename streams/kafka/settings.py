@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 
 class SettingsError(ValueError):
     """A configuration value that cannot work (e.g. no bootstrap servers)."""
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+def _secret_from(env: Mapping[str, str], name: str) -> str | None:
+    """`NAME` itself, or the first line of the file named by `NAME_FILE` (a mounted Secret)."""
+    if value := env.get(name):
+        return value
+    if path := env.get(f"{name}_FILE"):
+        try:
+            return open(path, encoding="utf-8").read().strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return None
 
 
 @dataclass(frozen=True)
@@ -23,8 +40,11 @@ class KafkaSettings:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
     ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
     schema_registry_url: str | None = None
     session_timeout_ms: int = 10000
     heartbeat_interval_ms: int = 1000
@@ -40,14 +60,19 @@ class KafkaSettings:
             for k, v in e.items()
             if k.startswith("RADSTREAM_KAFKA_X_")
         }
-        return cls(
+        protocol = e.get("RADSTREAM_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper() or "PLAINTEXT"
+        sasl = protocol.startswith("SASL_")
+        settings = cls(
             bootstrap=bootstrap or e.get("RADSTREAM_BOOTSTRAP", ""),
             topic_prefix=e.get("RADSTREAM_TOPIC_PREFIX", ""),
-            security_protocol=e.get("RADSTREAM_SECURITY_PROTOCOL", "PLAINTEXT"),
-            sasl_mechanism=e.get("RADSTREAM_SASL_MECHANISM"),
-            sasl_username=e.get("RADSTREAM_SASL_USERNAME"),
-            sasl_password=e.get("RADSTREAM_SASL_PASSWORD"),
-            ssl_ca_location=e.get("RADSTREAM_SSL_CA_LOCATION"),
+            security_protocol=protocol,
+            sasl_mechanism=(e.get("RADSTREAM_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512").upper() if sasl else None,
+            sasl_username=e.get("RADSTREAM_KAFKA_SASL_USERNAME") or None,
+            sasl_password=_secret_from(e, "RADSTREAM_KAFKA_SASL_PASSWORD"),
+            ssl_ca_location=e.get("RADSTREAM_KAFKA_SSL_CA") or None,
+            ssl_certificate_location=e.get("RADSTREAM_KAFKA_SSL_CERT") or None,
+            ssl_key_location=e.get("RADSTREAM_KAFKA_SSL_KEY") or None,
+            ssl_key_password=_secret_from(e, "RADSTREAM_KAFKA_SSL_KEY_PASSWORD"),
             schema_registry_url=e.get("RADSTREAM_SCHEMA_REGISTRY_URL"),
             session_timeout_ms=int(e.get("RADSTREAM_KAFKA_SESSION_TIMEOUT_MS", 10000)),
             heartbeat_interval_ms=int(e.get("RADSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS", 1000)),
@@ -55,6 +80,33 @@ class KafkaSettings:
             fetch_wait_max_ms=int(e.get("RADSTREAM_KAFKA_FETCH_WAIT_MAX_MS", 50)),
             extra=extra,
         )
+        settings.check_security()
+        return settings
+
+    def check_security(self) -> None:
+        """Refuse a security setting that librdkafka would accept but that cannot authenticate:
+        caught at start-up with the variable's name, not as a connection loop later."""
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise SettingsError(f"RADSTREAM_KAFKA_SECURITY_PROTOCOL: {self.security_protocol!r} is not one of "
+                                f"{', '.join(SECURITY_PROTOCOLS)}")
+        if self.security_protocol.startswith("SASL_"):
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise SettingsError(f"RADSTREAM_KAFKA_SASL_MECHANISM: {self.sasl_mechanism!r} is not one of "
+                                    f"{', '.join(SASL_MECHANISMS)}")
+            if not self.sasl_username or not self.sasl_password:
+                raise SettingsError(f"{self.security_protocol} needs RADSTREAM_KAFKA_SASL_USERNAME and "
+                                    "RADSTREAM_KAFKA_SASL_PASSWORD (or RADSTREAM_KAFKA_SASL_PASSWORD_FILE)")
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        if not tls and (self.ssl_ca_location or self.ssl_certificate_location or self.ssl_key_location):
+            raise SettingsError(f"RADSTREAM_KAFKA_SSL_* is set but RADSTREAM_KAFKA_SECURITY_PROTOCOL is "
+                                f"{self.security_protocol}: the certificates would be ignored")
+        if bool(self.ssl_certificate_location) != bool(self.ssl_key_location):
+            raise SettingsError("mutual TLS needs both RADSTREAM_KAFKA_SSL_CERT and RADSTREAM_KAFKA_SSL_KEY")
+        for name, path in (("RADSTREAM_KAFKA_SSL_CA", self.ssl_ca_location),
+                           ("RADSTREAM_KAFKA_SSL_CERT", self.ssl_certificate_location),
+                           ("RADSTREAM_KAFKA_SSL_KEY", self.ssl_key_location)):
+            if path and not os.access(path, os.R_OK):
+                raise SettingsError(f"{name}: cannot read {path}")
 
     def with_bootstrap(self, bootstrap: str) -> "KafkaSettings":
         return replace(self, bootstrap=bootstrap)
@@ -80,6 +132,9 @@ class KafkaSettings:
             ("sasl.username", self.sasl_username),
             ("sasl.password", self.sasl_password),
             ("ssl.ca.location", self.ssl_ca_location),
+            ("ssl.certificate.location", self.ssl_certificate_location),
+            ("ssl.key.location", self.ssl_key_location),
+            ("ssl.key.password", self.ssl_key_password),
         ):
             if value:
                 conf[key] = value
