@@ -59,6 +59,9 @@ class Stage:
 
     name: ClassVar[str]
     input_topic: ClassVar[str]
+    # The topics its outputs go to (besides its input's DLQ): what its Kafka identity may
+    # write (k8s/components/kafka-auth, a test derives the ACLs from this; D-028).
+    output_topics: ClassVar[tuple[str, ...]] = ()
     stateful: ClassVar[bool] = False
     # Up to max_batch messages already fetched are handled together, so produce-flush-commit
     # is paid once per batch; only infer waits (max_wait_ms) to fill a batch.

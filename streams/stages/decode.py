@@ -75,6 +75,7 @@ def encode_png(image: np.ndarray) -> bytes:
 class DecodeStage(Stage):
     name = "decode"
     input_topic = DICOM_ARRIVED
+    output_topics = (IMAGE_DECODED,)
 
     def __init__(self, store: FileBlobStore, limits: DecodeLimits = DecodeLimits(), non_image_policy: str = "skip",
                  timeout_s: float = 60.0, memory_bytes: int = 4 << 30) -> None:

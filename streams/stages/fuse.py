@@ -38,6 +38,7 @@ class ExpectedModel:
 class FuseStage(Stage):
     name = "fuse"
     input_topic = INFERENCE_RESULTS
+    output_topics = (FINDINGS_FUSED,)
     stateful = True
 
     def __init__(self, models: list[ExpectedModel], rules: list[Rule], deadline_s: float = 30.0,

@@ -48,6 +48,7 @@ def letterbox_of(tensor: dict[str, Any]) -> Letterbox:
 class InferStage(Stage):
     name = "infer"
     input_topic = IMAGE_PREPROCESSED
+    output_topics = (INFERENCE_RESULTS,)
 
     def __init__(self, manifest: ModelManifest, backend: Any, store: FileBlobStore,
                  max_batch: int = 8, max_wait_ms: int = 20, backend_name: str = "torch-cpu", *,

@@ -21,6 +21,7 @@ CARRIED = carried_fields(schema_of(IMAGE_DECODED), schema_of(IMAGE_PREPROCESSED)
 class PreprocessStage(Stage):
     name = "preprocess"
     input_topic = IMAGE_DECODED
+    output_topics = (IMAGE_PREPROCESSED,)
 
     def __init__(self, store: FileBlobStore, profiles: list[InputProfile]) -> None:
         self.store = store

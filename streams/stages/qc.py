@@ -27,6 +27,7 @@ from radstream.streams.state import MemoryStore, StateStore
 class QcStage(Stage):
     name = "qc"
     input_topic = FINDINGS_FUSED
+    output_topics = (STUDY_RESULTS,)
     stateful = True
 
     def __init__(self, quiet_period_s: float = 10.0, applicable_body_parts: tuple[str, ...] = ("CHEST",),

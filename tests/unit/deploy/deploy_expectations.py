@@ -72,3 +72,43 @@ def consumers(models: list[str]) -> list[Consumer]:
         for model in (models if name in PER_MODEL_STAGES else [None]):
             result.append(Consumer(name, model, _group_id(cls, model), cls.input_topic))
     return result
+
+
+# --- Kafka identities and their ACLs (k8s/components/kafka-auth, D-028) ---------------------
+
+Acl = tuple[str, str, str]  # (resource type, name, operation), as Strimzi's simple authorization names them
+
+
+def stage_acls(consumer: Consumer) -> set[Acl]:
+    """What one stage worker's identity may do: read its input topic as its group, write its
+    outputs and its input's DLQ, keep its changelog, read thresholds and audit ignored ones."""
+    from radstream.streams.kafka.topics import CHANGELOGS, CONFIG_AUDIT, CONFIG_THRESHOLDS, dlq
+
+    cls = stage_class(consumer.stage)
+    acls: set[Acl] = {("topic", consumer.input_topic, op) for op in ("Read", "Describe")}
+    acls.add(("group", consumer.group_id, "Read"))
+    for topic in (*cls.output_topics, dlq(consumer.input_topic), CONFIG_AUDIT):
+        acls |= {("topic", topic, op) for op in ("Write", "Describe")}
+    acls |= {("topic", CONFIG_THRESHOLDS, op) for op in ("Read", "Describe")}
+    if consumer.stage in CHANGELOGS:
+        acls |= {("topic", CHANGELOGS[consumer.stage], op) for op in ("Read", "Write", "Describe")}
+    return acls
+
+
+def edge_acls() -> dict[str, set[Acl]]:
+    """The identities that are not stage workers: the gateway reads only, only the thresholds
+    identity writes config.thresholds, the receiver writes arrivals."""
+    from radstream.services.gateway.events import KINDS
+    from radstream.streams.kafka.topics import CONFIG_AUDIT, CONFIG_THRESHOLDS, DICOM_ARRIVED
+
+    def read(*topics: str) -> set[Acl]:
+        return {("topic", t, op) for t in topics for op in ("Read", "Describe")}
+
+    def write(*topics: str) -> set[Acl]:
+        return {("topic", t, op) for t in topics for op in ("Write", "Describe")}
+
+    return {
+        "gateway": read(*KINDS, CONFIG_THRESHOLDS),
+        "thresholds": read(CONFIG_THRESHOLDS, CONFIG_AUDIT) | write(CONFIG_THRESHOLDS),
+        "receiver": write(DICOM_ARRIVED),
+    }

@@ -125,3 +125,18 @@ def test_gpu_override_runs_infer_on_the_gpu_target(expected_consumers: list[Cons
     for svc in override.values():
         assert svc["build"]["target"] == "runtime-gpu"
         assert svc["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+
+
+@pytest.mark.parametrize("file", ["docker-compose.yml", "docker-compose.gpu.yml"])
+def test_every_published_port_is_bound_to_loopback(file: str) -> None:
+    """Kafka (no authentication in compose), Jaeger, the collector and Prometheus are reachable
+    from this host only, never from the network the laptop is on (docs/security.md)."""
+    doc = yaml.safe_load((COMPOSE / file).read_text()) or {}
+    published = [(name, port) for name, svc in (doc.get("services") or {}).items() for port in svc.get("ports", [])]
+    if file == "docker-compose.yml":
+        assert published, "the base compose file publishes no port: this test would check nothing"
+    for name, port in published:
+        if isinstance(port, dict):  # long syntax
+            assert port.get("host_ip") == "127.0.0.1", f"{name}: {port} is published on every interface"
+        else:
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is published on every interface"

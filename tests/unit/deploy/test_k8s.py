@@ -123,8 +123,12 @@ def _pod_problems(d: Resource, resources: list[Resource]) -> list[str]:
     if claim not in pvcs or "ReadWriteMany" not in pvcs[claim]["spec"]["accessModes"]:
         problems.append(f"{name}: the blob store ({blob_path}) must be a ReadWriteMany PVC")
     key_dir = env["RADSTREAM_MODEL_KEY_FILE"].rsplit("/", 1)[0]
-    if mounts.get(key_dir, {}).get("secret", {}).get("secretName") != "radstream-model-key":
+    key_mounted = mounts.get(key_dir, {}).get("secret", {}).get("secretName") == "radstream-model-key"
+    is_infer = d["spec"]["template"]["metadata"]["labels"].get("radstream.io/stage") == "infer"
+    if is_infer and not key_mounted:
         problems.append(f"{name}: RADSTREAM_MODEL_KEY_FILE's folder must mount the Secret radstream-model-key")
+    if key_mounted and not is_infer:  # only infer decrypts weights (docs/security.md, Retention and mounts)
+        problems.append(f"{name}: mounts the model key, which only infer pods may")
     return problems
 
 

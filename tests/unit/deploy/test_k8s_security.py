@@ -1,0 +1,82 @@
+"""The rendered k8s trees keep each identity to its own topics and each pod to what it needs
+(docs/security.md, D-028): a KafkaUser per stage whose ACLs are derived here from the stage
+registry, SASL_SSL wiring in prod, blobs read-only except for their writers, and the model key
+on infer pods only."""
+
+from __future__ import annotations
+
+import pytest
+from deploy_expectations import Acl, consumers, edge_acls, model_names, stage_acls
+from test_k8s import TREES, Resource, _render, container, deployment_for, of_kind
+
+from radstream.streams.kafka.topics import CONFIG_THRESHOLDS
+
+BLOB_WRITERS = {"decode", "preprocess"}  # the stages whose pure function calls BlobStore.put
+
+
+@pytest.fixture(scope="module")
+def prod() -> list[Resource]:
+    return _render("overlays/prod-gpu")
+
+
+def rendered_acls(user: Resource) -> set[Acl]:
+    auth = user["spec"]["authorization"]
+    assert auth["type"] == "simple"
+    return {(a["resource"]["type"], a["resource"]["name"], op) for a in auth["acls"] for op in a["operations"]
+            if a["resource"].get("patternType", "literal") == "literal"}
+
+
+def users(resources: list[Resource]) -> dict[str, Resource]:
+    return {u["metadata"]["name"]: u for u in of_kind(resources, "KafkaUser")}
+
+
+def test_each_stage_user_has_exactly_the_acls_its_topics_need(prod: list[Resource]) -> None:
+    found = users(prod)
+    for consumer in consumers(model_names()):
+        user = found.get(f"radstream-{consumer.instance}")
+        assert user, f"no KafkaUser radstream-{consumer.instance}"
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        assert rendered_acls(user) == stage_acls(consumer), consumer.instance
+    for name, acls in edge_acls().items():
+        assert rendered_acls(found[f"radstream-{name}"]) == acls, name
+
+
+def test_only_the_thresholds_identity_writes_thresholds_and_the_gateway_only_reads(prod: list[Resource]) -> None:
+    writers = {name for name, u in users(prod).items() if ("topic", CONFIG_THRESHOLDS, "Write") in rendered_acls(u)}
+    assert writers == {"radstream-thresholds"}
+    gateway_ops = {op for _, _, op in rendered_acls(users(prod)["radstream-gateway"])}
+    assert gateway_ops == {"Read", "Describe"}
+
+
+def test_prod_stages_log_in_as_their_own_user_over_tls(prod: list[Resource]) -> None:
+    config = next(c for c in of_kind(prod, "ConfigMap") if c["metadata"]["name"].startswith("radstream-config"))["data"]
+    assert config["RADSTREAM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["RADSTREAM_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    for consumer in consumers(model_names()):
+        d = deployment_for(prod, consumer)
+        env = {e["name"]: e.get("value") for e in container(d).get("env", [])}
+        assert env.get("RADSTREAM_KAFKA_SASL_USERNAME") == f"radstream-{consumer.instance}"
+        secrets = {v["name"]: v["secret"]["secretName"] for v in d["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+        assert secrets.get("kafka-user") == f"radstream-{consumer.instance}", "mounts another stage's password"
+        mounts = {m["name"]: m for m in container(d)["volumeMounts"]}
+        assert config["RADSTREAM_KAFKA_SASL_PASSWORD_FILE"].startswith(mounts["kafka-user"]["mountPath"] + "/")
+        assert config["RADSTREAM_KAFKA_SSL_CA"].startswith(mounts["kafka-ca"]["mountPath"] + "/")
+
+
+@pytest.mark.parametrize("tree", [*TREES, "overlays/pacs-export"])
+def test_blobs_are_read_only_except_for_their_writers_and_the_model_key_is_on_infer_only(tree: str) -> None:
+    resources = _render(tree)
+    deployments = of_kind(resources, "Deployment")
+    assert deployments
+    for d in deployments:
+        spec = d["spec"]["template"]["spec"]
+        stage = d["spec"]["template"]["metadata"]["labels"].get("radstream.io/stage")
+        mounts = {m["name"]: m for m in container(d).get("volumeMounts", [])}
+        name = d["metadata"]["name"]
+        if "blobs" in mounts:
+            assert bool(mounts["blobs"].get("readOnly")) == (stage not in BLOB_WRITERS), f"{tree} {name}: blobs mount"
+        has_key = any(v.get("secret", {}).get("secretName") == "radstream-model-key" for v in spec.get("volumes", []))
+        assert has_key == (stage == "infer"), f"{tree} {name}: model key mounted={has_key}"
+        for m in mounts.values():
+            if m["name"] in ("model-key", "kafka-user", "kafka-ca", "trusted-keys"):
+                assert m.get("readOnly"), f"{tree} {name}: {m['name']} is mounted writable"
