@@ -64,6 +64,16 @@ class FileBlobStore:
             raise PermanentError(f"blob hash mismatch for {ref['uri']}", code="blob_hash_mismatch")
         return data
 
+    def get_by_digest(self, sha256: str) -> bytes:
+        """Read and verify the blob with this sha256, from where `put` stores it.
+
+        For readers that must not trust a record's `uri` (the gateway): the path comes
+        from the digest alone, so a record can only name content this store holds.
+        """
+        if not _is_sha256(sha256):
+            raise PermanentError("not a sha256 digest", code="blob_uri")
+        return self.get({"uri": (self.root / sha256[:2] / sha256).as_uri(), "sha256": sha256})
+
     def put_array(self, array: np.ndarray) -> BlobRef:
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
@@ -80,6 +90,10 @@ class FileBlobStore:
         if not path.is_relative_to(self.root):
             raise PermanentError(f"blob URI outside the blob store: {uri}", code="blob_uri")
         return path
+
+
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def open_blob_store(url: str) -> FileBlobStore:

@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="token file, `TOKEN [SITE,SITE]` per line (default: $RADSTREAM_GATEWAY_TOKENS)")
     sp.add_argument("--no-auth", action="store_true", help="serve every site to anyone (local demos only)")
     sp.add_argument("--heartbeat", type=float, default=15.0, metavar="S", help="seconds between `: ping` comments")
+    sp.add_argument("--max-streams", type=int, default=16, metavar="N",
+                    help="open event streams per identity (token or JWT sub); more get 429")
     sp.add_argument("--max-studies", type=int, default=1000, help="studies kept in memory (least recent evicted)")
     sp.set_defaults(func=cmd_gateway)
 
@@ -48,12 +50,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     )
     from radstream.streams.blobstore import open_blob_store
 
+    if args.max_streams < 1:
+        raise CliError("--max-streams must be at least 1", EXIT_USAGE)
     config = require_bootstrap(args)
     auth = bearer_auth(args.tokens or config.gateway_tokens_file, config.gateway_jwt_secret, args.no_auth,
                        tokens_flag="--tokens", env_prefix="RADSTREAM_GATEWAY", no_auth_flag="--no-auth")
     hub = EventHub(HubLimits(max_studies=args.max_studies))
     source = KafkaEventSource(config.kafka, trusted=trusted_keys_or_fail(config))  # unsigned overrides dropped
-    gateway = Gateway(hub, auth, open_blob_store(config.blob_url), source, StreamSettings(heartbeat_s=args.heartbeat))
+    gateway = Gateway(hub, auth, open_blob_store(config.blob_url), source, StreamSettings(heartbeat_s=args.heartbeat, max_streams_per_identity=args.max_streams))
 
     def announce(_: str) -> None:
         print(f"gateway listening on http://{args.host}:{port[0]} (epoch {hub.epoch}; following "

@@ -8,19 +8,23 @@ token (`Authorization: Bearer ...`, or `?access_token=` because EventSource and
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from radstream.domain.errors import StageError
 from radstream.services.gateway.auth import Authenticator, AuthError, Principal
 from radstream.services.gateway.events import EventFilter
 from radstream.services.gateway.hub import EventHub
+from radstream.services.gateway.responses import add_security_headers, is_png
 from radstream.services.gateway.source import KafkaEventSource
-from radstream.services.gateway.sse import StreamSettings, stream_events
+from radstream.services.gateway.sse import StreamQuota, StreamSettings, stream_events
+from radstream.services.gateway.state import StudyState
 from radstream.streams.blobstore import FileBlobStore
-from radstream.domain.errors import StageError
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 
 
@@ -31,6 +35,10 @@ class Gateway:
     blobs: FileBlobStore | None
     source: KafkaEventSource | None = None
     stream: StreamSettings = field(default_factory=StreamSettings)
+    quota: StreamQuota = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.quota = StreamQuota(self.stream.max_streams_per_identity)
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -39,6 +47,7 @@ GATEWAY = web.AppKey("gateway", Gateway)
 def create_app(gateway: Gateway) -> web.Application:
     app = web.Application(middlewares=[_errors_as_json])
     app[GATEWAY] = gateway
+    app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/", _index)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/events", _all_events)
@@ -93,16 +102,14 @@ def _principal(request: web.Request) -> Principal:
         raise web.HTTPUnauthorized(text=str(exc), headers={"WWW-Authenticate": 'Bearer realm="radstream"'}) from None
 
 
-def _authorize_study(request: web.Request, principal: Principal, must_exist: bool) -> str:
+def _visible_study(request: web.Request, principal: Principal) -> StudyState:
+    """The study, if this token may see it. "Not yours" and "no such study" are the same 404,
+    so a token cannot probe which Study UIDs another site has."""
     study_uid = request.match_info["study_uid"]
     state = request.app[GATEWAY].hub.study(study_uid)
-    if state is None:
-        if must_exist:
-            raise web.HTTPNotFound(text=f"no events for study {study_uid} (yet)")
-        return study_uid
-    if not principal.may_see(state.site):
-        raise web.HTTPForbidden(text=f"this token is not scoped to site {state.site or '(none)'}")
-    return study_uid
+    if state is None or not principal.may_see(state.site):
+        raise web.HTTPNotFound(text=f"no events for study {study_uid} that this token may see")
+    return state
 
 
 # -- handlers -----------------------------------------------------------------------
@@ -112,7 +119,7 @@ async def _index(request: web.Request) -> web.FileResponse:
 
 async def _healthz(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
-    stats = gw.hub.stats()
+    stats = {**gw.hub.stats(), "streams_refused": gw.quota.refused}
     if gw.source is not None:
         stats["undecodable_skipped"] = gw.source.undecodable
         stats["untrusted_overrides_skipped"] = gw.source.untrusted
@@ -133,14 +140,13 @@ async def _studies(request: web.Request) -> web.Response:
 
 
 async def _study(request: web.Request) -> web.Response:
-    study_uid = _authorize_study(request, _principal(request), must_exist=True)
-    return web.json_response(request.app[GATEWAY].hub.study(study_uid).as_json())
+    return web.json_response(_visible_study(request, _principal(request)).as_json())
 
 
 async def _study_events(request: web.Request) -> web.StreamResponse:
-    principal = _principal(request)
-    study_uid = _authorize_study(request, principal, must_exist=False)
-    return await _stream(request, principal, study_uid, EventFilter())
+    # No existence check: the subscription is scoped by the token's sites, so a study that is
+    # not yours streams exactly like one that has no events yet (nothing).
+    return await _stream(request, _principal(request), request.match_info["study_uid"], EventFilter())
 
 
 async def _all_events(request: web.Request) -> web.StreamResponse:
@@ -150,20 +156,26 @@ async def _all_events(request: web.Request) -> web.StreamResponse:
 async def _stream(request: web.Request, principal: Principal, study_uid: str | None,
                   event_filter: EventFilter) -> web.StreamResponse:
     gw = request.app[GATEWAY]
-    last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    sub, replay = gw.hub.subscribe(study_uid, principal.sites, event_filter, last_id)
-    return await stream_events(request, gw.hub, sub, replay, gw.stream)
+    if not gw.quota.acquire(principal.subject):
+        raise web.HTTPTooManyRequests(
+            text=f"this identity already has {gw.quota.limit} open event streams: close one first")
+    try:
+        last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+        sub, replay = gw.hub.subscribe(study_uid, principal.sites, event_filter, last_id)
+        return await stream_events(request, gw.hub, sub, replay, gw.stream)
+    finally:
+        gw.quota.release(principal.subject)
 
 
 async def _image(request: web.Request) -> web.Response:
-    study_uid = _authorize_study(request, _principal(request), must_exist=True)
+    state = _visible_study(request, _principal(request))
     gw = request.app[GATEWAY]
     sop_uid = request.match_info["sop_uid"]
     try:
         frame = int(request.query.get("frame", "0"))
     except ValueError:
         raise web.HTTPBadRequest(text="frame must be an integer") from None
-    ref = gw.hub.study(study_uid).display_ref(sop_uid, frame)
+    ref = state.display_ref(sop_uid, frame)
     if ref is None or gw.blobs is None:
         raise web.HTTPNotFound(text=f"no display image for {sop_uid} frame {frame}")
     etag = f'"{ref["sha256"]}"'
@@ -171,11 +183,15 @@ async def _image(request: web.Request) -> web.Response:
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=cache)
     try:
-        data = await asyncio.get_running_loop().run_in_executor(None, gw.blobs.get, ref)
+        # By digest, never by the record's uri; served as PNG only if it is one (D-024).
+        data = await asyncio.get_running_loop().run_in_executor(None, gw.blobs.get_by_digest, ref.get("sha256"))
     except StageError as exc:
-        status = 503 if exc.transient else 404 if exc.code == "blob_missing" else 502
-        raise _http_error(status, exc.reason) from None
-    return web.Response(body=data, content_type=ref.get("media_type") or "image/png", headers=cache)
+        status = 503 if exc.transient else 404 if exc.code in ("blob_missing", "blob_uri") else 502
+        raise _http_error(status, exc.reason if status != 404 else "no display image") from None
+    if not is_png(data):
+        log.warning("refused to serve a display blob that is not a PNG (study %s)", state.study_uid)
+        raise web.HTTPNotFound(text=f"no display image for {sop_uid} frame {frame}")
+    return web.Response(body=data, content_type="image/png", headers=cache)
 
 
 def _http_error(status: int, text: str) -> web.HTTPException:

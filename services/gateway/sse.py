@@ -46,6 +46,30 @@ def frame(hub: EventHub, event: GatewayEvent) -> bytes:
 class StreamSettings:
     heartbeat_s: float = 15.0
     write_timeout_s: float = 10.0
+    max_streams_per_identity: int = 16  # beyond it: 429 (one token cannot hold every socket)
+
+
+class StreamQuota:
+    """Open SSE streams per identity (loop thread only, so no lock)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[str, int] = {}
+        self.refused = 0
+
+    def acquire(self, identity: str) -> bool:
+        if self.open.get(identity, 0) >= self.limit:
+            self.refused += 1
+            return False
+        self.open[identity] = self.open.get(identity, 0) + 1
+        return True
+
+    def release(self, identity: str) -> None:
+        left = self.open.get(identity, 0) - 1
+        if left > 0:
+            self.open[identity] = left
+        else:
+            self.open.pop(identity, None)
 
 
 async def stream_events(request: web.Request, hub: EventHub, sub: Subscription, replay: Replay,

@@ -187,9 +187,10 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
             assert reasons and any("outside the models' applicability" in r for r in reasons)
             flagged = await (await session.get(f"{gateway_url}/studies?qc_flag=any")).json()
             assert [s["study_uid"] for s in flagged["studies"]] == [rg3]
-            # another site's token: 403; no token: 401
+            # another site's token: the same 404 as a study that does not exist; no token: 401
             async with session.get(f"{gateway_url}/studies/{study}", headers={"Authorization": "Bearer tok-other"}) as r:
-                assert r.status == 403
+                assert r.status == 404
+                assert r.headers["X-Content-Type-Options"] == "nosniff"
             async with aiohttp.ClientSession() as anonymous:
                 async with anonymous.get(f"{gateway_url}/studies/{study}/events") as r:
                     assert r.status == 401

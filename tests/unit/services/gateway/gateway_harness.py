@@ -24,9 +24,11 @@ ALL = {"Authorization": "Bearer tok-all"}
 
 
 def make_gateway(limits: HubLimits | None = None, heartbeat_s: float = 15.0, blobs=None,
-                 jwt_secret: str | None = None, write_timeout_s: float = 10.0) -> Gateway:
+                 jwt_secret: str | None = None, write_timeout_s: float = 10.0,
+                 max_streams_per_identity: int = 16) -> Gateway:
     return Gateway(EventHub(limits or HubLimits()), Authenticator(TOKENS, jwt_secret), blobs, None,
-                   StreamSettings(heartbeat_s=heartbeat_s, write_timeout_s=write_timeout_s))
+                   StreamSettings(heartbeat_s=heartbeat_s, write_timeout_s=write_timeout_s,
+                                  max_streams_per_identity=max_streams_per_identity))
 
 
 def ingest(gateway: Gateway, schema: str, record: dict, offset: int = 0):

@@ -49,6 +49,9 @@ def test_study_json_and_display_png_with_etag(tmp_path) -> None:
         gw = make_gateway(blobs=store)
         ingest(gw, "ImageDecoded", decoded(display=display))
         ingest(gw, "ImageDecoded", decoded(sop=SOP + "9", display={**display, "sha256": "0" * 64}))
+        corrupt = store.put(b"\x89PNG\r\n\x1a\n will be overwritten", "image/png")
+        (store.root / corrupt["sha256"][:2] / corrupt["sha256"]).write_bytes(b"\x89PNG\r\n\x1a\n changed on disk")
+        ingest(gw, "ImageDecoded", decoded(sop=SOP + "8", display=corrupt))
         async with serve(gw) as base, aiohttp.ClientSession(headers=ALL) as session:
             state = await (await session.get(f"{base}/studies/{STUDY}")).json()
             url = next(i["image_url"] for i in state["images"] if i["sop_uid"] == SOP)
@@ -58,7 +61,10 @@ def test_study_json_and_display_png_with_etag(tmp_path) -> None:
                 etag = resp.headers["ETag"]
             async with session.get(base + url, headers={"If-None-Match": etag}) as resp:
                 assert resp.status == 304
+            # the digest names no blob this store holds: looked up by digest, so nothing to serve
             async with session.get(f"{base}/studies/{STUDY}/images/{SOP}9.png") as resp:
+                assert resp.status == 404
+            async with session.get(f"{base}/studies/{STUDY}/images/{SOP}8.png") as resp:
                 assert resp.status == 502 and "hash mismatch" in (await resp.json())["error"]
             async with session.get(f"{base}/studies/{STUDY}/images/1.2.3.png") as resp:
                 assert resp.status == 404

@@ -1,0 +1,28 @@
+"""What every gateway response carries, and what the gateway will serve as an image (D-024).
+
+The headers stop a browser from sniffing a blob into HTML, from running anything the
+gateway did not ship as a static file, and from leaking the URL (tokens may ride in
+`?access_token=`) to another origin. A display image is served only when its bytes
+are a PNG, and always as `image/png`: a record can name a blob, never its media type.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # PNG spec, section 5.2
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: runs for every response, streams, static files and errors included."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+
+
+def is_png(data: bytes) -> bool:
+    return data.startswith(PNG_SIGNATURE)
