@@ -87,6 +87,7 @@ class EventHub:
         self.subscribers: set[Subscription] = set()
         self.duplicates = 0
         self.overflows = 0
+        self.site_conflicts = 0  # records ignored because they claimed another site for a known study
         self.ready = asyncio.Event()  # set once the source has read every partition to its start-time end
 
     # -- ids --------------------------------------------------------------------
@@ -104,9 +105,16 @@ class EventHub:
 
     # -- ingest (loop thread) -----------------------------------------------------
     def ingest(self, kind: str, record: dict[str, Any], position: Position) -> GatewayEvent | None:
-        """Index one decoded pipeline event and offer it to subscribers; None for a redelivery."""
+        """Index one decoded pipeline event and offer it to subscribers; None for a redelivery, or for
+        a record that claims another site for a study this gateway already knows."""
         study_uid = record["study_uid"]
         entry = self.studies.get(study_uid)
+        if entry is not None and not entry.state.owned_by(record.get("site") or ""):
+            # A study belongs to its first site (D-024): another site's record never moves it.
+            self.site_conflicts += 1
+            log.warning("ignored a %s record claiming site %r for a study of site %r (%d so far)",
+                        kind, record.get("site"), entry.state.site, self.site_conflicts)
+            return None
         if entry is None:
             # A study evicted earlier may come back; anything up to the eviction mark may be missing.
             entry = self.studies[study_uid] = StudyEntry(StudyState(study_uid),
@@ -191,4 +199,5 @@ class EventHub:
     def stats(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "seq": self.seq, "studies": len(self.studies), "clients": len(self.subscribers),
                 "duplicates_dropped": self.duplicates, "clients_cut_off": self.overflows,
+                "site_conflicts_ignored": self.site_conflicts,
                 "ready": self.ready.is_set()}

@@ -40,9 +40,14 @@ class StudyState:
         self.events = 0
 
     # -- folding --------------------------------------------------------------
+    def owned_by(self, site: str) -> bool:
+        """Whether a record claiming `site` may fold into this study: it claims none (an override),
+        the study has no site yet, or it is the same one."""
+        return not site or not self.site or site == self.site
+
     def apply(self, kind: str, record: dict[str, Any]) -> None:
         self.events += 1
-        self.site = record.get("site") or self.site
+        self.site = self.site or record.get("site") or ""  # the first site owns the study (D-024)
         if record.get("expected_instances") is not None:
             self.expected_instances = record["expected_instances"]
         self.config_version = max(self.config_version, int(record.get("config_version") or 0))

@@ -126,3 +126,33 @@ def test_event_streams_are_capped_per_identity() -> None:
             assert health["streams_refused"] == 1
 
     asyncio.run(scenario())
+
+
+def test_a_study_belongs_to_its_first_site() -> None:
+    """Issue 17 probe 1 (site flip), in the gateway: a SITE_B record for a SITE_A study must not show
+    the study to SITE_B, nor hide it from SITE_A."""
+
+    async def scenario() -> None:
+        gw = make_gateway(heartbeat_s=0.05)
+        ingest(gw, "ImageDecoded", decoded(site="SITE_A"))
+        assert ingest(gw, "ImageDecoded", decoded(sop=SOP + "7", site="SITE_B"), offset=1) is None
+        assert gw.hub.study(STUDY).site == "SITE_A" and len(gw.hub.study(STUDY).images) == 1
+        async with serve(gw) as base, aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/studies?access_token=tok-b") as resp:
+                assert (await resp.json())["studies"] == []
+            async with session.get(f"{base}/studies/{STUDY}?access_token=tok-b") as resp:
+                assert resp.status == 404
+            async with session.get(f"{base}/studies?access_token=tok-a") as resp:
+                assert [s["study_uid"] for s in (await resp.json())["studies"]] == [STUDY]
+            async with session.get(f"{base}/studies/{STUDY}?access_token=tok-a") as resp:
+                state = await resp.json()
+                assert state["site"] == "SITE_A" and [i["sop_uid"] for i in state["images"]] == [SOP]
+            async with session.get(f"{base}/events?access_token=tok-b") as resp:  # replay: nothing of it
+                chunks = b""
+                while b": ping" not in chunks:
+                    chunks += await asyncio.wait_for(resp.content.readany(), 5)
+                assert b"event:" not in chunks
+            health = await (await session.get(f"{base}/healthz")).json()
+            assert health["site_conflicts_ignored"] == 1
+
+    asyncio.run(scenario())
