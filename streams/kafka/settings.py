@@ -13,6 +13,20 @@ class SettingsError(ValueError):
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+# The keys check_security guards. RADSTREAM_KAFKA_X_* is applied last, so it may not set them: it
+# would turn a checked SASL_SSL back into PLAINTEXT, or put a password in the environment.
+SECURITY_KEYS = frozenset({"security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username",
+                           "sasl.password", "ssl.ca.location", "ssl.certificate.location", "ssl.key.location",
+                           "ssl.key.password"})
+# The names before D-028. Ignoring one would leave a bus its operator meant to secure in plaintext,
+# so a set old name is refused with its replacement.
+RENAMED = {
+    "RADSTREAM_SECURITY_PROTOCOL": "RADSTREAM_KAFKA_SECURITY_PROTOCOL",
+    "RADSTREAM_SASL_MECHANISM": "RADSTREAM_KAFKA_SASL_MECHANISM",
+    "RADSTREAM_SASL_USERNAME": "RADSTREAM_KAFKA_SASL_USERNAME",
+    "RADSTREAM_SASL_PASSWORD": "RADSTREAM_KAFKA_SASL_PASSWORD_FILE",
+    "RADSTREAM_SSL_CA_LOCATION": "RADSTREAM_KAFKA_SSL_CA",
+}
 
 
 def _secret_from(env: Mapping[str, str], name: str) -> str | None:
@@ -55,11 +69,17 @@ class KafkaSettings:
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "KafkaSettings":
         e = os.environ if env is None else env
+        for old, new in RENAMED.items():
+            if e.get(old):
+                raise SettingsError(f"{old} is no longer read: set {new} instead (docs/security.md, The bus)")
         extra = {
             k[len("RADSTREAM_KAFKA_X_"):].lower().replace("_", "."): v
             for k, v in e.items()
             if k.startswith("RADSTREAM_KAFKA_X_")
         }
+        if guarded := sorted(set(extra) & SECURITY_KEYS):
+            raise SettingsError(f"{guarded[0]} cannot be set through RADSTREAM_KAFKA_X_*: use the checked "
+                                "RADSTREAM_KAFKA_SECURITY_PROTOCOL / _SASL_* / _SSL_* variables")
         protocol = e.get("RADSTREAM_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper() or "PLAINTEXT"
         sasl = protocol.startswith("SASL_")
         settings = cls(

@@ -61,3 +61,45 @@ def test_settings_that_cannot_authenticate_are_refused_by_name(tmp_path: Path, e
     env = {k: f.get(v[1:], v) if v.startswith("@") else v for k, v in env.items()}
     with pytest.raises(SettingsError, match=message):
         KafkaSettings.from_env(env={"RADSTREAM_BOOTSTRAP": "b:9092", **env})
+
+
+def test_the_passthrough_cannot_override_a_checked_security_key() -> None:
+    """RADSTREAM_KAFKA_X_* is applied last: it must not turn SASL_SSL back into PLAINTEXT."""
+    with pytest.raises(SettingsError, match="security.protocol cannot be set through RADSTREAM_KAFKA_X_"):
+        KafkaSettings.from_env(env={"RADSTREAM_BOOTSTRAP": "b:9092", "RADSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                                    "RADSTREAM_KAFKA_SASL_USERNAME": "u", "RADSTREAM_KAFKA_SASL_PASSWORD": "p",
+                                    "RADSTREAM_KAFKA_X_SECURITY_PROTOCOL": "PLAINTEXT"})
+    with pytest.raises(SettingsError, match="sasl.password cannot be set"):
+        KafkaSettings.from_env(env={"RADSTREAM_BOOTSTRAP": "b:9092", "RADSTREAM_KAFKA_X_SASL_PASSWORD": "p"})
+    other = KafkaSettings.from_env(env={"RADSTREAM_BOOTSTRAP": "b:9092", "RADSTREAM_KAFKA_X_SSL_CRL_LOCATION": "/crl"})
+    assert other.admin_config()["ssl.crl.location"] == "/crl"  # other librdkafka keys still pass
+
+
+def test_an_old_variable_name_is_refused_not_silently_ignored() -> None:
+    """RADSTREAM_SECURITY_PROTOCOL=SASL_SSL read as nothing would run the bus in plaintext."""
+    with pytest.raises(SettingsError, match="RADSTREAM_SECURITY_PROTOCOL is no longer read: set "
+                                            "RADSTREAM_KAFKA_SECURITY_PROTOCOL instead"):
+        KafkaSettings.from_env(env={"RADSTREAM_BOOTSTRAP": "b:9092", "RADSTREAM_SECURITY_PROTOCOL": "SASL_SSL"})
+
+
+def test_the_k8s_config_map_renders_valid_settings() -> None:
+    """k8s/base/config.env is every pod's environment: a refused name there stops every stage."""
+    root = Path(__file__).resolve().parents[4]
+    lines = (root / "k8s/base/config.env").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+    assert KafkaSettings.from_env(env=env).consumer_config("g")["security.protocol"] == "PLAINTEXT"
+
+
+def test_no_module_builds_a_kafka_client_outside_streams_kafka() -> None:
+    """Security reaches every client only if every client is built from KafkaSettings: the three
+    builders in streams/kafka/ are the only places in the package that call a client constructor."""
+    root = Path(__file__).resolve().parents[4]
+    builders = {root / "streams/kafka/admin.py", root / "streams/kafka/consumer.py", root / "streams/kafka/producer.py"}
+    offenders = []
+    for package in ("domain", "models", "streams", "services"):
+        for path in (root / package).rglob("*.py"):
+            text = path.read_text()
+            if path not in builders and any(c in text for c in ("Consumer(", "Producer(", "AdminClient(",
+                                                                 '"bootstrap.servers"')):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == ["streams/kafka/settings.py"]  # it renders "bootstrap.servers" and builds no client
