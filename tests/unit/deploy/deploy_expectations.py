@@ -82,7 +82,12 @@ Acl = tuple[str, str, str]  # (resource type, name, operation), as Strimzi's sim
 def stage_acls(consumer: Consumer) -> set[Acl]:
     """What one stage worker's identity may do: read its input topic as its group, write its
     outputs and its input's DLQ, keep its changelog, read thresholds and audit ignored ones."""
-    from radstream.streams.kafka.topics import CHANGELOGS, CONFIG_AUDIT, CONFIG_THRESHOLDS, dlq
+    from radstream.streams.kafka.topics import (
+        CHANGELOGS,
+        CONFIG_AUDIT,
+        CONFIG_THRESHOLDS,
+        dlq,
+    )
 
     cls = stage_class(consumer.stage)
     acls: set[Acl] = {("topic", consumer.input_topic, op) for op in ("Read", "Describe")}
@@ -99,7 +104,11 @@ def edge_acls() -> dict[str, set[Acl]]:
     """The identities that are not stage workers: the gateway reads only, only the thresholds
     identity writes config.thresholds, the receiver writes arrivals."""
     from radstream.services.gateway.events import KINDS
-    from radstream.streams.kafka.topics import CONFIG_AUDIT, CONFIG_THRESHOLDS, DICOM_ARRIVED
+    from radstream.streams.kafka.topics import (
+        CONFIG_AUDIT,
+        CONFIG_THRESHOLDS,
+        DICOM_ARRIVED,
+    )
 
     def read(*topics: str) -> set[Acl]:
         return {("topic", t, op) for t in topics for op in ("Read", "Describe")}

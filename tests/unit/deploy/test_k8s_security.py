@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import pytest
 from deploy_expectations import Acl, consumers, edge_acls, model_names, stage_acls
-from test_k8s import TREES, Resource, _render, container, deployment_for, of_kind
-
 from radstream.streams.kafka.topics import CONFIG_THRESHOLDS
+from test_k8s import TREES, Resource, _render, container, deployment_for, of_kind
 
 BLOB_WRITERS = {"decode", "preprocess"}  # the stages whose pure function calls BlobStore.put
 
