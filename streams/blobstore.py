@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
-
 from radstream.domain.errors import PermanentError, TransientError
+from radstream.domain.retention import StoredBlob
 
 BlobRef = dict[str, Any]
+_SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
 class FileBlobStore:
@@ -81,6 +84,30 @@ class FileBlobStore:
 
     def get_array(self, ref: BlobRef) -> np.ndarray:
         return np.load(io.BytesIO(self.get(ref)), allow_pickle=False)
+
+    def stored(self) -> Iterator[StoredBlob]:
+        """Every blob file under the root, at any depth (temp files of writes in flight are not
+        blobs: their names are not a sha256)."""
+        for dirpath, _, files in os.walk(self.root):
+            for name in files:
+                if _SHA256_NAME.match(name):
+                    path = Path(dirpath) / name
+                    try:
+                        st = path.stat()
+                    except FileNotFoundError:  # deleted meanwhile (another gc, a test cleaning up)
+                        continue
+                    yield StoredBlob(name, str(path), st.st_size, st.st_mtime)
+
+    def delete(self, blob: StoredBlob) -> bool:
+        """Remove one blob file (retention); False when it was already gone."""
+        path = Path(blob.path).resolve()
+        if not path.is_relative_to(self.root) or path.name != blob.sha256:
+            raise PermanentError(f"not a blob of this store: {blob.path}", code="blob_uri")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def _path(self, uri: str) -> Path:
         parsed = urlparse(uri)

@@ -6,7 +6,7 @@ new module plus its name here. `errors.py` (CliError, the exit codes) and `boots
 """
 
 COMMANDS = (
-    "broker", "topics", "stage", "up", "publish", "results", "status", "demo", "bench",
+    "blobs", "broker", "topics", "stage", "up", "publish", "results", "status", "demo", "bench",
     "dicom", "dlq", "evaluate", "export", "fuse", "gateway", "keys", "models", "override", "pull", "receiver", "replay",
     "sr", "thresholds", "watch",
 )

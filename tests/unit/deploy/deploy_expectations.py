@@ -76,7 +76,7 @@ def consumers(models: list[str]) -> list[Consumer]:
 
 # --- Kafka identities and their ACLs (k8s/components/kafka-auth, D-028) ---------------------
 
-Acl = tuple[str, str, str]  # (resource type, name, operation), as Strimzi's simple authorization names them
+Acl = tuple[str, str, str]  # (resource type, name, operation) as Strimzi names them; `name*`: a prefixed ACL
 
 
 def stage_acls(consumer: Consumer) -> set[Acl]:
@@ -108,6 +108,7 @@ def edge_acls() -> dict[str, set[Acl]]:
         CONFIG_AUDIT,
         CONFIG_THRESHOLDS,
         DICOM_ARRIVED,
+        STUDY_RESULTS,
     )
 
     def read(*topics: str) -> set[Acl]:
@@ -120,4 +121,7 @@ def edge_acls() -> dict[str, set[Acl]]:
         "gateway": read(*KINDS, CONFIG_THRESHOLDS),
         "thresholds": read(CONFIG_THRESHOLDS, CONFIG_AUDIT) | write(CONFIG_THRESHOLDS),
         "receiver": write(DICOM_ARRIVED),
+        # retention reads arrivals and results, and the export groups' committed offsets
+        # (a name ending in * is a prefixed ACL)
+        "blobs-gc": read(DICOM_ARRIVED, STUDY_RESULTS) | {("group", "radstream-export-*", "Describe")},
     }

@@ -21,8 +21,8 @@ def prod() -> list[Resource]:
 def rendered_acls(user: Resource) -> set[Acl]:
     auth = user["spec"]["authorization"]
     assert auth["type"] == "simple"
-    return {(a["resource"]["type"], a["resource"]["name"], op) for a in auth["acls"] for op in a["operations"]
-            if a["resource"].get("patternType", "literal") == "literal"}
+    return {(a["resource"]["type"], a["resource"]["name"] + ("*" if a["resource"].get("patternType") == "prefixed" else ""),
+             op) for a in auth["acls"] for op in a["operations"]}
 
 
 def users(resources: list[Resource]) -> dict[str, Resource]:
@@ -79,3 +79,14 @@ def test_blobs_are_read_only_except_for_their_writers_and_the_model_key_is_on_in
         for m in mounts.values():
             if m["name"] in ("model-key", "kafka-user", "kafka-ca", "trusted-keys"):
                 assert m.get("readOnly"), f"{tree} {name}: {m['name']} is mounted writable"
+
+
+def test_blobs_gc_runs_as_a_cron_job_with_its_own_user(prod: list[Resource]) -> None:
+    (job,) = [j for j in of_kind(prod, "CronJob") if j["metadata"]["name"] == "radstream-blobs-gc"]
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["args"][:2] == ["blobs", "gc"] and "--raw-after" in c["args"] and "--derived-after" in c["args"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    assert env["RADSTREAM_KAFKA_SASL_USERNAME"] == "radstream-blobs-gc" in users(prod)
+    assert not any(v.get("secret", {}).get("secretName") == "radstream-model-key" for v in pod["volumes"])

@@ -1,0 +1,39 @@
+"""`radstream blobs gc`: delete raw blobs of final (and exported) studies, then old derived blobs."""
+
+from __future__ import annotations
+
+import argparse
+
+from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
+from radstream.services.commands.errors import EXIT_USAGE, CliError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    blobs = subparsers.add_parser("blobs", help="the blob store").add_subparsers(dest="blobs_command", required=True)
+    sp = add_bootstrap(blobs.add_parser(
+        "gc", help="retention: raw blobs of final studies past --raw-after, derived blobs past --derived-after"))
+    sp.add_argument("--raw-after", default="72h", metavar="AGE",
+                    help="delete a raw DICOM blob once every study naming it has been final this long (default 72h)")
+    sp.add_argument("--derived-after", default="30d", metavar="AGE",
+                    help="delete decoded pixels, display PNGs and tensors this old (default 30d)")
+    sp.add_argument("--exported-by", action="append", default=[], metavar="TARGET",
+                    help="also require the export group radstream-export-TARGET to have consumed the final result "
+                         "(repeatable; e.g. dicom, stow, fhir, hl7)")
+    sp.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    sp.set_defaults(func=cmd_blobs_gc)
+
+
+def cmd_blobs_gc(args: argparse.Namespace) -> int:
+    from radstream.domain.retention import parse_duration
+    from radstream.services.blobs_gc import collect
+    from radstream.streams.blobstore import open_blob_store
+
+    try:
+        raw_after, derived_after = parse_duration(args.raw_after), parse_duration(args.derived_after)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    config = require_bootstrap(args)
+    summary = collect(open_blob_store(config.blob_url), config.kafka, raw_after, derived_after,
+                      args.exported_by, args.dry_run)
+    print(summary.line())
+    return 0
