@@ -37,6 +37,8 @@ class Pki:
     client_cert: Path
     client_key: Path
     other_ca: Path  # a CA that signed nothing here: trusting it must fail
+    other_client_cert: Path  # a client certificate the other CA signed: mTLS must refuse it
+    other_client_key: Path
 
 
 def _pem_key(k: ec.EllipticCurvePrivateKey) -> bytes:
@@ -61,7 +63,8 @@ def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | Non
 
 
 def make_pki(folder: Path) -> Pki:
-    """A CA, a server certificate for 127.0.0.1, a client certificate, and an unrelated CA."""
+    """A CA, a server certificate for 127.0.0.1, a client certificate, and an unrelated CA with a
+    client certificate of its own (same name as the real client's: only the signature differs)."""
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {}
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -73,11 +76,17 @@ def make_pki(folder: Path) -> Pki:
                                     server=server).public_bytes(serialization.Encoding.PEM)
         files[f"{who}.key"] = _pem_key(key)
     other_key = ec.generate_private_key(ec.SECP256R1())
-    files["other-ca.pem"] = _cert("another CA", other_key, None, other_key, ca=True).public_bytes(serialization.Encoding.PEM)
+    other_ca = _cert("another CA", other_key, None, other_key, ca=True)
+    files["other-ca.pem"] = other_ca.public_bytes(serialization.Encoding.PEM)
+    intruder_key = ec.generate_private_key(ec.SECP256R1())
+    files["other-client.pem"] = _cert("radstream-decode", intruder_key, other_ca.subject,
+                                      other_key).public_bytes(serialization.Encoding.PEM)
+    files["other-client.key"] = _pem_key(intruder_key)
     for name, data in files.items():
         (folder / name).write_bytes(data)
         (folder / name).chmod(0o600)
-    return Pki(*(folder / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key", "other-ca.pem")))
+    return Pki(*(folder / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key", "other-ca.pem",
+                                      "other-client.pem", "other-client.key")))
 
 
 class TlsBroker:
@@ -93,7 +102,7 @@ class TlsBroker:
                                      authentication=authentication)
         self._proc: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 20.0) -> "TlsBroker":
+    def start(self, timeout_s: float = 20.0) -> TlsBroker:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.broker.start()
         conf = self.folder / "stunnel.conf"

@@ -80,6 +80,14 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(mtls_broker: TlsBroke
     assert _refusal(env), "a client with no certificate was served"
 
 
+def test_mutual_tls_refuses_a_certificate_another_ca_signed(mtls_broker: TlsBroker, pki: Pki, tmp_path: Path) -> None:
+    """The same CN from another CA: librdkafka does not even offer it (its issuer is not among the
+    server's acceptable CAs), and stunnel ends the handshake before a byte reaches the broker."""
+    env = _env(mtls_broker.bootstrap, tmp_path, security_protocol="SSL", ssl_ca=str(pki.ca),
+               ssl_cert=str(pki.other_client_cert), ssl_key=str(pki.other_client_key))
+    assert _refusal(env), "a client certificate from another CA was accepted"
+
+
 def test_a_client_that_trusts_another_ca_refuses_the_broker(mtls_broker: TlsBroker, pki: Pki, tmp_path: Path) -> None:
     env = _env(mtls_broker.bootstrap, tmp_path, security_protocol="SSL", ssl_ca=str(pki.other_ca),
                ssl_cert=str(pki.client_cert), ssl_key=str(pki.client_key))
