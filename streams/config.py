@@ -96,6 +96,15 @@ def _install_key(path: Path) -> bytes:
     return key.encode()
 
 
+def _jwt_settings(e: Mapping[str, str], service: str) -> dict[str, Any]:
+    """`<service>_jwt_*` fields from `RADSTREAM_<SERVICE>_JWT_*` (D-024)."""
+    prefix = f"RADSTREAM_{service.upper()}_JWT_"
+    return {f"{service}_jwt_jwks": e.get(prefix + "JWKS") or None,
+            f"{service}_jwt_audience": e.get(prefix + "AUDIENCE") or None,
+            f"{service}_jwt_issuer": e.get(prefix + "ISSUER") or None,
+            f"{service}_jwt_max_lifetime_s": float(e.get(prefix + "MAX_LIFETIME_S") or 12 * 3600)}
+
+
 def _choice(env: Any, name: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name, allowed[0])
     if value not in allowed:
@@ -224,9 +233,18 @@ class Config:
     receiver_drain_s: float = 30.0  # on SIGTERM, how long open associations may finish
     gateway_tokens_file: str | None = None
     gateway_jwt_secret: str | None = None
+    # JWT checks (D-024), per service: `<PREFIX>_JWT_JWKS`, `_AUDIENCE`, `_ISSUER`, `_MAX_LIFETIME_S`
+    gateway_jwt_jwks: str | None = None
+    gateway_jwt_audience: str | None = None
+    gateway_jwt_issuer: str | None = None
+    gateway_jwt_max_lifetime_s: float = 12 * 3600.0
     # STOW-RS ingest (`receiver --dicomweb-port`): its bearer tokens and size limits
     dicomweb_tokens_file: str | None = None
     dicomweb_jwt_secret: str | None = None
+    dicomweb_jwt_jwks: str | None = None
+    dicomweb_jwt_audience: str | None = None
+    dicomweb_jwt_issuer: str | None = None
+    dicomweb_jwt_max_lifetime_s: float = 12 * 3600.0
     stow_max_request_mb: float = 2048.0
     stow_max_part_mb: float = 512.0
     device: str = "auto"  # torch device for infer: auto (cuda when available), cpu, cuda, cuda:N
@@ -315,6 +333,7 @@ class Config:
             gateway_jwt_secret=e.get("RADSTREAM_GATEWAY_JWT_SECRET") or None,
             dicomweb_tokens_file=e.get("RADSTREAM_DICOMWEB_TOKENS") or None,
             dicomweb_jwt_secret=e.get("RADSTREAM_DICOMWEB_JWT_SECRET") or None,
+            **_jwt_settings(e, "gateway"), **_jwt_settings(e, "dicomweb"),
             stow_max_request_mb=float(e.get("RADSTREAM_STOW_MAX_REQUEST_MB", 2048)),
             stow_max_part_mb=float(e.get("RADSTREAM_STOW_MAX_PART_MB", 512)),
             decode_memory_mb=int(e.get("RADSTREAM_DECODE_MEMORY_MB", 4096)),

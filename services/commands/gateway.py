@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 in containers)")
     add_bootstrap(sp)
     sp.add_argument("--tokens", metavar="FILE",
-                    help="token file, `TOKEN [SITE,SITE]` per line (default: $RADSTREAM_GATEWAY_TOKENS)")
+                    help="token file, `TOKEN [SITE,SITE|* [NAME]]` per line (default: $RADSTREAM_GATEWAY_TOKENS)")
     sp.add_argument("--no-auth", action="store_true", help="serve every site to anyone (local demos only)")
     sp.add_argument("--heartbeat", type=float, default=15.0, metavar="S", help="seconds between `: ping` comments")
     sp.add_argument("--max-streams", type=int, default=16, metavar="N",
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from aiohttp import web
-    from radstream.services.commands.auth_flags import bearer_auth
+    from radstream.services.commands.auth_flags import bearer_auth, jwt_settings
     from radstream.services.gateway import (
         EventHub,
         Gateway,
@@ -53,7 +53,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     if args.max_streams < 1:
         raise CliError("--max-streams must be at least 1", EXIT_USAGE)
     config = require_bootstrap(args)
-    auth = bearer_auth(args.tokens or config.gateway_tokens_file, config.gateway_jwt_secret, args.no_auth,
+    auth = bearer_auth(args.tokens or config.gateway_tokens_file, jwt_settings(config, "gateway"), args.no_auth,
                        tokens_flag="--tokens", env_prefix="RADSTREAM_GATEWAY", no_auth_flag="--no-auth")
     hub = EventHub(HubLimits(max_studies=args.max_studies))
     source = KafkaEventSource(config.kafka, trusted=trusted_keys_or_fail(config))  # unsigned overrides dropped

@@ -83,10 +83,10 @@ def _stow_server(args: argparse.Namespace, config, sink, host: str):
     """The STOW-RS server on --dicomweb-port, started; None without the flag."""
     if args.dicomweb_port is None:
         return None
-    from radstream.services.commands.auth_flags import bearer_auth
+    from radstream.services.commands.auth_flags import bearer_auth, jwt_settings
     from radstream.services.stow import MB, StowHandler, StowLimits, StowServer
 
-    auth = bearer_auth(args.dicomweb_tokens or config.dicomweb_tokens_file, config.dicomweb_jwt_secret,
+    auth = bearer_auth(args.dicomweb_tokens or config.dicomweb_tokens_file, jwt_settings(config, "dicomweb"),
                        args.dicomweb_no_auth, service="STOW-RS ", tokens_flag="--dicomweb-tokens",
                        env_prefix="RADSTREAM_DICOMWEB", no_auth_flag="--dicomweb-no-auth")
     if config.stow_max_part_mb <= 0 or config.stow_max_request_mb <= 0:

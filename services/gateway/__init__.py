@@ -7,7 +7,10 @@ See docs/gateway.md. `create_app` builds the aiohttp application around an
 from radstream.services.gateway.app import Gateway, create_app
 from radstream.services.gateway.auth import (
     Authenticator,
+    JwtSettings,
+    JwtVerifier,
     Principal,
+    TokenGrant,
     load_token_file,
     sign_jwt,
     verify_jwt,
@@ -18,6 +21,6 @@ from radstream.services.gateway.source import KafkaEventSource
 from radstream.services.gateway.sse import StreamSettings
 
 __all__ = [
-    "Authenticator", "EventHub", "Gateway", "GatewayLoadReport", "HubLimits", "KafkaEventSource", "Principal",
+    "Authenticator", "EventHub", "JwtSettings", "JwtVerifier", "TokenGrant", "Gateway", "GatewayLoadReport", "HubLimits", "KafkaEventSource", "Principal",
     "StreamSettings", "create_app", "gateway_load", "load_token_file", "sign_jwt", "verify_jwt",
 ]
