@@ -99,10 +99,14 @@ def _install_key(path: Path) -> bytes:
 def _jwt_settings(e: Mapping[str, str], service: str) -> dict[str, Any]:
     """`<service>_jwt_*` fields from `RADSTREAM_<SERVICE>_JWT_*` (D-024)."""
     prefix = f"RADSTREAM_{service.upper()}_JWT_"
+    try:
+        lifetime = float(e.get(prefix + "MAX_LIFETIME_S") or 12 * 3600)
+    except ValueError:
+        raise ValueError(f"{prefix}MAX_LIFETIME_S must be a number of seconds") from None
     return {f"{service}_jwt_jwks": e.get(prefix + "JWKS") or None,
             f"{service}_jwt_audience": e.get(prefix + "AUDIENCE") or None,
             f"{service}_jwt_issuer": e.get(prefix + "ISSUER") or None,
-            f"{service}_jwt_max_lifetime_s": float(e.get(prefix + "MAX_LIFETIME_S") or 12 * 3600)}
+            f"{service}_jwt_max_lifetime_s": lifetime}
 
 
 def _choice(env: Any, name: str, allowed: tuple[str, ...]) -> str:

@@ -111,3 +111,5 @@ def test_settings_come_from_the_environment_for_the_gateway_and_stow(service: st
                                        f"\\({prefix}_JWT_\\*\\): the JWT secret is 5 bytes"):
         bearer_auth(None, jwt_settings(short, service), False, service="STOW-RS " if service == "dicomweb" else "",
                     tokens_flag="--tokens", env_prefix=prefix, no_auth_flag="--no-auth")
+    with pytest.raises(ValueError, match=f"^{prefix}_JWT_MAX_LIFETIME_S must be a number of seconds$"):
+        Config.from_env("127.0.0.1:9092", env={f"{prefix}_JWT_MAX_LIFETIME_S": "12h"})
