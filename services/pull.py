@@ -29,7 +29,7 @@ import requests
 from dicomweb_client import DICOMwebClient
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import RE_VALID_UID
-from radstream.services.receiver import CANNOT_UNDERSTAND, SUCCESS, InstanceSink
+from radstream.services.receiver import CANNOT_UNDERSTAND, DATASET_TOO_LARGE, SUCCESS, InstanceSink
 
 log = logging.getLogger("radstream.pull")
 
@@ -155,8 +155,9 @@ def pull(client: DICOMwebClient, sink: InstanceSink, instances: list[RemoteInsta
         if status == SUCCESS:
             report.stored.append(instance.sop_uid)
             _tell(progress, "pulled", n, report.listed, instance, None)
-        elif status == CANNOT_UNDERSTAND:
-            reason = "not a DICOM instance with Study/Series/SOP Instance UIDs"
+        elif status in (CANNOT_UNDERSTAND, DATASET_TOO_LARGE):
+            reason = ("not a DICOM instance with Study/Series/SOP Instance UIDs" if status == CANNOT_UNDERSTAND
+                      else "over the dataset cap (RADSTREAM_RECEIVER_MAX_MB), on the wire or inflated")
             report.failed.append((instance.sop_uid, reason))
             _tell(progress, "failed", n, report.listed, instance, reason)
         else:  # OUT_OF_RESOURCES: every later instance would wait for the same broker or disk

@@ -7,6 +7,16 @@ answers a failure status instead, so the sending PACS keeps the instance and
 retries. A kill -9 can therefore repeat an event (at-least-once, deduplicated
 downstream by idempotency key) but never lose an acknowledged instance.
 
+Who may send is configured, not assumed (docs/security.md): an association is
+admitted only from a peer in the peers table (domain/dicom/peers.py), from inside
+its network, calling our own AE title; any other gets A-ASSOCIATE-RJ. The site on
+every event is the peer's configured site. Optionally the port speaks DICOM TLS
+(PS3.15 Annex B), with client certificates verified against a CA.
+
+Memory is bounded at this edge: a dataset passing the cap on the wire aborts its
+association, and the header is read by services/instance_header.py (size cap,
+bounded inflate of Deflated datasets, parse in a bounded worker process).
+
 The instance is stored byte for byte as received (`encoded_dataset`: the
 association's transfer syntax in the File Meta, no re-encoding), so its sha256
 is that of what the modality sent.
@@ -19,38 +29,44 @@ RADSTREAM_STUDY_QUIET_PERIOD_S without new images.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from io import BytesIO
-from pathlib import Path
 
-import pydicom
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
+    HTJ2K,
+    JPEG2000,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
-    HTJ2K,
     HTJ2KLossless,
     HTJ2KLosslessRPCL,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
-    JPEGLosslessSV1,
     JPEGLossless,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     JPEGLSNearLossless,
     RLELossless,
 )
-
-from radstream.services.publish import Instance, arrival_event
+from radstream.domain.dicom.peers import Peer, PeerTable, Refusal
+from radstream.services.instance_header import (
+    CANNOT_UNDERSTAND,
+    DATASET_TOO_LARGE,
+    DEFAULT_MAX_DATASET_MB,
+    MB,
+    HeaderReader,
+    HeaderRefusal,
+)
+from radstream.services.publish import arrival_event
 from radstream.streams import metrics, telemetry
-from radstream.streams.config import Config
 from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.config import Config
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import DICOM_ARRIVED
 
@@ -58,10 +74,13 @@ log = logging.getLogger("radstream.receiver")
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700  # blob store or broker unavailable: the sender retries later
-CANNOT_UNDERSTAND = 0xC000  # not a parsable instance with the three UIDs
 MEDIA_TYPE = "application/dicom"
+P_DATA_TF = 0x04  # PDU type of the PDUs that carry commands and datasets
 
-# Accepted for every storage SOP class: native, deflated, and the common lossless and lossy codecs.
+__all__ = ["CANNOT_UNDERSTAND", "DATASET_TOO_LARGE", "OUT_OF_RESOURCES", "SUCCESS", "InstanceSink", "Receiver"]
+
+# Accepted for every storage SOP class: native, deflated (measured by a bounded inflate before any parse),
+# and the common lossless and lossy codecs.
 TRANSFER_SYNTAXES: tuple[str, ...] = (
     ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian,
     JPEG2000Lossless, JPEG2000, JPEGLosslessSV1, JPEGLossless, JPEGLSLossless, JPEGLSNearLossless,
@@ -70,43 +89,72 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """DICOM TLS (PS3.15 Annex B): our certificate and key (PEM); with `ca`, clients must present a certificate it signed."""
+
+    cert: str
+    key: str
+    ca: str | None = None
+
+
+@dataclass(frozen=True)
 class ReceiverSettings:
     host: str = "127.0.0.1"
     max_associations: int = 10
     ack_timeout_s: float = 30.0
     drain_s: float = 30.0
+    max_dataset_bytes: int = DEFAULT_MAX_DATASET_MB * MB
 
 
 def receiver_settings(config: Config) -> ReceiverSettings:
     """The receiver's settings, as the one config reader read them (see docs/ingest.md)."""
     return ReceiverSettings(host=config.receiver_host, max_associations=config.receiver_max_associations,
-                            ack_timeout_s=config.receiver_ack_timeout_s, drain_s=config.receiver_drain_s)
+                            ack_timeout_s=config.receiver_ack_timeout_s, drain_s=config.receiver_drain_s,
+                            max_dataset_bytes=int(config.receiver_max_mb * MB))
+
+
+def server_tls_context(tls: TlsFiles) -> ssl.SSLContext:
+    """A TLS 1.2+ server context (BCP 195, as PS3.15 Annex B's profiles require); ValueError in one line."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(tls.cert, tls.key)
+        if tls.ca:
+            context.load_verify_locations(cafile=tls.ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load the TLS certificate, key or CA: {getattr(exc, 'strerror', None) or exc}") from None
+    return context
 
 
 class InstanceSink:
-    """Claim check, event, broker ack -> a C-STORE status. Thread-safe; no networking of its own."""
+    """Header, claim check, event, broker ack -> a C-STORE status. Thread-safe; no networking of its own."""
 
     def __init__(self, store: FileBlobStore, producer_factory: Callable[[], EventPublisher],
-                 ack_timeout_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+                 ack_timeout_s: float = 30.0, clock: Callable[[], float] = time.time,
+                 headers: HeaderReader | None = None) -> None:
         self.store = store
         self._producer_factory = producer_factory
         self._producer = producer_factory()
         self._ack_timeout_s = ack_timeout_s
         self._clock = clock
+        self.headers = headers or HeaderReader()  # in-process unless given a pool of bounded workers
         # One instance at a time through send+flush: a failed flush then concerns this
         # instance only, and the producer (whose delivery errors are sticky) is replaced.
         self._lock = threading.Lock()
         self.last_stored: float | None = None
 
-    def accept(self, encoded: bytes, calling_ae: str, expected_instances: int | None = None) -> int:
-        """Store, publish, await the ack; the status to answer. `expected_instances` is the study's count
-        when the caller knows it better than the header (a pull counts the study with QIDO-RS)."""
-        try:
-            instance, expected = parse_instance(encoded)
-        except ValueError as exc:
-            log.warning("refused an instance from %s: %s", calling_ae, exc)
-            metrics.failed.labels("receiver", "permanent", "cannot_understand").inc()
-            return CANNOT_UNDERSTAND
+    def accept(self, encoded: bytes, site: str, expected_instances: int | None = None) -> int:
+        """Store, publish, await the ack; the status to answer. `site` is the sender's configured site (a peer's,
+        a token's), never read from the data. `expected_instances` is the study's count when the caller knows it
+        better than the header (a pull counts the study with QIDO-RS)."""
+        header = self.headers.read(encoded)
+        if isinstance(header, HeaderRefusal):
+            log.warning("refused an instance from site %s: %s", site, header.reason)
+            code = "too_large" if header.status == DATASET_TOO_LARGE else "cannot_understand"
+            metrics.failed.labels("receiver", "permanent", code).inc()
+            return header.status
+        instance, expected = header.instance, header.expected
         try:
             blob = self.store.put(encoded, MEDIA_TYPE)
         except OSError as exc:
@@ -115,7 +163,7 @@ class InstanceSink:
             return OUT_OF_RESOURCES
         if expected_instances is not None:
             expected = expected_instances
-        event = arrival_event(instance, blob, calling_ae, expected, int(self._clock() * 1000))
+        event = arrival_event(instance, blob, site, expected, int(self._clock() * 1000))
         with self._lock:
             try:
                 headers = telemetry.producer_headers("receiver", DICOM_ARRIVED, telemetry.study_context(instance.study_uid))
@@ -126,7 +174,7 @@ class InstanceSink:
                 self._producer = self._producer_factory()
                 metrics.failed.labels("receiver", "transient", "broker_ack").inc()
                 return OUT_OF_RESOURCES
-        log.debug("stored %s (study %s) from %s", instance.sop_uid, instance.study_uid, calling_ae)
+        log.debug("stored %s (study %s) from site %s", instance.sop_uid, instance.study_uid, site)
         metrics.processed.labels("receiver").inc()
         self.last_stored = time.time()
         metrics.last_progress.labels("receiver").set(self.last_stored)
@@ -135,24 +183,7 @@ class InstanceSink:
     def close(self) -> None:
         with self._lock:
             self._producer.flush(self._ack_timeout_s)
-
-
-def parse_instance(encoded: bytes) -> tuple[Instance, int | None]:
-    """The three UIDs and NumberOfStudyRelatedInstances (the expected count, when the sender knows it)."""
-    try:
-        ds = pydicom.dcmread(BytesIO(encoded), stop_before_pixels=True, specific_tags=[
-            "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "NumberOfStudyRelatedInstances"])
-        study, series, sop = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
-    except (InvalidDicomError, AttributeError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"not a DICOM instance with Study/Series/SOP Instance UIDs ({type(exc).__name__})") from None
-    if not (study and series and sop):
-        raise ValueError("empty Study/Series/SOP Instance UID")
-    count = ds.get("NumberOfStudyRelatedInstances")
-    try:
-        expected = int(count) if count not in (None, "") and int(count) > 0 else None
-    except (TypeError, ValueError):
-        expected = None
-    return Instance(Path(sop), study, series, sop), expected
+        self.headers.close()
 
 
 def build_ae(ae_title: str, max_associations: int):
@@ -162,6 +193,7 @@ def build_ae(ae_title: str, max_associations: int):
 
     ae = AE(ae_title=ae_title)
     ae.maximum_associations = max_associations
+    ae.require_called_aet = True  # also checked with the peers table: belt and braces
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(context.abstract_syntax, list(TRANSFER_SYNTAXES))
     ae.add_supported_context(Verification)
@@ -169,26 +201,62 @@ def build_ae(ae_title: str, max_associations: int):
 
 
 class Receiver:
-    """The SCP around an InstanceSink: start, then stop(drain) on SIGTERM."""
+    """The SCP around an InstanceSink and a PeerTable: start, then stop(drain) on SIGTERM."""
 
-    def __init__(self, ae_title: str, port: int, sink: InstanceSink, settings: ReceiverSettings) -> None:
+    def __init__(self, ae_title: str, port: int, sink: InstanceSink, settings: ReceiverSettings,
+                 peers: PeerTable, tls: TlsFiles | None = None) -> None:
         self.ae_title, self.port, self.sink, self.settings = ae_title, port, sink, settings
+        self.peers, self.tls = peers, tls
         self.ae = build_ae(ae_title, settings.max_associations)
         self._server = None
+        self._wire_bytes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # association -> bytes of this message
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         from pynetdicom import evt
 
         telemetry.setup_tracing("receiver")
-
-        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_ACCEPTED, _log_association, ["accepted"]),
+        context = server_tls_context(self.tls) if self.tls else None
+        handlers = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store),
+                    (evt.EVT_DATA_RECV, self._on_data), (evt.EVT_ACCEPTED, _log_association, ["accepted"]),
                     (evt.EVT_ABORTED, _log_association, ["aborted"])]
-        self._server = self.ae.start_server((self.settings.host, self.port), block=False, evt_handlers=handlers)
+        self._server = self.ae.start_server((self.settings.host, self.port), block=False, evt_handlers=handlers,
+                                            ssl_context=context)
         self.port = self._server.server_address[1]
         return self
 
+    def admit(self, assoc) -> Peer | Refusal:
+        request = assoc.requestor.primitive
+        return self.peers.admit(_ae(request.calling_ae_title), _ae(request.called_ae_title), self.ae_title,
+                                assoc.requestor.address)
+
+    def _on_requested(self, event) -> None:
+        """A-ASSOCIATE-RQ: admit a configured peer, or answer A-ASSOCIATE-RJ before any negotiation."""
+        verdict = self.admit(event.assoc)
+        if isinstance(verdict, Refusal):
+            log.warning("association refused: %s", verdict.message)
+            metrics.failed.labels("receiver", "permanent", "association_rejected").inc()
+            event.assoc.acse.send_reject(verdict.result, verdict.source, verdict.reason)
+            event.assoc.kill()  # as pynetdicom's own rejections do: the RJ is sent, then the DUL stops
+
+    def _on_data(self, event) -> None:
+        """Raw PDUs in: abort the association once one message's P-DATA passes the dataset cap."""
+        if not event.data or event.data[0] != P_DATA_TF:
+            return
+        total = self._wire_bytes.get(event.assoc, 0) + len(event.data)
+        self._wire_bytes[event.assoc] = total
+        if total > self.settings.max_dataset_bytes and not event.assoc.is_aborted:
+            log.warning("aborting the association with %s: a dataset passed the cap of %d MiB on the wire",
+                        _ae(event.assoc.requestor.primitive.calling_ae_title), self.settings.max_dataset_bytes >> 20)
+            metrics.failed.labels("receiver", "permanent", "too_large").inc()
+            self._wire_bytes[event.assoc] = 0
+            event.assoc.abort()
+
     def _on_store(self, event) -> int:
-        return self.sink.accept(event.encoded_dataset(include_meta=True), event.assoc.requestor.ae_title.strip())
+        self._wire_bytes[event.assoc] = 0
+        verdict = self.admit(event.assoc)  # the same answer as at A-ASSOCIATE-RQ: the table does not change
+        if isinstance(verdict, Refusal):
+            return CANNOT_UNDERSTAND
+        return self.sink.accept(event.encoded_dataset(include_meta=True), verdict.site)
 
     def stop(self) -> None:
         """Refuse new associations, let open ones finish for up to drain_s, abort the rest, flush."""
@@ -202,6 +270,10 @@ class Receiver:
             assoc.abort()
         self.ae.shutdown()
         self.sink.close()
+
+
+def _ae(title: str | bytes) -> str:
+    return (title.decode("ascii", "replace") if isinstance(title, bytes) else str(title)).strip()
 
 
 def _log_association(event, what: str) -> None:

@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 class Stack:
     def __init__(self, config: Config, bootstrap: str | None = None, env: dict[str, str] | None = None,
-                 broker_port: int | None = None, receiver: tuple[int, str] | None = None) -> None:
-        self._receiver = receiver  # (port, AE title): also run the DICOM receiver
+                 broker_port: int | None = None, receiver: list[str] | None = None) -> None:
+        self._receiver = receiver  # `radstream receiver`'s arguments (--port, --ae-title, --peers ...): also run it
         self.config = config
         self._bootstrap = bootstrap
         self._broker_port = broker_port
@@ -50,8 +50,7 @@ class Stack:
         models = sorted(models_in_force(self.config))
         children = stage_children(models)
         if self._receiver:
-            port, ae_title = self._receiver
-            children.append(Child("receiver", command=["receiver", "--port", str(port), "--ae-title", ae_title]))
+            children.append(Child("receiver", command=["receiver", *self._receiver]))
         extra = {"RADSTREAM_HOME": str(home)}
         if (os.cpu_count() or 1) < len(children):  # more processes than cores: one thread each
             extra["RADSTREAM_COMPUTE_THREADS"] = "1"

@@ -36,7 +36,7 @@ from radstream.domain.dicom.stow import (
     store_instances_status,
 )
 from radstream.services.gateway.auth import AuthError, Authenticator, Principal
-from radstream.services.receiver import SUCCESS, TRANSFER_SYNTAXES, InstanceSink
+from radstream.services.receiver import DATASET_TOO_LARGE, SUCCESS, TRANSFER_SYNTAXES, InstanceSink
 
 log = logging.getLogger("radstream.stow")
 
@@ -179,6 +179,7 @@ class StowHandler:
         if status == SUCCESS:
             return outcome
         reason = {CANNOT_UNDERSTAND: "no Study/Series/SOP Instance UID",
+                  DATASET_TOO_LARGE: "over the dataset cap, as sent or inflated",
                   OUT_OF_RESOURCES: "blob store or broker unavailable: retry later"}.get(status, "refused")
         return _failed(outcome, status, reason)
 

@@ -17,6 +17,7 @@ from typing import Any
 from radstream.domain.fusion import DEFAULT_IOU_THR
 from radstream.domain.signatures import KeyFileError, parse_trusted_keys, rejection
 from radstream.domain.thresholds import ThresholdBook
+from radstream.streams.container import decode_memory_default_mb
 from radstream.streams.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,8 @@ class Config:
     receiver_max_associations: int = 10
     receiver_ack_timeout_s: float = 30.0  # wait this long for the broker before answering a failure status
     receiver_drain_s: float = 30.0  # on SIGTERM, how long open associations may finish
+    receiver_peers_file: str | None = None  # `AE_TITLE SITE [CIDR]` per line (domain/dicom/peers.py)
+    receiver_max_mb: float = 512.0  # a dataset's cap, on the wire and inflated (services/instance_header.py)
     gateway_tokens_file: str | None = None
     gateway_jwt_secret: str | None = None
     # JWT checks (D-024), per service: `<PREFIX>_JWT_JWKS`, `_AUDIENCE`, `_ISSUER`, `_MAX_LIFETIME_S`
@@ -333,6 +336,8 @@ class Config:
             receiver_max_associations=int(e.get("RADSTREAM_RECEIVER_MAX_ASSOCIATIONS", 10)),
             receiver_ack_timeout_s=float(e.get("RADSTREAM_RECEIVER_ACK_TIMEOUT_S", 30)),
             receiver_drain_s=float(e.get("RADSTREAM_RECEIVER_DRAIN_S", 30)),
+            receiver_peers_file=e.get("RADSTREAM_RECEIVER_PEERS") or None,
+            receiver_max_mb=float(e.get("RADSTREAM_RECEIVER_MAX_MB", 512)),
             gateway_tokens_file=e.get("RADSTREAM_GATEWAY_TOKENS") or None,
             gateway_jwt_secret=e.get("RADSTREAM_GATEWAY_JWT_SECRET") or None,
             dicomweb_tokens_file=e.get("RADSTREAM_DICOMWEB_TOKENS") or None,
@@ -340,7 +345,7 @@ class Config:
             **_jwt_settings(e, "gateway"), **_jwt_settings(e, "dicomweb"),
             stow_max_request_mb=float(e.get("RADSTREAM_STOW_MAX_REQUEST_MB", 2048)),
             stow_max_part_mb=float(e.get("RADSTREAM_STOW_MAX_PART_MB", 512)),
-            decode_memory_mb=int(e.get("RADSTREAM_DECODE_MEMORY_MB", 4096)),
+            decode_memory_mb=int(e.get("RADSTREAM_DECODE_MEMORY_MB") or decode_memory_default_mb()),
             engine_cache=Path(e.get("RADSTREAM_ENGINE_CACHE") or DEFAULT_ENGINE_CACHE).expanduser(),
             env_name=_choice(e, "RADSTREAM_ENV", ("dev", "prod")),
             trusted_keys_file=Path(e["RADSTREAM_TRUSTED_KEYS"]) if e.get("RADSTREAM_TRUSTED_KEYS") else None,

@@ -113,6 +113,9 @@ def orthanc(orthanc_factory: Callable[..., "Orthanc"]) -> "Orthanc":
 # --- the receiver as a real process (`radstream receiver`) ---------------------------------------
 
 RECEIVER_AE_TITLE = "RADSTREAM"
+# The peers every test receiver admits unless told otherwise (`AE_TITLE SITE [CIDR]`): the dcmtk senders'
+# AE title and Orthanc's, on loopback, each under a site that is not its AE title, so a test sees the mapping.
+RECEIVER_PEERS = {"PACS": ("SITE_PACS", "127.0.0.0/8"), "ORTHANC": ("SITE_ORTHANC", "127.0.0.1/32")}
 
 
 @dataclass
@@ -134,7 +137,8 @@ class RunningReceiver:
 def receiver_factory(pipeline_env: dict[str, str], pipeline_config: Config,
                      tmp_path: Path) -> Iterator[Callable[..., RunningReceiver]]:
     """Start `radstream receiver` (topics created first) against the test's pipeline_env:
-    `receiver_factory(dicomweb=True, args=[...], env={...})`; killed after the test."""
+    `receiver_factory(dicomweb=True, args=[...], env={...}, peers={"AE": ("SITE", "CIDR")})` (peers default:
+    RECEIVER_PEERS); killed after the test."""
     from radstream.services.broker import free_port
     from radstream.streams.kafka.topics import create_topics
 
@@ -142,10 +146,14 @@ def receiver_factory(pipeline_env: dict[str, str], pipeline_config: Config,
     started: list[RunningReceiver] = []
 
     def start(dicomweb: bool = False, args: list[str] | None = None, env: dict[str, str] | None = None,
-              ae_title: str = RECEIVER_AE_TITLE) -> RunningReceiver:
+              ae_title: str = RECEIVER_AE_TITLE,
+              peers: dict[str, tuple[str, str | None]] | None = None) -> RunningReceiver:
         port = free_port()
+        peers_file = tmp_path / f"peers-{len(started)}.txt"
+        peers_file.write_text("".join(f"{ae} {site} {cidr or ''}\n"
+                                      for ae, (site, cidr) in (RECEIVER_PEERS if peers is None else peers).items()))
         command = [sys.executable, "-m", "radstream.services.cli", "receiver", "--port", str(port),
-                   "--ae-title", ae_title, *(args or [])]
+                   "--ae-title", ae_title, "--peers", str(peers_file), *(args or [])]
         dicomweb_port = free_port() if dicomweb else None
         if dicomweb_port:
             command += ["--dicomweb-port", str(dicomweb_port)]

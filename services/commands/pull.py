@@ -32,6 +32,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         open_client,
         pull,
     )
+    from radstream.services.instance_header import MB, HeaderReader
     from radstream.services.receiver import InstanceSink
     from radstream.streams.blobstore import open_blob_store
     from radstream.streams.kafka.producer import EventPublisher
@@ -57,7 +58,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     except PullError as exc:
         raise CliError(str(exc)) from None
     sink = InstanceSink(open_blob_store(config.blob_url), lambda: EventPublisher(config.kafka),
-                        config.receiver_ack_timeout_s)
+                        config.receiver_ack_timeout_s, headers=HeaderReader(int(config.receiver_max_mb * MB), workers=1))
     try:
         report = pull(client, sink, instances, site=args.site or DEFAULT_SITE, progress=progress)
     except PullError as exc:

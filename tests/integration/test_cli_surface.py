@@ -27,8 +27,10 @@ def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
     env = {**os.environ, **pipeline_env}
     from radstream.services.broker import free_port
 
+    peers = tmp_path / "peers.txt"
+    peers.write_text("PACS SITE_A 127.0.0.1/32\n")
     up = subprocess.Popen([sys.executable, "-m", "radstream.services.cli", "up", "--receiver-port", str(free_port()),
-                           "--ae-title", "TESTRCV"], env=env,
+                           "--ae-title", "TESTRCV", "--peers", str(peers)], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert "radstream up on" in up.stdout.readline()  # printed once the topics exist

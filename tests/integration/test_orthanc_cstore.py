@@ -36,7 +36,7 @@ def test_orthanc_pushes_a_study_to_the_receiver(orthanc, receiver_factory, pipel
     events = read_arrivals(pipeline_config, {sop}, 60)
     assert sop in events, f"no DicomArrived for {sop}: {receiver.log.read_text()[-2000:]}"
     event = events[sop]
-    assert event["site"] == orthanc.aet  # the calling AE title: Orthanc's
+    assert event["site"] == "SITE_ORTHANC"  # the peers file's site for Orthanc's calling AE title
     assert event["study_uid"] == str(original.StudyInstanceUID) == orthanc.study_uid(study)
     assert event["series_uid"] == str(original.SeriesInstanceUID)
     data = blob_bytes(event)

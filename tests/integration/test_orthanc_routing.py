@@ -88,7 +88,7 @@ def test_the_example_script_forwards_each_stable_study_by_c_store(orthanc_factor
 
     events = read_arrivals(pipeline_config, sops, 60)
     assert sops <= set(events), f"{orthanc.log[-3000:]}\n{receiver.log.read_text()[-2000:]}"
-    assert {(e["site"], e["study_uid"]) for e in events.values()} == {(orthanc.aet, study)}  # C-STORE from Orthanc
+    assert {(e["site"], e["study_uid"]) for e in events.values()} == {("SITE_ORTHANC", study)}  # C-STORE from Orthanc: its peer's site
     wait_for_log(orthanc, f"radstream: study {study}: forwarded 2 instance(s) to radstream by dicom")
     assert {forwarded_mark(orthanc, sop) for sop in sops} == {b"dicom:radstream"}
 

@@ -65,7 +65,7 @@ def same_data_set(received: pydicom.Dataset, original: pydicom.Dataset) -> bool:
 
 
 def test_echo_store_a_study_and_stop_on_sigterm(receiver, pipeline_config, tmp_path: Path) -> None:
-    echo = subprocess.run(["echoscu", "-aec", AE_TITLE, "127.0.0.1", str(receiver.port)], capture_output=True,
+    echo = subprocess.run(["echoscu", "-aet", "PACS", "-aec", AE_TITLE, "127.0.0.1", str(receiver.port)], capture_output=True,
                           timeout=30)
     assert echo.returncode == 0, echo.stderr
 
@@ -92,7 +92,7 @@ def test_echo_store_a_study_and_stop_on_sigterm(receiver, pipeline_config, tmp_p
         data = blob_bytes(event)
         assert hashlib.sha256(data).hexdigest() == event["blob"]["sha256"]
         assert same_data_set(pydicom.dcmread(BytesIO(data)), pydicom.dcmread(path))
-        assert event["site"] == "PACS" and event["expected_instances"] is None
+        assert event["site"] == "SITE_PACS" and event["expected_instances"] is None  # the peers file's site
 
     receiver.proc.send_signal(signal.SIGTERM)
     assert receiver.proc.wait(40) == 0, receiver.log.read_text()
