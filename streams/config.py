@@ -237,7 +237,8 @@ class Config:
     receiver_ack_timeout_s: float = 30.0  # wait this long for the broker before answering a failure status
     receiver_drain_s: float = 30.0  # on SIGTERM, how long open associations may finish
     receiver_peers_file: str | None = None  # `AE_TITLE SITE [CIDR]` per line (domain/dicom/peers.py)
-    receiver_max_mb: float = 512.0  # a dataset's cap, on the wire and inflated (services/instance_header.py)
+    receiver_max_mb: float = 512.0
+    study_owner_retention_days: float = 30.0  # qc keeps a final study's site this long (site_conflict)  # a dataset's cap, on the wire and inflated (services/instance_header.py)
     gateway_tokens_file: str | None = None
     gateway_jwt_secret: str | None = None
     # JWT checks (D-024), per service: `<PREFIX>_JWT_JWKS`, `_AUDIENCE`, `_ISSUER`, `_MAX_LIFETIME_S`
@@ -338,6 +339,7 @@ class Config:
             receiver_drain_s=float(e.get("RADSTREAM_RECEIVER_DRAIN_S", 30)),
             receiver_peers_file=e.get("RADSTREAM_RECEIVER_PEERS") or None,
             receiver_max_mb=float(e.get("RADSTREAM_RECEIVER_MAX_MB", 512)),
+            study_owner_retention_days=float(e.get("RADSTREAM_STUDY_OWNER_RETENTION_DAYS", 30)),
             gateway_tokens_file=e.get("RADSTREAM_GATEWAY_TOKENS") or None,
             gateway_jwt_secret=e.get("RADSTREAM_GATEWAY_JWT_SECRET") or None,
             dicomweb_tokens_file=e.get("RADSTREAM_DICOMWEB_TOKENS") or None,

@@ -9,6 +9,13 @@ image results so far. A study is final when the expected instance count (from th
 sender) is reached, or when no image has arrived for the quiet period. An image
 arriving after the final result produces an amended final result (completion
 "late_amendment").
+
+A study belongs to its first site (docs/security.md). An image of a study UID that
+is held for another site is dead-lettered with code `site_conflict`, never merged:
+the study's state, results and thresholds stay the first site's. Once a final
+study's state is dropped (its retention), a small owner record (site and time) is
+kept for `owner_retention_s` (RADSTREAM_STUDY_OWNER_RETENTION_DAYS), so a late
+image from another site is still refused.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from radstream.domain.errors import Rejected
 from radstream.domain.keys import frame_key, idempotency_key, sop_uid_of
 from radstream.domain.qc import SUPPORTED_MODALITIES, image_result
 from radstream.domain.thresholds import ThresholdBook
@@ -34,12 +42,14 @@ class QcStage(Stage):
                  qc_models: dict[str, dict[str, float]] | None = None,
                  applicable_views: tuple[str, ...] = ("PA", "AP"),
                  applicable_modalities: tuple[str, ...] = SUPPORTED_MODALITIES, *,
-                 config: ThresholdBook | None = None, state: StateStore | None = None) -> None:
+                 config: ThresholdBook | None = None, state: StateStore | None = None,
+                 owner_retention_s: float = 30 * 86400) -> None:
         self.views = tuple(v.upper() for v in applicable_views)
         self.modalities = tuple(m.upper() for m in applicable_modalities)
         self.qc_models = dict(qc_models or {})  # name -> {label: default threshold}, task "qc" only
         self.quiet_ms = int(quiet_period_s * 1000)
         self.retention_ms = max(self.quiet_ms * 6, 600_000)
+        self.owner_retention_ms = int(owner_retention_s * 1000)
         self.applicable = tuple(b.upper() for b in applicable_body_parts)
         self.config = config
         self.state: StateStore = state if state is not None else MemoryStore()
@@ -47,7 +57,13 @@ class QcStage(Stage):
     def process(self, event: Inbound) -> list[Output]:
         fused = event.value
         now = _now_ms()
-        study = self.state.get(fused["study_uid"]) or {
+        study = self.state.get(fused["study_uid"])
+        if study is not None and study["site"] != fused["site"]:
+            raise Rejected(f"the study belongs to site {study['site']!r}; an instance from site "
+                           f"{fused['site']!r} is not merged", code="site_conflict")
+        if study is not None and study.get("owner_only"):
+            study = None  # the same site again, after its study was dropped: a new study
+        study = study or {
             "images": {}, "expected": fused["expected_instances"], "site": fused["site"],
             "trace_id": fused["trace_id"], "final_keys": [], "traceparent": traceparent_of(event),
         }
@@ -76,13 +92,17 @@ class QcStage(Stage):
         outputs = []
         for study_uid, study in self.state.items():
             idle = now_ms - study["last_ms"]
+            if study.get("owner_only"):
+                if idle >= self.owner_retention_ms:
+                    self.state.delete(study_uid)
+                continue
             if not study["final_keys"] and idle >= self.quiet_ms:
                 final = self._study_result(study_uid, study, "quiet_period_elapsed", now_ms)
                 final.trace_parent = trace_parent(study.get("traceparent"))
                 outputs.append(final)
                 self.state.put(study_uid, study)
             elif study["final_keys"] and idle >= self.retention_ms:
-                self.state.delete(study_uid)
+                self.state.put(study_uid, {"owner_only": True, "site": study["site"], "last_ms": study["last_ms"]})
         return outputs
 
     def _study_result(self, study_uid: str, study: dict, completion: str, now_ms: int, final: bool = True) -> Output:
@@ -113,6 +133,7 @@ class QcStage(Stage):
         return Output(STUDY_RESULTS, study_uid, value)
 
     def health(self) -> dict[str, Any]:
+        # open studies and the owner records of dropped ones (not told apart: this runs on the health thread)
         return {"open_studies": len(self.state) if self.state else 0, "qc_models": sorted(self.qc_models)}
 
 

@@ -120,7 +120,8 @@ def _qc(config: Config, model: str | None, book: ThresholdBook, state: StateStor
     return QcStage(quiet_period_s=config.quiet_period_s, qc_models=qc_models,
                    applicable_body_parts=applicable.body_parts, applicable_views=applicable.views,
                    applicable_modalities=applicable.modalities, config=book,
-                   state=_changelog_unless(state, config, "qc"))
+                   state=_changelog_unless(state, config, "qc"),
+                   owner_retention_s=config.study_owner_retention_days * 86400)
 
 
 STAGES: dict[str, Callable[[Config, str | None, ThresholdBook, StateStore | None], Stage]] = {

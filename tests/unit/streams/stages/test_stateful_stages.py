@@ -132,3 +132,28 @@ def test_view_position_and_laterality_checks(meta, flag) -> None:
 def test_a_chest_pa_without_laterality_passes_the_header_checks() -> None:
     [out] = _qc().process(Inbound(_fused("9.9.1", expected=1, laterality=None, series_laterality=None)))
     assert out.value["images"][0]["qc_flags"] == []
+
+
+def test_a_study_belongs_to_its_first_site_even_after_its_state_is_dropped() -> None:
+    from radstream.domain.errors import Rejected
+
+    stage = QcStage(quiet_period_s=0.0, state=MemoryStore(), owner_retention_s=3600)
+    first = {**_fused("9.9.1", expected=None), "site": "SITE_A"}
+    stage.process(Inbound(first))
+    with pytest.raises(Rejected) as refused:
+        stage.process(Inbound({**_fused("9.9.2", expected=None), "site": "SITE_B"}))
+    assert refused.value.code == "site_conflict" and "SITE_A" in refused.value.reason
+    assert list(stage.state.get("9.9")["images"]) != [] and stage.state.get("9.9")["site"] == "SITE_A"
+    t0 = first["arrived_at"]
+    [final] = stage.on_tick(t0 + 60_000)
+    assert final.value["site"] == "SITE_A" and [i["sop_uid"] for i in final.value["images"]] == ["9.9.1"]
+    stage.on_tick(t0 + 10 ** 7)  # past the study's retention: only its owner is kept
+    assert stage.state.get("9.9") == {"owner_only": True, "site": "SITE_A", "last_ms": stage.state.get("9.9")["last_ms"]}
+    with pytest.raises(Rejected):
+        stage.process(Inbound({**_fused("9.9.3", expected=None), "site": "SITE_B"}))
+    [again] = stage.process(Inbound({**_fused("9.9.4", expected=None), "site": "SITE_A"}))  # the owner: a new study
+    assert [i["sop_uid"] for i in again.value["images"]] == ["9.9.4"]
+    stage.on_tick(t0 + 10 ** 7)
+    stage.state.put("9.9", {"owner_only": True, "site": "SITE_A", "last_ms": t0})
+    stage.on_tick(t0 + 3600 * 1000 + 1)  # past the owner's retention: forgotten
+    assert stage.state.get("9.9") is None
