@@ -65,8 +65,8 @@ def same_data_set(received: pydicom.Dataset, original: pydicom.Dataset) -> bool:
 
 
 def test_echo_store_a_study_and_stop_on_sigterm(receiver, pipeline_config, tmp_path: Path) -> None:
-    echo = subprocess.run(["echoscu", "-aet", "PACS", "-aec", AE_TITLE, "127.0.0.1", str(receiver.port)], capture_output=True,
-                          timeout=30)
+    echo = subprocess.run(["echoscu", "-aet", "PACS", "-aec", AE_TITLE, "127.0.0.1", str(receiver.port)],
+                          capture_output=True, timeout=30)
     assert echo.returncode == 0, echo.stderr
 
     files = [Path(p) for name in ("RG1_UNCR.dcm", "RG1_J2KR.dcm") if (p := get_testdata_file(name))]
