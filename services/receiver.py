@@ -217,6 +217,7 @@ class Receiver:
         telemetry.setup_tracing("receiver")
         context = server_tls_context(self.tls) if self.tls else None
         handlers = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store),
+                    (evt.EVT_C_ECHO, self._on_echo),
                     (evt.EVT_DATA_RECV, self._on_data), (evt.EVT_ACCEPTED, _log_association, ["accepted"]),
                     (evt.EVT_ABORTED, _log_association, ["aborted"])]
         self._server = self.ae.start_server((self.settings.host, self.port), block=False, evt_handlers=handlers,
@@ -250,6 +251,10 @@ class Receiver:
             metrics.failed.labels("receiver", "permanent", "too_large").inc()
             self._wire_bytes[event.assoc] = 0
             event.assoc.abort()
+
+    def _on_echo(self, event) -> int:
+        self._wire_bytes[event.assoc] = 0  # a message done: the cap counts one message's P-DATA
+        return SUCCESS
 
     def _on_store(self, event) -> int:
         self._wire_bytes[event.assoc] = 0

@@ -80,3 +80,37 @@ def test_a_failing_blob_store_is_out_of_resources(store: FileBlobStore, monkeypa
     producer = FakeProducer()
     assert InstanceSink(store, lambda: producer).accept(instance_bytes(), "PACS1") == OUT_OF_RESOURCES
     assert producer.sent == []
+
+
+def _deflated(inflated_pixels: int) -> bytes:
+    """A small instance in Deflated Explicit VR Little Endian whose pixel data is `inflated_pixels` zero bytes."""
+    from io import BytesIO
+
+    import numpy as np
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from tests.fixtures.instances import instance_dataset
+
+    ds = instance_dataset()
+    side = int((inflated_pixels // 2) ** 0.5)
+    ds.Rows = ds.Columns = side
+    ds.PixelData = np.zeros((side, side), dtype=np.uint16).tobytes()
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_over_the_cap_as_sent_or_inflated_is_refused_before_anything_is_stored(store: FileBlobStore) -> None:
+    from radstream.services.instance_header import MB, HeaderReader
+    from radstream.services.receiver import DATASET_TOO_LARGE
+
+    producer = FakeProducer()
+    sink = InstanceSink(store, lambda: producer, headers=HeaderReader(max_bytes=4 * MB))
+    assert sink.accept(instance_bytes(size=1500), "PACS1") == DATASET_TOO_LARGE  # 4.5 MB as sent
+    bomb = _deflated(32 * MB)
+    assert len(bomb) < 256 * 1024
+    assert sink.accept(bomb, "PACS1") == DATASET_TOO_LARGE  # 40 kB as sent, 32 MB inflated
+    assert producer.sent == [] and not [p for p in store.root.rglob("*") if p.is_file()]  # nothing stored
+    assert sink.accept(_deflated(1 * MB), "PACS1") == SUCCESS  # a deflated instance within the cap is fine
+    assert len(producer.sent) == 1
