@@ -9,7 +9,6 @@ import importlib
 import inspect
 
 import pytest
-
 from radstream.streams.kafka import topics
 from radstream.streams.stage import Stage
 from radstream.streams.stages.registry import STAGES
