@@ -54,15 +54,20 @@ class RetentionPlan:
     kept_raw_not_final: int  # raw blobs of a study without a final result
     kept_raw_recent: int  # final, but younger than the raw retention, or not yet exported
     kept_derived_recent: int
+    kept_raw_dead_lettered: int = 0  # its arrival waits in dicom.arrived.dlq for a replay
 
 
 def plan_retention(stored: Iterable[StoredBlob], raw_studies: Mapping[str, set[str]],
                    finals: Mapping[str, FinalResult], now: float, raw_after_s: float,
-                   derived_after_s: float) -> RetentionPlan:
-    """`raw_studies`: sha256 of each raw blob -> the studies whose arrivals name it."""
+                   derived_after_s: float, dead_lettered: frozenset[str] = frozenset()) -> RetentionPlan:
+    """`raw_studies`: sha256 of each raw blob -> the studies whose arrivals name it;
+    `dead_lettered`: raw blobs whose arrival sits in the DLQ, kept so that `dlq replay` works."""
     deletions: list[Deletion] = []
-    not_final = recent = derived_recent = 0
+    not_final = recent = derived_recent = dead = 0
     for blob in stored:
+        if blob.sha256 in dead_lettered:
+            dead += 1
+            continue
         studies = raw_studies.get(blob.sha256)
         if studies is None:
             age = now - blob.modified_at
@@ -80,7 +85,7 @@ def plan_retention(stored: Iterable[StoredBlob], raw_studies: Mapping[str, set[s
             continue
         oldest_final = min(now - r.at for r in results if r is not None)
         deletions.append(Deletion(blob, "raw", f"study final {_human(oldest_final)} ago"))
-    return RetentionPlan(deletions, not_final, recent, derived_recent)
+    return RetentionPlan(deletions, not_final, recent, derived_recent, dead)
 
 
 def _human(seconds: float) -> str:

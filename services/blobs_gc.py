@@ -18,7 +18,8 @@ from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
-from radstream.streams.kafka.topics import DICOM_ARRIVED, STUDY_RESULTS
+from radstream.streams.codec import Codec, DecodeError
+from radstream.streams.kafka.topics import DICOM_ARRIVED, STUDY_RESULTS, dlq
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class GcSummary:
         return (f"blobs gc: {verb} {len(raw)} raw and {len(derived)} derived blob(s), "
                 f"{_mb(sum(d.blob.size_bytes for d in self.plan.deletions))}; kept raw: "
                 f"{self.plan.kept_raw_not_final} of studies not final, {self.plan.kept_raw_recent} final but "
-                f"recent or not exported; kept derived: {self.plan.kept_derived_recent} recent")
+                f"recent or not exported, {self.plan.kept_raw_dead_lettered} dead-lettered; "
+                f"kept derived: {self.plan.kept_derived_recent} recent")
 
 
 def _mb(n: int) -> str:
@@ -48,6 +50,18 @@ def raw_blob_studies(settings: KafkaSettings) -> dict[str, set[str]]:
     for _, arrival in read_events(settings, DICOM_ARRIVED, skip_undecodable=True):
         raw.setdefault(arrival["blob"]["sha256"], set()).add(arrival["study_uid"])
     return raw
+
+
+def dead_lettered_raw(settings: KafkaSettings) -> frozenset[str]:
+    """Raw blobs of arrivals that decode dead-lettered: `dlq replay` re-reads them."""
+    codec, shas = Codec(settings.schema_registry_url), set()
+    for _, letter in read_events(settings, dlq(DICOM_ARRIVED), codec=codec, skip_undecodable=True):
+        try:
+            _, arrival = codec.decode(letter["value"], "DicomArrived")
+        except DecodeError:  # a malformed arrival names no blob we could keep for it
+            continue
+        shas.add(arrival["blob"]["sha256"])
+    return frozenset(shas)
 
 
 def final_results(settings: KafkaSettings, export_targets: list[str]) -> dict[str, FinalResult]:
@@ -77,12 +91,15 @@ def collect(store: FileBlobStore, settings: KafkaSettings, raw_after_s: float, d
             export_targets: list[str], dry_run: bool, progress: Callable[[str], None] = print,
             now: float | None = None) -> GcSummary:
     raw = raw_blob_studies(settings)
+    dead = dead_lettered_raw(settings)
     finals = final_results(settings, export_targets)
-    progress(f"blobs gc: {len(raw)} raw blob(s) named by arrivals, {len(finals)} final stud(ies)"
+    progress(f"blobs gc: {len(raw)} raw blob(s) named by arrivals ({len(dead)} dead-lettered), "
+             f"{len(finals)} final stud(ies)"
              + (f", exports required: {', '.join(export_targets)}" if export_targets else ""))
     stored = list(store.stored())
     progress(f"blobs gc: {len(stored)} blob(s) in the store")
-    plan = plan_retention(stored, raw, finals, time.time() if now is None else now, raw_after_s, derived_after_s)
+    plan = plan_retention(stored, raw, finals, time.time() if now is None else now, raw_after_s,
+                          derived_after_s, dead)
     deleted = freed = 0
     for i, d in enumerate(plan.deletions, 1):
         if not dry_run and store.delete(d.blob):

@@ -1,6 +1,6 @@
 """`radstream blobs gc` on a real file blob store and the real broker: the raw DICOM of a final
-study goes, a pending study's stays, derived blobs go by age, an export group that has not
-consumed the result holds the raw blob, and --dry-run deletes nothing."""
+study goes, a pending study's stays, a dead-lettered arrival's stays, derived blobs go by age,
+an export group that has not consumed the result holds the raw blob, and --dry-run deletes nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from radstream.streams.config import Config
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
-from radstream.streams.kafka.topics import DICOM_ARRIVED, STUDY_RESULTS, create_topics
+from radstream.streams.kafka.topics import DICOM_ARRIVED, STUDY_RESULTS, create_topics, dlq
 
 DAY = 86400
 
@@ -36,14 +36,25 @@ def _final_result(study: str) -> dict:
 def test_gc_deletes_raw_of_final_studies_and_old_derived_blobs(pipeline_env: dict[str, str],
                                                                pipeline_config: Config) -> None:
     create_topics(pipeline_config.kafka, 1)
-    rg1, rg3 = real_radiographs()[0], real_radiographs()[2]
-    published = _cli(pipeline_env, "publish", str(rg1), str(rg3))
+    rg1, rg1_j2k, rg3 = real_radiographs()[:3]  # RG1 twice (two instances, one study), RG3
+    published = _cli(pipeline_env, "publish", str(rg1), str(rg1_j2k), str(rg3))
     assert published.returncode == 0, published.stderr
-    arrivals = {a["study_uid"]: a["blob"] for _, a in read_events(pipeline_config.kafka, DICOM_ARRIVED)}
-    assert len(arrivals) == 2
-    final_study, pending_study = sorted(arrivals)
+    messages = list(read_events(pipeline_config.kafka, DICOM_ARRIVED))
+    by_study: dict[str, list] = {}
+    for msg, a in messages:
+        by_study.setdefault(a["study_uid"], []).append((msg, a))
+    (final_study, two), (pending_study, one) = sorted(by_study.items(), key=lambda kv: -len(kv[1]))
+    assert len(two) == 2 and len(one) == 1
+    (kept_msg, dead_arrival), (_, final_arrival) = two
+    arrivals = {final_study: final_arrival["blob"], pending_study: one[0][1]["blob"]}
     publisher = EventPublisher(pipeline_config.kafka)
     publisher.send(STUDY_RESULTS, final_study, _final_result(final_study))
+    # one of the final study's arrivals waits in decode's DLQ: its raw blob stays for `dlq replay`
+    publisher.send(dlq(DICOM_ARRIVED), None, {
+        "schema_version": 1, "stage": "decode", "source_topic": kept_msg.topic(), "partition": kept_msg.partition(),
+        "offset": kept_msg.offset(), "key": kept_msg.key(), "value": kept_msg.value(), "headers": [],
+        "error_class": "PERMANENT", "error_code": "test", "error_message": "dead-lettered by the test",
+        "attempts": 1, "failed_at": int(time.time() * 1000)})
     publisher.flush()
 
     store = open_blob_store(pipeline_config.blob_url)
@@ -53,7 +64,7 @@ def test_gc_deletes_raw_of_final_studies_and_old_derived_blobs(pipeline_env: dic
     os.utime(old_path, (time.time() - 40 * DAY, time.time() - 40 * DAY))
     paths = {name: store._path(ref["uri"]) for name, ref in
              [("final_raw", arrivals[final_study]), ("pending_raw", arrivals[pending_study]),
-              ("old_derived", old_png), ("new_derived", new_png)]}
+              ("old_derived", old_png), ("new_derived", new_png), ("dead_lettered_raw", dead_arrival["blob"])]}
 
     dry = _cli(pipeline_env, "blobs", "gc", "--raw-after", "0s", "--derived-after", "30d", "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -77,8 +88,8 @@ def test_gc_deletes_raw_of_final_studies_and_old_derived_blobs(pipeline_env: dic
     assert done.returncode == 0, done.stderr
     assert "deleted 1 raw and 0 derived" in done.stdout, done.stdout
     assert not paths["final_raw"].exists()
-    assert paths["pending_raw"].exists() and paths["new_derived"].exists()
-    assert "1 of studies not final" in done.stdout
+    assert paths["pending_raw"].exists() and paths["new_derived"].exists() and paths["dead_lettered_raw"].exists()
+    assert "1 of studies not final" in done.stdout and "1 dead-lettered" in done.stdout
 
     # a second run finds nothing left: the pending study and the recent derived blob stay
     again = _cli(pipeline_env, "blobs", "gc", "--raw-after", "72h")

@@ -54,3 +54,9 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations_name_the_form(text: str) -> None:
     with pytest.raises(ValueError, match="e.g. 72h"):
         parse_duration(text)
+
+
+def test_a_dead_lettered_arrivals_raw_blob_stays_for_a_replay() -> None:
+    p = plan_retention([blob("a", 100 * H), blob("b", 100 * H)], {"a": {"S1"}, "b": {"S1"}},
+                       {"S1": FinalResult(NOW - 80 * H)}, NOW, 72 * H, 30 * 24 * H, dead_lettered=frozenset({"b"}))
+    assert [d.blob.sha256 for d in p.deletions] == ["a"] and p.kept_raw_dead_lettered == 1
