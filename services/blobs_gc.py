@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from confluent_kafka import TopicPartition
 from radstream.domain.retention import FinalResult, RetentionPlan, plan_retention
 from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.codec import Codec, DecodeError
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
-from radstream.streams.codec import Codec, DecodeError
 from radstream.streams.kafka.topics import DICOM_ARRIVED, STUDY_RESULTS, dlq
 
 

@@ -16,7 +16,12 @@ from radstream.streams.config import Config
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
-from radstream.streams.kafka.topics import DICOM_ARRIVED, STUDY_RESULTS, create_topics, dlq
+from radstream.streams.kafka.topics import (
+    DICOM_ARRIVED,
+    STUDY_RESULTS,
+    create_topics,
+    dlq,
+)
 
 DAY = 86400
 
