@@ -1,7 +1,11 @@
 """Content-addressed blob store for the claim-check pattern: pixels never travel in Kafka.
 
 Events carry a BlobRef (uri, sha256, size, media type, shape, dtype); consumers
-verify the hash on every read.
+verify the hash on every read. Two areas: `raw/` holds what arrived (DICOM instances,
+PHI inside), `derived/` what the stages made from it (pixels, tensors, display PNGs).
+The gateway reads display images from `derived/` only, by digest (D-024); retention
+(`blobs gc`) walks both. Blobs written before the split (`<root>/<sha[:2]>/<sha>`) are
+still read through their URIs.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -21,19 +25,31 @@ from radstream.domain.errors import PermanentError, TransientError
 from radstream.domain.retention import StoredBlob
 
 BlobRef = dict[str, Any]
+Area = Literal["raw", "derived"]
+RAW: Area = "raw"
+DERIVED: Area = "derived"
+AREAS: tuple[Area, ...] = (RAW, DERIVED)
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
 class FileBlobStore:
-    """Blobs as files under `root/<sha[:2]>/<sha>`; writes are atomic (temp file + rename)."""
+    """Blobs as files under `root/<area>/<sha[:2]>/<sha>`; writes are atomic (temp file + rename)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def put(self, data: bytes, media_type: str, shape: tuple[int, ...] = (), dtype: str = "") -> BlobRef:
+    def area_dir(self, area: Area) -> Path:
+        """The folder of one area: `raw` (what arrived) or `derived` (what a stage made)."""
+        if area not in AREAS:
+            raise ValueError(f"unknown blob area {area!r}: expected one of {', '.join(AREAS)}")
+        return self.root / area
+
+    def put(self, data: bytes, media_type: str, shape: tuple[int, ...] = (), dtype: str = "",
+            area: Area = RAW) -> BlobRef:
+        """Store `data` in `area`: raw (the default: what arrived) or derived (what a stage made)."""
         digest = hashlib.sha256(data).hexdigest()
-        path = self.root / digest[:2] / digest
+        path = self.area_dir(area) / digest[:2] / digest
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -67,20 +83,22 @@ class FileBlobStore:
             raise PermanentError(f"blob hash mismatch for {ref['uri']}", code="blob_hash_mismatch")
         return data
 
-    def get_by_digest(self, sha256: str) -> bytes:
-        """Read and verify the blob with this sha256, from where `put` stores it.
+    def get_by_digest(self, sha256: str, area: Area) -> bytes:
+        """Read and verify the blob with this sha256 in `area`, from where `put` stores it.
 
-        For readers that must not trust a record's `uri` (the gateway): the path comes
-        from the digest alone, so a record can only name content this store holds.
+        For readers that must not trust a record's `uri` (the gateway, from `derived`): the
+        path comes from the digest and the area alone, so a record can only name content
+        of that area.
         """
         if not _is_sha256(sha256):
             raise PermanentError("not a sha256 digest", code="blob_uri")
-        return self.get({"uri": (self.root / sha256[:2] / sha256).as_uri(), "sha256": sha256})
+        return self.get({"uri": (self.area_dir(area) / sha256[:2] / sha256).as_uri(), "sha256": sha256})
 
-    def put_array(self, array: np.ndarray) -> BlobRef:
+    def put_array(self, array: np.ndarray, area: Area = DERIVED) -> BlobRef:
+        """Arrays are what stages make (pixels, tensors): derived unless told otherwise."""
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-        return self.put(buf.getvalue(), "application/x-npy", array.shape, str(array.dtype))
+        return self.put(buf.getvalue(), "application/x-npy", array.shape, str(array.dtype), area=area)
 
     def get_array(self, ref: BlobRef) -> np.ndarray:
         return np.load(io.BytesIO(self.get(ref)), allow_pickle=False)

@@ -22,7 +22,7 @@ from radstream.services.gateway.responses import add_security_headers, is_png
 from radstream.services.gateway.source import KafkaEventSource
 from radstream.services.gateway.sse import StreamQuota, StreamSettings, stream_events
 from radstream.services.gateway.state import StudyState
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import DERIVED, FileBlobStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -183,8 +183,10 @@ async def _image(request: web.Request) -> web.Response:
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=cache)
     try:
-        # By digest, never by the record's uri; served as PNG only if it is one (D-024).
-        data = await asyncio.get_running_loop().run_in_executor(None, gw.blobs.get_by_digest, ref.get("sha256"))
+        # By digest from the derived area, never by the record's uri: a raw DICOM blob is not
+        # reachable at all; served as PNG only if it is one (D-024).
+        data = await asyncio.get_running_loop().run_in_executor(
+            None, gw.blobs.get_by_digest, ref.get("sha256"), DERIVED)
     except StageError as exc:
         status = 503 if exc.transient else 404 if exc.code in ("blob_missing", "blob_uri") else 502
         raise _http_error(status, exc.reason if status != 404 else "no display image") from None

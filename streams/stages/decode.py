@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import DERIVED, FileBlobStore
 from radstream.domain.dicom.decode import DecodeLimits, decode_instance
 from radstream.domain.errors import NotAnImage, Rejected, Skipped
 from radstream.domain.keys import idempotency_key, image_key
@@ -117,7 +117,7 @@ def decode_arrival(store: FileBlobStore | str, limits: DecodeLimits, non_image_p
             "idempotency_key": idempotency_key(arrival["sop_uid"], frame, arrival["blob"]["sha256"]),
             "frame": frame,
             "pixels": store.put_array(pixels.astype(np.float32, copy=False)),
-            "display": store.put(encode_png(display), "image/png", display.shape, "uint8"),
+            "display": store.put(encode_png(display), "image/png", display.shape, "uint8", area=DERIVED),
             "metadata": metadata,
             "source": arrival["blob"],  # carried to the result, for the export edges (domain/dicom/patient.py)
             "stage_ms": dict(arrival["stage_ms"]),

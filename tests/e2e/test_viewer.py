@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from radstream.services.gateway import Authenticator, EventHub, Gateway, create_app
 from radstream.services.gateway.events import KIND_BY_SCHEMA, Position
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import DERIVED, FileBlobStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "services" / "gateway"))
 from gateway_records import decoded, fused, fused_box, inferred, override, study_result
@@ -85,7 +85,7 @@ def _display_png(store: FileBlobStore) -> dict:
     for cx, cy in ((60, 70), (170, 150)):
         img += 120 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 300.0)
     _, png = cv2.imencode(".png", np.clip(img, 0, 255).astype(np.uint8))
-    return store.put(png.tobytes(), "image/png", (256, 256), "uint8")
+    return store.put(png.tobytes(), "image/png", (256, 256), "uint8", area=DERIVED)
 
 
 BOXES = [fused_box([40, 50, 80, 90], score=0.91), fused_box([150, 130, 190, 170], score=0.74),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from radstream.streams.blobstore import FileBlobStore, open_blob_store
 from radstream.domain.errors import PermanentError
+from radstream.streams.blobstore import DERIVED, RAW, FileBlobStore, open_blob_store
 
 
 def test_put_get_round_trip_is_content_addressed(tmp_path) -> None:
@@ -28,7 +27,7 @@ def test_arrays_round_trip_with_shape_and_dtype(tmp_path) -> None:
 def test_tampered_missing_and_foreign_blobs_are_permanent_errors(tmp_path) -> None:
     store = FileBlobStore(tmp_path / "blobs")
     ref = store.put(b"pixels", "application/octet-stream")
-    path = tmp_path / "blobs" / ref["sha256"][:2] / ref["sha256"]
+    path = tmp_path / "blobs" / RAW / ref["sha256"][:2] / ref["sha256"]
     path.write_bytes(b"pixelz")
     with pytest.raises(PermanentError, match="hash mismatch"):
         store.get(ref)
@@ -47,3 +46,25 @@ def test_open_blob_store_refuses_unknown_schemes(tmp_path) -> None:
     assert isinstance(open_blob_store(str(tmp_path)), FileBlobStore)
     with pytest.raises(ValueError, match="unsupported blob store URL"):
         open_blob_store("ftp://x/y")
+
+
+def test_raw_and_derived_are_separate_areas_and_old_paths_still_read(tmp_path) -> None:
+    store = FileBlobStore(tmp_path)
+    raw = store.put(b"DICM instance", "application/dicom")
+    png = store.put(b"\x89PNG derived", "image/png", area=DERIVED)
+    array = store.put_array(np.zeros(3, np.float32))
+    assert (tmp_path / "raw" / raw["sha256"][:2] / raw["sha256"]).exists()
+    assert (tmp_path / "derived" / png["sha256"][:2] / png["sha256"]).exists()
+    assert array["uri"].startswith((tmp_path / "derived").as_uri())  # arrays are what stages make
+    assert store.get_by_digest(png["sha256"], DERIVED) == b"\x89PNG derived"
+    with pytest.raises(PermanentError, match="blob not found"):  # by digest: only from the area asked
+        store.get_by_digest(raw["sha256"], DERIVED)
+    with pytest.raises(PermanentError, match="not a sha256"):
+        store.get_by_digest("../" + raw["sha256"][3:], DERIVED)
+    old = tmp_path / png["sha256"][:2] / png["sha256"]  # the layout before the split
+    old.parent.mkdir()
+    old.write_bytes(b"\x89PNG derived")
+    assert store.get({**png, "uri": old.as_uri()}) == b"\x89PNG derived"
+    assert {b.path for b in store.stored()} >= {str(old), raw["uri"][7:], png["uri"][7:]}  # gc sees every area
+    with pytest.raises(ValueError, match="unknown blob area"):
+        store.put(b"x", "text/plain", area="elsewhere")

@@ -13,7 +13,7 @@ from gateway_harness import ALL, ingest, make_gateway, serve
 from gateway_records import SOP, STUDY, decoded
 from radstream.services.demo import real_radiographs
 from radstream.services.gateway.responses import SECURITY_HEADERS
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import DERIVED, FileBlobStore
 
 
 def test_a_forged_display_pointing_at_a_raw_dicom_blob_is_not_served(tmp_path) -> None:
@@ -24,17 +24,23 @@ def test_a_forged_display_pointing_at_a_raw_dicom_blob_is_not_served(tmp_path) -
     patient = str(pydicom.dcmread(dicom_path).PatientID).encode()
     raw_ref = store.put(raw, "application/dicom")
     _, png = cv2.imencode(".png", np.full((8, 8), 7, np.uint8))
-    png_ref = store.put(png.tobytes(), "image/png", (8, 8), "uint8")
+    png_ref = store.put(png.tobytes(), "image/png", (8, 8), "uint8", area=DERIVED)
+    _, raw_png = cv2.imencode(".png", np.full((8, 8), 3, np.uint8))
+    raw_png_ref = store.put(raw_png.tobytes(), "image/png")  # a real PNG, but in the raw area
 
     async def scenario() -> None:
         gw = make_gateway(blobs=store)
         ingest(gw, "ImageDecoded", decoded(display={**raw_ref, "media_type": "text/html"}))
+        ingest(gw, "ImageDecoded", decoded(sop=SOP + "3", display=raw_png_ref))
         ingest(gw, "ImageDecoded", decoded(sop=SOP + "2", display={**png_ref, "media_type": "text/html"}))
         async with serve(gw) as base, aiohttp.ClientSession(headers=ALL) as session:
             async with session.get(f"{base}/studies/{STUDY}/images/{SOP}.png") as resp:
                 body = await resp.read()
                 assert resp.status == 404 and resp.content_type == "application/json"
                 assert raw[:132] not in body and patient not in body
+            # only the derived area is served: not even a PNG from the raw area
+            async with session.get(f"{base}/studies/{STUDY}/images/{SOP}3.png") as resp:
+                assert resp.status == 404 and await resp.read() != raw_png.tobytes()
             # a real PNG is served, and as image/png whatever the record says
             async with session.get(f"{base}/studies/{STUDY}/images/{SOP}2.png") as resp:
                 assert resp.status == 200 and resp.content_type == "image/png"
@@ -47,8 +53,8 @@ def test_a_display_uri_outside_its_digest_is_ignored(tmp_path) -> None:
     """The blob is found by its sha256 only: a record cannot steer the read with its `uri`."""
     store = FileBlobStore(tmp_path / "blobs")
     _, png = cv2.imencode(".png", np.full((8, 8), 9, np.uint8))
-    png_ref = store.put(png.tobytes(), "image/png")
-    other = store.put(b"\x89PNG\r\n\x1a\n not the same blob", "image/png")
+    png_ref = store.put(png.tobytes(), "image/png", area=DERIVED)
+    other = store.put(b"\x89PNG\r\n\x1a\n not the same blob", "image/png", area=DERIVED)
 
     async def scenario() -> None:
         gw = make_gateway(blobs=store)

@@ -18,7 +18,7 @@ from gateway_records import (
     study_result,
 )
 from radstream.services.gateway import HubLimits
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import DERIVED, FileBlobStore
 
 
 def test_state_follows_the_study_through_every_stage() -> None:
@@ -43,14 +43,14 @@ def test_state_follows_the_study_through_every_stage() -> None:
 def test_study_json_and_display_png_with_etag(tmp_path) -> None:
     store = FileBlobStore(tmp_path / "blobs")
     _, png = cv2.imencode(".png", np.full((32, 48), 128, np.uint8))
-    display = store.put(png.tobytes(), "image/png", (32, 48), "uint8")
+    display = store.put(png.tobytes(), "image/png", (32, 48), "uint8", area=DERIVED)
 
     async def scenario() -> None:
         gw = make_gateway(blobs=store)
         ingest(gw, "ImageDecoded", decoded(display=display))
         ingest(gw, "ImageDecoded", decoded(sop=SOP + "9", display={**display, "sha256": "0" * 64}))
-        corrupt = store.put(b"\x89PNG\r\n\x1a\n will be overwritten", "image/png")
-        (store.root / corrupt["sha256"][:2] / corrupt["sha256"]).write_bytes(b"\x89PNG\r\n\x1a\n changed on disk")
+        corrupt = store.put(b"\x89PNG\r\n\x1a\n will be overwritten", "image/png", area=DERIVED)
+        (store.area_dir(DERIVED) / corrupt["sha256"][:2] / corrupt["sha256"]).write_bytes(b"\x89PNG\r\n\x1a\n changed on disk")
         ingest(gw, "ImageDecoded", decoded(sop=SOP + "8", display=corrupt))
         async with serve(gw) as base, aiohttp.ClientSession(headers=ALL) as session:
             state = await (await session.get(f"{base}/studies/{STUDY}")).json()
