@@ -1,9 +1,11 @@
 """Which blobs retention may delete: pure, so the rule is tested without a store or a broker.
 
-Raw blobs (the DICOM a sender gave us, named by `dicom.arrived`) go once every study that names
-them has a final result older than the raw retention (and, where export groups are configured,
-once each of them has consumed that result). Every other blob is derived (decoded pixels,
-display PNGs, tensors) and goes by its own age: it can be made again from the raw blob.
+Raw blobs (the DICOM a sender gave us, in the store's `raw/` area) go once every study whose
+arrivals name them has a final result older than the raw retention (and, where export groups
+are configured, once each of them has consumed that result); a raw blob no arrival names is
+kept, whatever its age. Blobs in `derived/` (decoded pixels, display PNGs, tensors) go by their
+own age: they can be made again from the raw blob. Blobs from before the split (no area) are
+told apart by what names them, as before D-029: named by an arrival is raw, anything else derived.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class StoredBlob:
     path: str
     size_bytes: int
     modified_at: float  # epoch seconds
+    area: str | None = None  # "raw", "derived", or None for a blob from before the split
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class RetentionPlan:
     kept_raw_recent: int  # final, but younger than the raw retention, or not yet exported
     kept_derived_recent: int
     kept_raw_dead_lettered: int = 0  # its arrival waits in dicom.arrived.dlq for a replay
+    kept_raw_unnamed: int = 0  # in raw/, but no arrival on the topic names it (aged out, or a stray)
 
 
 def plan_retention(stored: Iterable[StoredBlob], raw_studies: Mapping[str, set[str]],
@@ -63,18 +67,21 @@ def plan_retention(stored: Iterable[StoredBlob], raw_studies: Mapping[str, set[s
     """`raw_studies`: sha256 of each raw blob -> the studies whose arrivals name it;
     `dead_lettered`: raw blobs whose arrival sits in the DLQ, kept so that `dlq replay` works."""
     deletions: list[Deletion] = []
-    not_final = recent = derived_recent = dead = 0
+    not_final = recent = derived_recent = dead = unnamed = 0
     for blob in stored:
-        if blob.sha256 in dead_lettered:
-            dead += 1
-            continue
         studies = raw_studies.get(blob.sha256)
-        if studies is None:
+        if blob.area == "derived" or (blob.area is None and studies is None):
             age = now - blob.modified_at
             if age >= derived_after_s:
                 deletions.append(Deletion(blob, "derived", f"derived, {_human(age)} old"))
             else:
                 derived_recent += 1
+            continue
+        if blob.sha256 in dead_lettered:
+            dead += 1
+            continue
+        if studies is None:  # raw/ blob whose arrival left dicom.arrived: never guess it final
+            unnamed += 1
             continue
         results = [finals.get(s) for s in studies]
         if any(r is None for r in results):
@@ -85,7 +92,7 @@ def plan_retention(stored: Iterable[StoredBlob], raw_studies: Mapping[str, set[s
             continue
         oldest_final = min(now - r.at for r in results if r is not None)
         deletions.append(Deletion(blob, "raw", f"study final {_human(oldest_final)} ago"))
-    return RetentionPlan(deletions, not_final, recent, derived_recent, dead)
+    return RetentionPlan(deletions, not_final, recent, derived_recent, dead, unnamed)
 
 
 def _human(seconds: float) -> str:

@@ -1,6 +1,7 @@
 """`radstream blobs gc`: retention for the blob store (domain/retention.py decides, this reads).
 
-What is raw comes from `dicom.arrived` (each arrival names its DICOM blob); which studies are
+Raw and derived are the store's areas (D-029); which studies a raw blob belongs to comes from
+`dicom.arrived` (each arrival names its DICOM blob); which studies are
 final from `study.results`; whether a result was exported from the committed offsets of the
 export consumer groups (`radstream-export-<target>`): a group has consumed a result when its
 committed offset on that partition is past the result's offset.
@@ -36,7 +37,8 @@ class GcSummary:
         return (f"blobs gc: {verb} {len(raw)} raw and {len(derived)} derived blob(s), "
                 f"{_mb(sum(d.blob.size_bytes for d in self.plan.deletions))}; kept raw: "
                 f"{self.plan.kept_raw_not_final} of studies not final, {self.plan.kept_raw_recent} final but "
-                f"recent or not exported, {self.plan.kept_raw_dead_lettered} dead-lettered; "
+                f"recent or not exported, {self.plan.kept_raw_dead_lettered} dead-lettered, "
+                f"{self.plan.kept_raw_unnamed} named by no arrival; "
                 f"kept derived: {self.plan.kept_derived_recent} recent")
 
 

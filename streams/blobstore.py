@@ -4,7 +4,7 @@ Events carry a BlobRef (uri, sha256, size, media type, shape, dtype); consumers
 verify the hash on every read. Two areas: `raw/` holds what arrived (DICOM instances,
 PHI inside), `derived/` what the stages made from it (pixels, tensors, display PNGs).
 The gateway reads display images from `derived/` only, by digest (D-024); retention
-(`blobs gc`) walks both. Blobs written before the split (`<root>/<sha[:2]>/<sha>`) are
+(`blobs gc`, D-029) walks both and tells them apart by area. Blobs written before the split (`<root>/<sha[:2]>/<sha>`) are
 still read through their URIs.
 """
 
@@ -103,9 +103,18 @@ class FileBlobStore:
     def get_array(self, ref: BlobRef) -> np.ndarray:
         return np.load(io.BytesIO(self.get(ref)), allow_pickle=False)
 
+    def area_of(self, ref: BlobRef) -> Area | None:
+        """The area a ref's URI points into (`raw` or `derived`), None for a blob from before
+        the split; a URI outside the store is a PermanentError. Says nothing about the content:
+        readers that must not trust the URI use `get_by_digest`."""
+        return _area_of(self._path(ref["uri"]).relative_to(self.root))
+
+    def is_derived(self, ref: BlobRef) -> bool:
+        return self.area_of(ref) == DERIVED
+
     def stored(self) -> Iterator[StoredBlob]:
-        """Every blob file under the root, at any depth (temp files of writes in flight are not
-        blobs: their names are not a sha256)."""
+        """Every blob file under the root, at any depth, with its area (temp files of writes in
+        flight are not blobs: their names are not a sha256)."""
         for dirpath, _, files in os.walk(self.root):
             for name in files:
                 if _SHA256_NAME.match(name):
@@ -114,7 +123,8 @@ class FileBlobStore:
                         st = path.stat()
                     except FileNotFoundError:  # deleted meanwhile (another gc, a test cleaning up)
                         continue
-                    yield StoredBlob(name, str(path), st.st_size, st.st_mtime)
+                    yield StoredBlob(name, str(path), st.st_size, st.st_mtime,
+                                     _area_of(path.relative_to(self.root)))
 
     def delete(self, blob: StoredBlob) -> bool:
         """Remove one blob file (retention); False when it was already gone."""
@@ -135,6 +145,12 @@ class FileBlobStore:
         if not path.is_relative_to(self.root):
             raise PermanentError(f"blob URI outside the blob store: {uri}", code="blob_uri")
         return path
+
+
+def _area_of(relative: Path) -> Area | None:
+    """`<area>/<sha[:2]>/<sha>` is in that area; anything else (the old root layout) in none."""
+    parts = relative.parts
+    return parts[0] if len(parts) == 3 and parts[0] in AREAS else None  # type: ignore[return-value]
 
 
 def _is_sha256(value: object) -> bool:

@@ -1,6 +1,7 @@
 """`radstream blobs gc` on a real file blob store and the real broker: the raw DICOM of a final
 study goes, a pending study's stays, a dead-lettered arrival's stays, derived blobs go by age,
-an export group that has not consumed the result holds the raw blob, and --dry-run deletes nothing."""
+an export group that has not consumed the result holds the raw blob, a raw/ blob no arrival
+names stays however old, and --dry-run deletes nothing."""
 
 from __future__ import annotations
 
@@ -63,13 +64,18 @@ def test_gc_deletes_raw_of_final_studies_and_old_derived_blobs(pipeline_env: dic
     publisher.flush()
 
     store = open_blob_store(pipeline_config.blob_url)
-    old_png = store.put(b"\x89PNG old display", "image/png")
-    new_png = store.put(b"\x89PNG new display", "image/png")
-    old_path = store._path(old_png["uri"])
-    os.utime(old_path, (time.time() - 40 * DAY, time.time() - 40 * DAY))
+    old_png = store.put(b"\x89PNG old display", "image/png", area="derived")
+    new_png = store.put(b"\x89PNG new display", "image/png", area="derived")
+    # a raw/ blob that no arrival names (its arrival aged out of the topic): kept, however old
+    stray_raw = store.put(b"DICM raw of an arrival long gone", "application/dicom")
+    assert store.area_of(arrivals[final_study]) == "raw" and store.is_derived(old_png)
+    assert not store.is_derived(stray_raw)
     paths = {name: store._path(ref["uri"]) for name, ref in
              [("final_raw", arrivals[final_study]), ("pending_raw", arrivals[pending_study]),
-              ("old_derived", old_png), ("new_derived", new_png), ("dead_lettered_raw", dead_arrival["blob"])]}
+              ("old_derived", old_png), ("new_derived", new_png), ("dead_lettered_raw", dead_arrival["blob"]),
+              ("stray_raw", stray_raw)]}
+    for name in ("old_derived", "stray_raw"):
+        os.utime(paths[name], (time.time() - 40 * DAY, time.time() - 40 * DAY))
 
     dry = _cli(pipeline_env, "blobs", "gc", "--raw-after", "0s", "--derived-after", "30d", "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -95,6 +101,7 @@ def test_gc_deletes_raw_of_final_studies_and_old_derived_blobs(pipeline_env: dic
     assert not paths["final_raw"].exists()
     assert paths["pending_raw"].exists() and paths["new_derived"].exists() and paths["dead_lettered_raw"].exists()
     assert "1 of studies not final" in done.stdout and "1 dead-lettered" in done.stdout
+    assert paths["stray_raw"].exists() and "1 named by no arrival" in done.stdout
 
     # a second run finds nothing left: the pending study and the recent derived blob stay
     again = _cli(pipeline_env, "blobs", "gc", "--raw-after", "72h")

@@ -60,3 +60,20 @@ def test_a_dead_lettered_arrivals_raw_blob_stays_for_a_replay() -> None:
     p = plan_retention([blob("a", 100 * H), blob("b", 100 * H)], {"a": {"S1"}, "b": {"S1"}},
                        {"S1": FinalResult(NOW - 80 * H)}, NOW, 72 * H, 30 * 24 * H, dead_lettered=frozenset({"b"}))
     assert [d.blob.sha256 for d in p.deletions] == ["a"] and p.kept_raw_dead_lettered == 1
+
+
+def test_areas_decide_raw_and_derived_and_an_unnamed_raw_blob_stays() -> None:
+    old = 100 * 24 * H
+    stored = [StoredBlob("r", "/b/raw/r", 10, NOW - old, "raw"),          # raw, named by no arrival
+              StoredBlob("d", "/b/derived/d", 10, NOW - old, "derived"),  # derived, old
+              StoredBlob("x", "/b/derived/x", 10, NOW - old, "derived"),  # derived copy of a raw's content
+              StoredBlob("legacy", "/b/legacy", 10, NOW - old)]            # before the split, unnamed
+    p = plan(stored, {"x": {"S1"}}, {})
+    assert sorted((d.blob.sha256, d.area) for d in p.deletions) == [("d", "derived"), ("legacy", "derived"),
+                                                                     ("x", "derived")]
+    assert p.kept_raw_unnamed == 1 and p.kept_raw_not_final == 0
+
+
+def test_a_blob_from_before_the_split_named_by_an_arrival_is_still_raw() -> None:
+    p = plan([StoredBlob("a", "/b/a", 10, NOW - 100 * H)], {"a": {"S1"}}, {})
+    assert p.deletions == [] and p.kept_raw_not_final == 1

@@ -68,3 +68,16 @@ def test_raw_and_derived_are_separate_areas_and_old_paths_still_read(tmp_path) -
     assert {b.path for b in store.stored()} >= {str(old), raw["uri"][7:], png["uri"][7:]}  # gc sees every area
     with pytest.raises(ValueError, match="unknown blob area"):
         store.put(b"x", "text/plain", area="elsewhere")
+
+
+def test_area_of_and_is_derived_follow_the_uri_and_the_walk_reports_each_area(tmp_path) -> None:
+    store = FileBlobStore(tmp_path)
+    raw, derived = store.put(b"dicom", "application/dicom"), store.put(b"png", "image/png", area=DERIVED)
+    legacy_dir = tmp_path / "ab"
+    legacy_dir.mkdir()
+    legacy = "ab" + "0" * 62
+    (legacy_dir / legacy).write_bytes(b"old")
+    assert (store.area_of(raw), store.is_derived(raw)) == (RAW, False)
+    assert (store.area_of(derived), store.is_derived(derived)) == ("derived", True)
+    assert {b.sha256: b.area for b in store.stored()} == {raw["sha256"]: "raw", derived["sha256"]: "derived",
+                                                           legacy: None}
