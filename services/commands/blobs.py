@@ -7,6 +7,8 @@ import argparse
 from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
 from radstream.services.commands.errors import EXIT_USAGE, CliError
 
+EXPORT_GROUP_PREFIX = "radstream-export-"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     blobs = subparsers.add_parser("blobs", help="the blob store").add_subparsers(dest="blobs_command", required=True)
@@ -19,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--exported-by", action="append", default=[], metavar="TARGET",
                     help="also require the export group radstream-export-TARGET to have consumed the final result "
                          "(repeatable; e.g. dicom, stow, fhir, hl7)")
+    sp.add_argument("--require-exported", action="append", default=[], metavar="GROUP",
+                    help="the same by group name: radstream-export-TARGET (repeatable)")
     sp.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     sp.set_defaults(func=cmd_blobs_gc)
 
@@ -32,8 +36,15 @@ def cmd_blobs_gc(args: argparse.Namespace) -> int:
         raw_after, derived_after = parse_duration(args.raw_after), parse_duration(args.derived_after)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    targets = list(args.exported_by)
+    for group in args.require_exported:
+        target = group.removeprefix(EXPORT_GROUP_PREFIX)
+        if target == group or not target:
+            raise CliError(f"--require-exported {group!r}: export groups are named "
+                           f"{EXPORT_GROUP_PREFIX}TARGET (e.g. {EXPORT_GROUP_PREFIX}dicom)", EXIT_USAGE)
+        targets.append(target)
     config = require_bootstrap(args)
     summary = collect(open_blob_store(config.blob_url), config.kafka, raw_after, derived_after,
-                      args.exported_by, args.dry_run)
+                      sorted(set(targets)), args.dry_run)
     print(summary.line())
     return 0

@@ -95,7 +95,8 @@ def test_gc_deletes_raw_of_final_studies_and_old_derived_blobs(pipeline_env: dic
     consumer = group_consumer(kafka, kafka.group("radstream-export-dicom"))
     consumer.commit(offsets=[TopicPartition(topic, 0, end)], asynchronous=False)
     consumer.close()
-    done = _cli(pipeline_env, "blobs", "gc", "--raw-after", "0s", "--derived-after", "30d", "--exported-by", "dicom")
+    done = _cli(pipeline_env, "blobs", "gc", "--raw-after", "0s", "--derived-after", "30d",
+                "--require-exported", "radstream-export-dicom")
     assert done.returncode == 0, done.stderr
     assert "deleted 1 raw and 0 derived" in done.stdout, done.stdout
     assert not paths["final_raw"].exists()
@@ -112,3 +113,9 @@ def test_gc_refuses_a_bad_duration_in_one_line(pipeline_env: dict[str, str]) -> 
     res = _cli(pipeline_env, "blobs", "gc", "--raw-after", "3 weeks")
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "not a duration" in res.stderr
+
+
+def test_gc_refuses_a_group_that_is_not_an_export_group_in_one_line(pipeline_env: dict[str, str]) -> None:
+    res = _cli(pipeline_env, "blobs", "gc", "--require-exported", "radstream-decode")
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "radstream-export-TARGET" in res.stderr

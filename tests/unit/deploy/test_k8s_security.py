@@ -90,3 +90,19 @@ def test_blobs_gc_runs_as_a_cron_job_with_its_own_user(prod: list[Resource]) -> 
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
     assert env["RADSTREAM_KAFKA_SASL_USERNAME"] == "radstream-blobs-gc" in users(prod)
     assert not any(v.get("secret", {}).get("secretName") == "radstream-model-key" for v in pod["volumes"])
+
+
+@pytest.mark.parametrize("tree", [*TREES, "overlays/pacs-export"])
+def test_retention_waits_for_every_export_the_tree_deploys(tree: str) -> None:
+    """A raw DICOM blob must outlive every export that may still send its study (D-029): the gc
+    CronJob names each deployed export's group with --exported-by."""
+    resources = _render(tree)
+    exports = {d["spec"]["template"]["metadata"]["labels"]["radstream.io/stage"].removeprefix("export-")
+               for d in of_kind(resources, "Deployment")
+               if d["spec"]["template"]["metadata"]["labels"].get("radstream.io/stage", "").startswith("export-")}
+    (job,) = [j for j in of_kind(resources, "CronJob") if j["metadata"]["name"] == "radstream-blobs-gc"]
+    (c,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    required = {c["args"][i + 1] for i, a in enumerate(c["args"]) if a == "--exported-by"}
+    assert exports <= required, f"{tree}: gc does not wait for {sorted(exports - required)}"
+    if tree == "overlays/pacs-export":
+        assert exports == {"dicom"}
