@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
 from radstream.services.commands.errors import EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from radstream.streams.kafka.settings import KafkaSettings
 
 EXPORT_GROUP_PREFIX = "radstream-export-"
 
@@ -44,7 +48,20 @@ def cmd_blobs_gc(args: argparse.Namespace) -> int:
                            f"{EXPORT_GROUP_PREFIX}TARGET (e.g. {EXPORT_GROUP_PREFIX}dicom)", EXIT_USAGE)
         targets.append(target)
     config = require_bootstrap(args)
+    _require_broker(config.kafka)
     summary = collect(open_blob_store(config.blob_url), config.kafka, raw_after, derived_after,
                       sorted(set(targets)), args.dry_run)
     print(summary.line())
     return 0
+
+
+def _require_broker(settings: KafkaSettings) -> None:
+    """Ask the broker once, quietly, before reading: an unreachable one is a one-line error
+    rather than half a minute of librdkafka connection logs and then a KafkaException."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({**settings.admin_config(), "log_level": 0}).list_topics(timeout=10)
+    except KafkaException as exc:
+        raise CliError(f"cannot reach the broker at {settings.bootstrap}: {exc.args[0].str()}") from None

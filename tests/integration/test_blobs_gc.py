@@ -6,6 +6,7 @@ names stays however old, and --dry-run deletes nothing."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -119,3 +120,16 @@ def test_gc_refuses_a_group_that_is_not_an_export_group_in_one_line(pipeline_env
     res = _cli(pipeline_env, "blobs", "gc", "--require-exported", "radstream-decode")
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "radstream-export-TARGET" in res.stderr
+
+
+def test_gc_with_no_broker_is_one_line_and_deletes_nothing(tmp_path) -> None:
+    with socket.socket() as s:  # a port nothing listens on: bound, then closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = open_blob_store(str(tmp_path))
+    png = store.put(b"\x89PNG", "image/png", area="derived")
+    os.utime(store._path(png["uri"]), (time.time() - 40 * DAY, time.time() - 40 * DAY))
+    res = _cli({"RADSTREAM_BOOTSTRAP": f"127.0.0.1:{port}", "RADSTREAM_BLOB_URL": str(tmp_path)},
+               "blobs", "gc", "--derived-after", "30d")
+    assert res.returncode == 1 and res.stderr.strip().count("\n") == 0, res.stderr
+    assert "cannot reach the broker" in res.stderr and store._path(png["uri"]).exists()
