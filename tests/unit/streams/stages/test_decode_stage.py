@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pydicom
 import pytest
-
+from radstream.domain.errors import NotAnImage, Skipped
 from radstream.services.demo import real_radiographs
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.codec import Codec
-from radstream.domain.errors import NotAnImage, Skipped
 from radstream.streams.stage import Inbound
 from radstream.streams.stages.decode import DecodeStage
+
 from tests.factories import arrival_event
 
 SR = Path(pydicom.__file__).parent / "data" / "test_files" / "test-SR.dcm"
@@ -28,6 +28,9 @@ def test_a_radiograph_becomes_a_valid_image_decoded_event(tmp_path) -> None:
     assert out.key == event["sop_uid"] and out.value["metadata"]["modality"] == "CR"
     assert store.get_array(out.value["pixels"]).shape == (1955, 1841)
     assert "CompressedSamples" not in repr(out.value)  # the patient name stays behind
+    # what arrived is raw, what decode made is derived: the gateway serves and gc ages them apart (D-029)
+    assert store.area_of(event["blob"]) == "raw"
+    assert store.is_derived(out.value["pixels"]) and store.is_derived(out.value["display"])
 
 
 def test_non_image_policy_skip_or_dead_letter(tmp_path) -> None:
