@@ -44,7 +44,7 @@ def test_the_sr_carries_the_originals_patient_and_without_it_warns(tmp_path: Pat
         assert sr.get(keyword) == original.get(keyword), keyword
 
     digest = result["images"][0]["source"]["sha256"]
-    (store.root / digest[:2] / digest).unlink()  # retention removed the original
+    (store.area_dir("raw") / digest[:2] / digest).unlink()  # retention removed the original
     run = _run(result, tmp_path, store.root)
     assert run.returncode == 0, run.stderr
     (warning,) = run.stderr.splitlines()  # one line, no traceback

@@ -221,7 +221,7 @@ def test_original_headers_reads_every_image_back_from_the_blob_store(rg1: dict[s
     with pytest.raises(OriginalMissing, match="names no original instance"):
         original_headers(store, unnamed)
     digest = result["images"][1]["source"]["sha256"]
-    (store.root / digest[:2] / digest).unlink()  # retention removed the second original
+    (store.area_dir("raw") / digest[:2] / digest).unlink()  # retention removed the second original
     with pytest.raises(OriginalMissing, match=f"original of {result['images'][1]['sop_uid']}: blob not found"):
         original_headers(store, result)
 

@@ -20,11 +20,18 @@ from radstream.services.gateway.auth import (
 from radstream.streams.config import Config
 
 SECRET = "a-shared-secret-of-at-least-32-bytes"
-NOW = time.time()
+NOW = time.time()  # the parametrized claims are written against this instant (at collection)...
+
+
+def fresh(claims: dict) -> dict:
+    """...and moved to the time the test runs: a whole suite can take longer than a token lives."""
+    shift = time.time() - NOW
+    return {k: v + shift if k in ("exp", "nbf", "iat") and type(v) in (int, float) else v
+            for k, v in claims.items()}
 
 
 def hs256(claims: dict) -> str:
-    return jwt.encode(claims, SECRET, algorithm="HS256")
+    return jwt.encode(fresh(claims), SECRET, algorithm="HS256")
 
 
 @pytest.mark.parametrize(("claims", "why"), [
@@ -79,14 +86,14 @@ def test_rs256_and_es256_verify_against_a_jwks_file(tmp_path) -> None:
     auth = Authenticator(jwt_settings=JwtSettings(jwks_file=path, audience="radstream-gateway"))
     claims = {"sub": "dr.who", "sites": ["SITE_A"], "exp": NOW + 300, "aud": "radstream-gateway"}
     for alg, key, kid in (("RS256", rsa_key, "idp-rsa"), ("ES256", ec_key, "idp-ec")):
-        principal = auth.authenticate(jwt.encode(claims, key, algorithm=alg, headers={"kid": kid}))
+        principal = auth.authenticate(jwt.encode(fresh(claims), key, algorithm=alg, headers={"kid": kid}))
         assert principal.subject == "dr.who" and principal.sites == frozenset({"SITE_A"})
     for token, why in [
-        (jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": "idp-rsa"}), "bad JWT signature"),
-        (jwt.encode(claims, rsa_key, algorithm="RS256", headers={"kid": "unknown"}), "no key in the JWKS"),
-        (jwt.encode(claims, ec_key, algorithm="ES256", headers={"kid": "idp-rsa"}), "no key in the JWKS"),
+        (jwt.encode(fresh(claims), stranger, algorithm="RS256", headers={"kid": "idp-rsa"}), "bad JWT signature"),
+        (jwt.encode(fresh(claims), rsa_key, algorithm="RS256", headers={"kid": "unknown"}), "no key in the JWKS"),
+        (jwt.encode(fresh(claims), ec_key, algorithm="ES256", headers={"kid": "idp-rsa"}), "no key in the JWKS"),
         (hs256(claims), "only RS256, ES256"),  # no shared secret configured: HS256 is not an option
-        (jwt.encode({**claims, "exp": None}, rsa_key, algorithm="RS256", headers={"kid": "idp-rsa"}), "`exp`"),
+        (jwt.encode(fresh({**claims, "exp": None}), rsa_key, algorithm="RS256", headers={"kid": "idp-rsa"}), "`exp`"),
     ]:
         with pytest.raises(AuthError, match=why):
             auth.authenticate(token)
