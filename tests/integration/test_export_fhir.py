@@ -16,38 +16,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from urllib.parse import unquote
 
 import pytest
-from confluent_kafka import TopicPartition
 from radstream.services.demo import real_radiographs
-from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import STUDY_RESULTS, create_topics
 
+from tests.export_stage import committed_offset, wait_until
 from tests.fhir_server import REJECT_TEXT, start_fhir_server
 from tests.plain_reader import PlainReader
 from tests.real_results import result_with_original
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(what: str, check, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _committed(settings) -> int:
-    consumer = group_consumer(settings, settings.group("radstream-export-fhir"))
-    try:
-        return consumer.committed([TopicPartition(settings.topic(STUDY_RESULTS), 0)], timeout=10)[0].offset
-    finally:
-        consumer.close()
 
 
 def test_export_fhir_conditional_creates_and_refusals(pipeline_config, pipeline_env) -> None:
@@ -69,11 +50,11 @@ def test_export_fhir_conditional_creates_and_refusals(pipeline_config, pipeline_
     err = ""
     try:
         # 1. down: held and retried (backoff 1 s, 2 s, ...), nothing committed; then up: delivered
-        _wait("two refusals while down", lambda: server.refused_while_down >= 2)
-        assert _committed(settings) < 1 and server.requests == []
+        wait_until("two refusals while down", lambda: server.refused_while_down >= 2)
+        assert committed_offset(settings, "fhir") < 1 and server.requests == []
         server.answer = "ok"
-        _wait("the first transaction", lambda: server.requests)
-        _wait("the commit", lambda: _committed(settings) == 1)
+        wait_until("the first transaction", lambda: server.requests)
+        wait_until("the commit", lambda: committed_offset(settings, "fhir") == 1)
 
         # 2. one valid transaction, the patient from the original
         assert server.invalid == []
@@ -94,7 +75,7 @@ def test_export_fhir_conditional_creates_and_refusals(pipeline_config, pipeline_
         # 3. the same record again: the same conditional creates, nothing new stored
         publisher.send(STUDY_RESULTS, first["study_uid"], first)
         publisher.flush()
-        _wait("the redelivery", lambda: len(server.requests) == 2)
+        wait_until("the redelivery", lambda: len(server.requests) == 2)
         assert server.requests[1]["bundle"] == request["bundle"]
         assert server.stored == stored
 

@@ -17,19 +17,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
-from confluent_kafka import TopicPartition
 from radstream.services.broker import free_port
 from radstream.services.demo import real_radiographs
 from radstream.services.export.hl7_oru import message_control_id
-from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import STUDY_RESULTS, create_topics
 
+from tests.export_stage import committed_offset, wait_until
 from tests.hl7_listener import AE_TEXT, start_listener
 from tests.plain_reader import PlainReader
 from tests.real_results import result_with_original
@@ -45,24 +43,6 @@ def _health(port: int) -> dict:
         return json.loads(exc.read())
     except OSError:
         return {}
-
-
-def _wait(what: str, check, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _committed(settings, group: str) -> int:
-    consumer = group_consumer(settings, group)
-    try:
-        return consumer.committed([TopicPartition(settings.topic(STUDY_RESULTS), 0)], timeout=10)[0].offset
-    finally:
-        consumer.close()
 
 
 def test_export_hl7_holds_delivers_and_dead_letters(pipeline_config, pipeline_env) -> None:
@@ -84,13 +64,13 @@ def test_export_hl7_holds_delivers_and_dead_letters(pipeline_config, pipeline_en
     listener = None
     try:
         # 1. nobody listens: held, unhealthy with the reason, nothing committed
-        silent = _wait("unhealthy /healthz", lambda: (h := _health(health_port)) and h.get("healthy") is False and h)
+        silent = wait_until("unhealthy /healthz", lambda: (h := _health(health_port)) and h.get("healthy") is False and h)
         assert "cannot reach" in silent["unanswered_reason"] and silent["stage"] == "export-hl7"
-        assert _committed(settings, settings.group("radstream-export-hl7")) < 1
+        assert committed_offset(settings, "hl7") < 1
 
         # 2. the listener comes up: the held result is delivered and validated
         listener = start_listener(port=mllp_port)
-        received = _wait("the ORU", lambda: listener.received)
+        received = wait_until("the ORU", lambda: listener.received)
         assert listener.invalid == []
         message = received[0].message
         assert message.msh.msh_10.to_er7() == message_control_id(first)
@@ -108,7 +88,7 @@ def test_export_hl7_holds_delivers_and_dead_letters(pipeline_config, pipeline_en
         assert notes == ["NOT FOR CLINICAL USE: demo models trained on synthetic phantoms"]
         finding = order.oru_r01_observation[1].obx
         assert finding.obx_3.to_er7() == "27925004^Nodule^SCT" and finding.obx_5.to_er7() == "0.8000"
-        _wait("the commit", lambda: _committed(settings, settings.group("radstream-export-hl7")) == 1)
+        wait_until("the commit", lambda: committed_offset(settings, "hl7") == 1)
         assert _health(health_port)["healthy"] is True
 
         # 3. an AE: the next result goes to the DLQ with the ACK's text, and is committed
@@ -123,7 +103,7 @@ def test_export_hl7_holds_delivers_and_dead_letters(pipeline_config, pipeline_en
         assert record["error_class"] == "PERMANENT"
         assert "AE (application error)" in record["error_message"] and AE_TEXT in record["error_message"]
         assert message_control_id(second) in record["error_message"]
-        _wait("the commit past the refusal", lambda: _committed(settings, settings.group("radstream-export-hl7")) == 2)
+        wait_until("the commit past the refusal", lambda: committed_offset(settings, "hl7") == 2)
         assert len(listener.received) == 2, "the refused result was sent once, not retried"
     finally:
         stage.send_signal(signal.SIGTERM)
