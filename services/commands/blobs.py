@@ -58,10 +58,8 @@ def cmd_blobs_gc(args: argparse.Namespace) -> int:
 def _require_broker(settings: KafkaSettings) -> None:
     """Ask the broker once, quietly, before reading: an unreachable one is a one-line error
     rather than half a minute of librdkafka connection logs and then a KafkaException."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
+    from radstream.streams.kafka.admin import broker_unreachable
 
-    try:
-        AdminClient({**settings.admin_config(), "log_level": 0}).list_topics(timeout=10)
-    except KafkaException as exc:
-        raise CliError(f"cannot reach the broker at {settings.bootstrap}: {exc.args[0].str()}") from None
+    reason = broker_unreachable(settings)
+    if reason is not None:
+        raise CliError(f"cannot reach the broker at {settings.bootstrap}: {reason}")
