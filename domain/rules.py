@@ -18,6 +18,7 @@ from typing import Any
 
 from radstream.domain.thresholds import ThresholdKey, ThresholdSet
 from radstream.domain.fusion import FusedBox
+from radstream.domain.fusion_methods import check_method
 
 # The default rule of a label, by kind: its id is `<label>-<kind>`, its one threshold this name.
 DEFAULT_RULE_THRESHOLDS = {"detected": "min_score", "suspected": "min_probability"}
@@ -142,6 +143,25 @@ def parse_rules(data: Any, detector_labels: set[str], classifier_labels: dict[st
             tuple(condition(c, f"unless[{i}]") for i, c in enumerate(item.get("unless") or [])),
         ))
     return rules
+
+
+def parse_fusion_methods(data: Any, detector_labels: set[str]) -> dict[str, str]:
+    """The rules document's optional `fusion: {LABEL: wbf|nmw|soft-nms}`: how each label's boxes are
+    fused (a label not named takes RADSTREAM_FUSION_METHOD)."""
+    spec = data.get("fusion") if isinstance(data, dict) else None
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise RuleError("`fusion:` maps a detector label to a method, e.g. {nodule: nmw}")
+    methods = {}
+    for label, method in spec.items():
+        if str(label) not in detector_labels:
+            raise RuleError(f"fusion: no detector in force emits {str(label)!r}")
+        try:
+            methods[str(label)] = check_method(str(method), f"fusion.{label}")
+        except ValueError as exc:
+            raise RuleError(str(exc)) from None
+    return methods
 
 
 def apply_rules(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from radstream.domain.fusion import DEFAULT_IOU_THR
+from radstream.domain.fusion_methods import DEFAULT_FUSION_METHOD, FUSION_METHODS
 from radstream.domain.signatures import KeyFileError, parse_trusted_keys, rejection
 from radstream.domain.thresholds import ThresholdBook
 from radstream.streams.container import decode_memory_default_mb
@@ -263,7 +264,8 @@ class Config:
     rules: Any = None  # the parsed RADSTREAM_RULES document (validated against the models by the registry)
     # compiled TensorRT engines and the shared timing cache (models/backends/engine_cache.py)
     engine_cache: Path = field(default_factory=lambda: Path(DEFAULT_ENGINE_CACHE).expanduser())
-    fusion_iou: float = DEFAULT_IOU_THR  # WBF: IoU above which a box joins a cluster
+    fusion_iou: float = DEFAULT_IOU_THR  # WBF, NMW: IoU above which a box joins a cluster
+    fusion_method: str = DEFAULT_FUSION_METHOD  # wbf, nmw or soft-nms; a rules file's `fusion:` map wins per label
     # "prod" turns the dev fallbacks off: trusted keys must be configured, the dev model key and
     # unencrypted weights are refused (docs/security.md)
     env_name: str = "dev"
@@ -321,6 +323,7 @@ class Config:
             models=_env_list(e.get("RADSTREAM_MODELS")),
             join_deadline_s=float(e.get("RADSTREAM_JOIN_DEADLINE_S", 30)),
             fusion_iou=float(e.get("RADSTREAM_FUSION_IOU", DEFAULT_IOU_THR)),
+            fusion_method=_choice(e, "RADSTREAM_FUSION_METHOD", FUSION_METHODS),
             quiet_period_s=float(e.get("RADSTREAM_STUDY_QUIET_PERIOD_S", 10)),
             health_port=int(e.get("RADSTREAM_HEALTH_PORT", 0)),
             health_host=e.get("RADSTREAM_HEALTH_HOST", "127.0.0.1"),

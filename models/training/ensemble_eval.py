@@ -1,9 +1,11 @@
-"""Does the ensemble beat its members? Every detector and their weighted-boxes fusion, scored
-on the same held-out phantoms by lesion-level average precision.
+"""Does the ensemble beat its members, and which fusion should it use? Every detector and their
+fusion by each method the fuse stage offers (WBF, NMW, Soft-NMS), scored on the same held-out
+phantoms by lesion-level average precision.
 
-The fused boxes come from the fuse stage's own `weighted_boxes_fusion` with its defaults,
-on calibrated scores in original pixels, exactly as the pipeline fuses them. A paired
-bootstrap over images gives the interval of AP(ensemble) - AP(best member).
+The fused boxes come from the fuse stage's own `fuse_with` with its defaults, on calibrated
+scores in original pixels, exactly as the pipeline fuses them. One paired bootstrap over images
+(the same resamples for every method) gives each method's AP interval, its gain over the best
+member and its difference from WBF, the default.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
+from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes
+from radstream.domain.fusion_methods import DEFAULT_FUSION_METHOD, FUSION_METHODS, fuse_with
 from radstream.domain.geometry import box_iou
 
 from radstream.models.training.evaluation import Predicted, Predictor, calibrated_boxes, predict_images
@@ -41,8 +44,11 @@ def ranked_hits(predictions: Predictions, truths: list[np.ndarray], min_iou: flo
 
 def average_precision(predictions: Predictions, truths: list[np.ndarray], min_iou: float = 0.3) -> float:
     """Area under the lesion-level precision-recall curve (all-point interpolation, as in VOC 2010+)."""
-    n_lesions = sum(len(t) for t in truths)
     scores, hits = ranked_hits(predictions, truths, min_iou)
+    return _ap(scores, hits, sum(len(t) for t in truths))
+
+
+def _ap(scores: np.ndarray, hits: np.ndarray, n_lesions: int) -> float:
     if n_lesions == 0 or len(scores) == 0:
         return 0.0
     order = np.argsort(-scores, kind="stable")
@@ -63,40 +69,71 @@ def member_predictions(backend: Predictor, phantoms: list[Phantom], label: str =
     return calibrated_boxes(results, backend.manifest.calibration, label)
 
 
-def fuse(members: dict[str, Predictions], weights: dict[str, float], label: str = NODULE) -> Predictions:
+def fuse(members: dict[str, Predictions], weights: dict[str, float], label: str = NODULE,
+         method: str = DEFAULT_FUSION_METHOD) -> Predictions:
     fused = []
     for i in range(len(next(iter(members.values())))):
         inputs = [ModelBoxes(name, p[i][0].tolist(), p[i][1].tolist(), [label] * len(p[i][1]), weights[name])
                   for name, p in members.items()]
-        boxes = weighted_boxes_fusion(inputs, DEFAULT_IOU_THR)  # as the fuse stage, by default
+        boxes = fuse_with(method, inputs, DEFAULT_IOU_THR)  # as the fuse stage, by default
         fused.append((np.array([b.box for b in boxes], dtype=np.float64).reshape(-1, 4),
                       np.array([b.score for b in boxes], dtype=np.float64)))
     return fused
 
 
+class _Hits:
+    """Each image's scored hits, computed once: a bootstrap resample of images only regroups them."""
+
+    def __init__(self, predictions: Predictions, truths: list[np.ndarray], min_iou: float) -> None:
+        self.per_image = [ranked_hits([p], [t], min_iou) for p, t in zip(predictions, truths)]
+        self.lesions = [len(t) for t in truths]
+
+    def ap(self, idx: np.ndarray | None = None) -> float:
+        rows = range(len(self.per_image)) if idx is None else idx
+        scores = np.concatenate([self.per_image[i][0] for i in rows] or [np.zeros(0)])
+        hits = np.concatenate([self.per_image[i][1] for i in rows] or [np.zeros(0, dtype=bool)])
+        return _ap(scores, hits, sum(self.lesions[i] for i in rows))
+
+
+def _ci(values: list[float]) -> list[float]:
+    low, high = np.percentile(values, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
 def evaluate_ensemble(backends: dict[str, Predictor], phantoms: list[Phantom], min_iou: float = 0.3,
                       resamples: int = 300, seed: int = 0,
                       results: dict[str, Predicted] | None = None) -> dict[str, Any]:
-    """AP of each member and of the fused ensemble, with the paired bootstrap interval of the
-    ensemble's gain over the best member. `results`: each member's `predict_images` over the
-    phantoms, where the caller already ran it."""
+    """AP of each member and of the ensemble fused by each method, with paired bootstrap intervals:
+    each method's AP, its gain over the best member and its difference from WBF. The top-level
+    `ensemble`, `gain` and `gain_ci95` are the default method's (WBF). `results`: each member's
+    `predict_images` over the phantoms, where the caller already ran it."""
     truths = [p.boxes[[l == NODULE for l in p.labels]].astype(np.float64) for p in phantoms]
     results = results or {}
     members = {name: member_predictions(b, phantoms, results=results.get(name)) for name, b in backends.items()}
     weights = {name: b.manifest.fusion_weight for name, b in backends.items()}
-    fused = fuse(members, weights)
-    ap = {name: average_precision(p, truths, min_iou) for name, p in members.items()}
+    member_hits = {name: _Hits(p, truths, min_iou) for name, p in members.items()}
+    ap = {name: h.ap() for name, h in member_hits.items()}
     best = max(ap, key=ap.get)
+    fused = {method: _Hits(fuse(members, weights, method=method), truths, min_iou) for method in FUSION_METHODS}
     rng = np.random.default_rng(seed)
-    gains = []
+    draws: dict[str, list[float]] = {method: [] for method in (*FUSION_METHODS, best)}
     for _ in range(resamples):
         idx = rng.integers(0, len(phantoms), len(phantoms))
-        t = [truths[i] for i in idx]
-        gains.append(average_precision([fused[i] for i in idx], t, min_iou)
-                     - average_precision([members[best][i] for i in idx], t, min_iou))
-    ensemble_ap = average_precision(fused, truths, min_iou)
-    low, high = np.percentile(gains, [2.5, 97.5])
+        for method, hits in fused.items():
+            draws[method].append(hits.ap(idx))
+        draws[best].append(member_hits[best].ap(idx))
+    methods = {}
+    for method, hits in fused.items():
+        value = hits.ap()
+        methods[method] = {
+            "average_precision": round(value, 4), "ap_ci95": _ci(draws[method]),
+            "gain": round(value - ap[best], 4),
+            "gain_ci95": _ci([a - b for a, b in zip(draws[method], draws[best])]),
+            "vs_wbf": round(value - fused["wbf"].ap(), 4),
+            "vs_wbf_ci95": _ci([a - b for a, b in zip(draws[method], draws["wbf"])]),
+        }
+    default = methods[DEFAULT_FUSION_METHOD]
     return {"n_images": len(phantoms), "n_lesions": int(sum(len(t) for t in truths)), "min_iou": min_iou,
-            "average_precision": {**{k: round(v, 4) for k, v in ap.items()}, "ensemble": round(ensemble_ap, 4)},
-            "best_member": best, "gain": round(ensemble_ap - ap[best], 4),
-            "gain_ci95": [round(float(low), 4), round(float(high), 4)]}
+            "resamples": resamples,
+            "average_precision": {**{k: round(v, 4) for k, v in ap.items()}, "ensemble": default["average_precision"]},
+            "best_member": best, "gain": default["gain"], "gain_ci95": default["gain_ci95"], "methods": methods}

@@ -58,8 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--epochs", type=int, default=6)
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=cmd_ablate)
-    sp = models.add_parser("evaluate", help="every detector in force and their WBF ensemble on fresh phantoms: "
-                                            "recall, precision, AUC, lesion-level AP, ensemble gain with a CI")
+    sp = models.add_parser("evaluate", help="every detector in force and their ensemble by each fusion method "
+                                            "(WBF, NMW, Soft-NMS) on fresh phantoms: recall, precision, AUC, "
+                                            "lesion-level AP, paired-bootstrap CIs")
     sp.add_argument("--images", type=int, default=200)
     sp.add_argument("--seed", type=int, default=31_337, help="phantom seed (training used 0)")
     sp.add_argument("--registry", help="registry folder (default: RADSTREAM_MODEL_REGISTRY or models/registry)")
@@ -228,6 +229,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"AP@IoU{report['min_iou']} {name:<14} {ap:.4f}")
     low, high = report["gain_ci95"]
     print(f"ensemble - best member ({report['best_member']}): {report['gain']:+.4f} (95% CI {low:+.4f} to {high:+.4f})")
+    print(f"fusion methods (paired bootstrap over images, {report['resamples']} resamples, 95% CIs):")
+    for method, m in report["methods"].items():
+        print(f"  {method:<9} AP {m['average_precision']:.4f} ({m['ap_ci95'][0]:.4f} to {m['ap_ci95'][1]:.4f})  "
+              f"vs best member {m['gain']:+.4f} ({m['gain_ci95'][0]:+.4f} to {m['gain_ci95'][1]:+.4f})  "
+              f"vs wbf {m['vs_wbf']:+.4f} ({m['vs_wbf_ci95'][0]:+.4f} to {m['vs_wbf_ci95'][1]:+.4f})", flush=True)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""fuse: join every expected model's output for one image, fuse boxes, apply rules.
+"""fuse: join every expected model's output for one image, fuse boxes (WBF, NMW or Soft-NMS per
+label), apply rules.
 
 State (the StateStore it is given: its changelog under the runtime) per image key
 `<sop>#<frame>`: the model outputs seen so far and what was emitted. Complete joins
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from radstream.models.calibration import calibrate
-from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes, weighted_boxes_fusion
+from radstream.domain.fusion import DEFAULT_IOU_THR, ModelBoxes
+from radstream.domain.fusion_methods import DEFAULT_FUSION_METHOD, fuse_by_label
 from radstream.domain.keys import frame_key, idempotency_key
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import FINDINGS_FUSED, INFERENCE_RESULTS, schema_of
@@ -43,6 +45,7 @@ class FuseStage(Stage):
 
     def __init__(self, models: list[ExpectedModel], rules: list[Rule], deadline_s: float = 30.0,
                  iou_thr: float = DEFAULT_IOU_THR, skip_box_thr: float = 0.0, *,
+                 fusion_method: str = DEFAULT_FUSION_METHOD, fusion_methods: dict[str, str] | None = None,
                  config: ThresholdBook | None = None, state: StateStore | None = None) -> None:
         self.models = {m.name: m for m in models}
         self.rules = rules
@@ -50,6 +53,8 @@ class FuseStage(Stage):
         self.retention_ms = max(self.deadline_ms * 4, 300_000)
         self.iou_thr = iou_thr
         self.skip_box_thr = skip_box_thr
+        self.fusion_method = fusion_method  # every label's, unless `fusion_methods` names the label
+        self.fusion_methods = dict(fusion_methods or {})
         self.config = config
         self.state: StateStore = state if state is not None else MemoryStore()
 
@@ -100,7 +105,8 @@ class FuseStage(Stage):
             for name, r in sorted(results.items())
             if self.models[name].task == "detector"
         ]
-        fused = weighted_boxes_fusion(detectors, self.iou_thr, self.skip_box_thr) if detectors else []
+        fused = fuse_by_label(detectors, self.fusion_methods, self.fusion_method, self.iou_thr,
+                              self.skip_box_thr) if detectors else []
         raw = {(name, tuple(d["box"])): d["score"] for name, r in results.items() for d in r["detections"]}
         for box in fused:
             for source in box.sources:
@@ -143,7 +149,8 @@ class FuseStage(Stage):
         return sorted(set(self.models) - set(entry["results"]))
 
     def health(self) -> dict[str, Any]:
-        return {"expected_models": sorted(self.models), "open_joins": len(self.state) if self.state else 0}
+        return {"expected_models": sorted(self.models), "open_joins": len(self.state) if self.state else 0,
+                "fusion": {"default": self.fusion_method, **self.fusion_methods}}
 
 
 def _now_ms() -> int:

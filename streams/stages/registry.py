@@ -49,6 +49,14 @@ def rules_in_force(config: Config, manifests: dict[str, ModelManifest]) -> list:
     )
 
 
+def fusion_methods_in_force(config: Config, manifests: dict[str, ModelManifest]) -> dict[str, str]:
+    """The rules file's `fusion:` map (label -> method), checked against the detectors in force."""
+    from radstream.domain.rules import parse_fusion_methods
+
+    labels = {label for m in manifests.values() if m.task == "detector" for label in m.labels}
+    return parse_fusion_methods(config.rules, labels) if config.rules is not None else {}
+
+
 def known_threshold_keys(config: Config) -> set[str]:
     """Every threshold key a push may set: the rules' keys and one score floor per model label."""
     manifests = models_in_force(config)
@@ -103,7 +111,9 @@ def _fuse(config: Config, model: str | None, book: ThresholdBook, state: StateSt
     manifests = models_in_force(config)
     expected = [ExpectedModel(m.name, m.task, m.fusion_weight, m.calibration or None) for m in manifests.values()]
     return FuseStage(expected, rules_in_force(config, manifests), deadline_s=config.join_deadline_s,
-                     iou_thr=config.fusion_iou, config=book, state=_changelog_unless(state, config, "fuse"))
+                     iou_thr=config.fusion_iou, fusion_method=config.fusion_method,
+                     fusion_methods=fusion_methods_in_force(config, manifests), config=book,
+                     state=_changelog_unless(state, config, "fuse"))
 
 
 def _qc(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:

@@ -80,6 +80,10 @@ def test_fuse_cli_on_json_lines() -> None:
     assert [o["image"] for o in out] == ["i1", "i2"]
     assert out[0]["scores"] == pytest.approx([0.6]) and len(out[0]["sources"][0]) == 2
     assert out[1]["boxes"] == []
+    nmw = subprocess.run([sys.executable, "-m", "radstream.services.cli", "fuse", "--iou", "0.5", "--method", "nmw"],
+                         input=lines, capture_output=True, text=True, timeout=60)
+    assert nmw.returncode == 0, nmw.stderr
+    assert json.loads(nmw.stdout.splitlines()[0])["scores"] == pytest.approx([0.8])  # the leader's score
     bad = subprocess.run([sys.executable, "-m", "radstream.services.cli", "fuse"], input='{"image": 1}\n',
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "stdin line 1" in bad.stderr and "Traceback" not in bad.stderr

@@ -71,6 +71,12 @@ def test_fused_ensemble_beats_the_best_single_detector(backends: dict[str, Torch
     ap = report["average_precision"]
     assert ap["ensemble"] > ap[report["best_member"]], report
     assert report["gain_ci95"][0] > 0, report  # the gain holds under resampling of images
+    methods = report["methods"]
+    assert set(methods) == {"wbf", "nmw", "soft-nms"} and methods["wbf"]["average_precision"] == ap["ensemble"]
+    for m in methods.values():  # each method's AP inside its own interval, its gain the same paired draws'
+        assert m["ap_ci95"][0] <= m["average_precision"] <= m["ap_ci95"][1], report
+        assert m["gain_ci95"][0] <= m["gain"] <= m["gain_ci95"][1], report
+    assert methods["wbf"]["vs_wbf"] == 0 and methods["wbf"]["vs_wbf_ci95"] == [0, 0]
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))

@@ -46,3 +46,40 @@ def test_memory_store_is_a_dict_that_may_change_while_iterated() -> None:
         store.delete(key)
     store.delete("missing")
     assert len(store) == 0 and store.get("a") is None
+
+
+def test_fuse_takes_its_fusion_method_per_label_from_the_rules_file_and_else_from_the_setting(tmp_path: Path) -> None:
+    """RADSTREAM_FUSION_METHOD for every label, a rules file's `fusion:` map over it per label;
+    the fused box of a NMW label keeps its leader's score and both sources."""
+    from radstream.streams.stage import Inbound
+    from tests.factories import inference_result
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("fusion: {nodule: nmw}\nrules:\n  - id: n\n    label: nodule\n"
+                     "    when: {fused_box: nodule, threshold: t, default: 0.3}\n")
+    env = {"RADSTREAM_MODEL_REGISTRY": str(REGISTRY), "RADSTREAM_HOME": str(tmp_path),
+           "RADSTREAM_MODELS": "demo-frcnn,demo-effdet", "RADSTREAM_FUSION_METHOD": "soft-nms"}
+    plain = build_stage("fuse", Config.from_env(env=env), state=MemoryStore())
+    assert plain.fusion_method == "soft-nms" and plain.fusion_methods == {}
+    stage = build_stage("fuse", Config.from_env(env={**env, "RADSTREAM_RULES": str(rules)}), state=MemoryStore())
+    assert stage.fusion_methods == {"nodule": "nmw"} and stage.health()["fusion"] == {"default": "soft-nms",
+                                                                                       "nodule": "nmw"}
+    for name in stage.models:
+        stage.models[name] = type(stage.models[name])(name, "detector")  # uncalibrated, weight 1: scores as sent
+    stage.process(Inbound(inference_result("demo-frcnn", "detector", detections=[
+        {"label": "nodule", "score": 0.8, "box": [0.0, 0.0, 10.0, 10.0]}])))
+    (out,) = stage.process(Inbound(inference_result("demo-effdet", "detector", detections=[
+        {"label": "nodule", "score": 0.4, "box": [2.0, 0.0, 12.0, 10.0]}])))
+    (box,) = out.value["fused_boxes"]
+    assert box["score"] == pytest.approx(0.8) and {s["model"] for s in box["sources"]} == {"demo-frcnn", "demo-effdet"}
+    with pytest.raises(ValueError, match="RADSTREAM_FUSION_METHOD='nms': expected one of wbf, nmw, soft-nms"):
+        Config.from_env(env={**env, "RADSTREAM_FUSION_METHOD": "nms"})
+
+
+def test_a_rules_file_naming_an_unknown_fusion_method_or_label_is_refused(tmp_path: Path) -> None:
+    from radstream.domain.rules import RuleError, parse_fusion_methods
+
+    with pytest.raises(RuleError, match="fusion.nodule: fusion method 'max' is not one of"):
+        parse_fusion_methods({"fusion": {"nodule": "max"}}, {"nodule"})
+    with pytest.raises(RuleError, match="no detector in force emits 'mass'"):
+        parse_fusion_methods({"fusion": {"mass": "nmw"}}, {"nodule"})
