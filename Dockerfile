@@ -46,7 +46,12 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/radstream \
  && /opt/radstream/bin/pip install --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}" "torch==${TORCH_VERSION}"
 COPY --from=builder /wheels /wheels
-RUN /opt/radstream/bin/pip install /wheels/*.whl "confluent-kafka[schemaregistry]"
+# onnxruntime-gpu is the same `onnxruntime` module with the CUDA execution provider (D-031);
+# the two wheels must not both be installed.
+ARG ONNXRUNTIME_VERSION=1.32.0
+RUN /opt/radstream/bin/pip install /wheels/*.whl "confluent-kafka[schemaregistry]" \
+ && /opt/radstream/bin/pip uninstall -y onnxruntime \
+ && /opt/radstream/bin/pip install "onnxruntime-gpu==${ONNXRUNTIME_VERSION}"
 
 # Shared by both runtimes. The root filesystem is read-only in Kubernetes: RADSTREAM_HOME
 # (and HOME) and /tmp are mounted writable there, the blob store is a shared volume.

@@ -257,6 +257,8 @@ class Config:
     stow_max_request_mb: float = 2048.0
     stow_max_part_mb: float = 512.0
     device: str = "auto"  # torch device for infer: auto (cuda when available), cpu, cuda, cuda:N
+    # infer's backend: auto (TensorRT, then ONNX Runtime, then torch), or one forced (models/backends/select.py)
+    backend: str = "auto"
     torch_precision: str = "fp16"  # torch on CUDA: autocast fp16, bf16, or fp32
     cuda_graphs: bool = False  # torch on CUDA: capture static-shape models as CUDA graphs (opt-in, unverified)
     decode_timeout_s: float = 60.0
@@ -334,6 +336,7 @@ class Config:
             rules=_yaml_file(e.get("RADSTREAM_RULES")),
             decode_timeout_s=float(e.get("RADSTREAM_DECODE_TIMEOUT_S", 60)),
             device=e.get("RADSTREAM_DEVICE", "auto"),
+            backend=_choice(e, "RADSTREAM_BACKEND", ("auto", "tensorrt", "onnxruntime", "torch")),
             torch_precision=_choice(e, "RADSTREAM_TORCH_PRECISION", ("fp16", "bf16", "fp32")),
             cuda_graphs=_choice(e, "RADSTREAM_CUDA_GRAPHS", ("0", "1")) == "1",
             receiver_host=e.get("RADSTREAM_RECEIVER_HOST", "127.0.0.1"),

@@ -3,18 +3,25 @@
 What is exported is `family.raw_module(net)`: (N, C, S, S) float32 in, the raw tensors
 `family.decode` reads out, so ONNX Runtime and TensorRT share torch's host-side decoder.
 The input is named "input" and the outputs "output0", "output1"... in `raw_module`'s
-order, with a dynamic batch axis on all of them.
+order, with a dynamic batch axis on all of them, except for a family whose graph is per image
+(`onnx_fixed_batch`: Faster R-CNN, batch 1), whose batches `run_graph` runs in chunks.
 
 We use torch's TorchScript exporter (`dynamo=False`): the dynamo exporter needs
 `onnxscript`, which this environment does not have, and every exportable family traces
-to a static graph anyway (no data-dependent control flow).
+to one graph anyway (Faster R-CNN's data-dependent proposals and NMS trace to ONNX's
+NonMaxSuppression and RoiAlign, whose shapes follow the data at run time).
+
+Graphs are made in memory (`export_graph`); only `export_onnx` (what `models compile` hands to
+TensorRT) writes one to a file.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -22,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from radstream.models.families import ModelFamily, get_family
+from radstream.models.families import ModelFamily, get_family, onnx_fixed_batch
 from radstream.models.manifest import ModelLoadError, ModelManifest
 from radstream.models.profile import InputProfile
 
@@ -58,8 +65,15 @@ def check_exportable(family: ModelFamily, what: str) -> None:
                                  f"(its backends: {', '.join(family.backends)})")
 
 
-def _resolve(source: ExportSource) -> tuple[str, nn.Module, InputProfile]:
-    """(label for messages, eval-mode raw module on the CPU, input profile)."""
+@dataclass(frozen=True)
+class _Traceable:
+    label: str  # for messages
+    module: nn.Module  # eval-mode raw module on the CPU
+    profile: InputProfile
+    fixed_batch: int | None  # the family's onnx_fixed_batch: None for a dynamic batch axis
+
+
+def _resolve(source: ExportSource) -> _Traceable:
     if isinstance(source, ModelManifest):
         try:
             family = get_family(source.family)
@@ -69,10 +83,11 @@ def _resolve(source: ExportSource) -> tuple[str, nn.Module, InputProfile]:
         from radstream.models.backends.torch_backend import TorchBackend
 
         net = TorchBackend(source, device="cpu").net
-        return source.key, family.raw_module(net).cpu().eval(), source.input_profile
+        return _Traceable(source.key, family.raw_module(net).cpu().eval(), source.input_profile,
+                          onnx_fixed_batch(family))
     family, net, profile = source
     check_exportable(family, family.name)
-    return family.name, family.raw_module(net).cpu().eval(), profile
+    return _Traceable(family.name, family.raw_module(net).cpu().eval(), profile, onnx_fixed_batch(family))
 
 
 def sample_batch(profile: InputProfile, batch: int, seed: int = 0) -> np.ndarray:
@@ -92,76 +107,118 @@ def export_onnx(source: ExportSource, path: Path, opset: int = DEFAULT_OPSET) ->
     """Write the raw graph as ONNX at `path` (atomically) and check it with onnx.checker.
 
     A network passed in memory is moved to the CPU: tracing and parity run there."""
-    return _export(*_resolve(source), Path(path), opset)
+    return _write(_export_bytes(_resolve(source), opset), Path(path))
 
 
-def _export(label: str, module: nn.Module, profile: InputProfile, path: Path, opset: int) -> Path:
+def export_graph(source: ExportSource, opset: int = DEFAULT_OPSET) -> bytes:
+    """The raw graph as serialized ONNX, in memory only (checked by onnx.checker): what the
+    ONNX Runtime backend builds its session from, so decrypted weights never touch the disk."""
+    return _export_bytes(_resolve(source), opset)
+
+
+def _export_bytes(t: _Traceable, opset: int) -> bytes:
     import onnx
 
     # Trace at batch 2, not 1: a batch of 1 lets the tracer fold the batch axis into constants.
-    x = torch.from_numpy(sample_batch(profile, 2))
+    # A family whose graph is per image is traced at its fixed batch, and keeps it.
+    x = torch.from_numpy(sample_batch(t.profile, t.fixed_batch or 2))
     with torch.inference_mode():
-        n_outputs = len(_as_tuple(module(x), label))
+        n_outputs = len(_as_tuple(t.module(x), t.label))
     outputs = [output_name(i) for i in range(n_outputs)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    dynamic = None if t.fixed_batch else {n: {0: "batch"} for n in [INPUT_NAME, *outputs]}
+    buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
-            torch.onnx.export(module, (x,), tmp, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                              output_names=outputs, dynamic_axes={n: {0: "batch"} for n in [INPUT_NAME, *outputs]},
-                              do_constant_folding=True)
-        onnx.checker.check_model(tmp, full_check=True)
-        os.replace(tmp, path)
+            # the legacy-exporter notice and the tracer's "converting a tensor to a Python value"
+            # warnings (every shape check in the families) tell an operator nothing: parity is the check
+            warnings.simplefilter("ignore")
+            torch.onnx.export(t.module, (x,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                              output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
+        graph = buffer.getvalue()
+        onnx.checker.check_model(graph, full_check=True)
     except (RuntimeError, ValueError, TypeError, onnx.checker.ValidationError) as exc:
-        raise NotExportableError(f"{label}: ONNX export failed: {str(exc).splitlines()[0]}") from None
+        raise NotExportableError(f"{t.label}: ONNX export failed: {str(exc).splitlines()[0]}") from None
+    return graph
+
+
+def _write(graph: bytes, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(graph)
+        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
 
-def onnx_outputs(onnx_path: Path, batch: np.ndarray) -> list[np.ndarray]:
-    """The exported graph run by ONNX Runtime on the CPU, outputs in `raw_module`'s order."""
+def graph_batch(session: Any) -> int | None:
+    """The fixed batch of a session's input, or None for a symbolic batch axis."""
+    first = session.get_inputs()[0].shape[0]
+    return first if isinstance(first, int) else None
+
+
+def run_graph(session: Any, names: list[str], batch: np.ndarray) -> list[np.ndarray]:
+    """`session` on `batch`, outputs `names`; a graph fixed at batch b runs in chunks of b
+    (the last padded with zeros, the padding cut off), so callers never see the difference."""
+    fixed = graph_batch(session)
+    if fixed is None or len(batch) == fixed:
+        return session.run(names, {INPUT_NAME: batch})
+    chunks = []
+    for i in range(0, len(batch), fixed):
+        part = batch[i:i + fixed]
+        n = len(part)
+        if n < fixed:
+            part = np.concatenate([part, np.zeros((fixed - n, *part.shape[1:]), part.dtype)])
+        chunks.append([o[:n] for o in session.run(names, {INPUT_NAME: part})])
+    return [np.concatenate(parts) for parts in zip(*chunks)]
+
+
+def onnx_outputs(graph: Path | bytes, batch: np.ndarray) -> list[np.ndarray]:
+    """The exported graph (a file, or bytes in memory) run by ONNX Runtime on the CPU, outputs in
+    `raw_module`'s order."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph), options,
+                                   providers=["CPUExecutionProvider"])
     names = sorted((o.name for o in session.get_outputs()), key=output_index)
-    return session.run(names, {INPUT_NAME: batch})
+    return run_graph(session, names, batch)
 
 
 def parity(source: ExportSource, batch: int = 2, seed: int = 0, onnx_path: Path | None = None) -> list[float]:
     """Max absolute difference per output between ONNX Runtime (CPU) and torch (CPU, FP32)
     on one seeded random batch; compare with PARITY_TOLERANCE.
 
-    `onnx_path`: an already exported graph of the same source (else a temporary export).
+    `onnx_path`: an already exported graph of the same source (else an export in memory).
     """
-    return _parity(*_resolve(source), batch, seed, onnx_path)
+    return _parity(_resolve(source), batch, seed, onnx_path)
 
 
 def export_checked(source: ExportSource, path: Path, batch: int = 2) -> list[float]:
     """`export_onnx` then `parity` on the written file, loading the weights once."""
-    label, module, profile = _resolve(source)
-    _export(label, module, profile, Path(path), DEFAULT_OPSET)
-    return _parity(label, module, profile, batch, 0, Path(path))
+    t = _resolve(source)
+    _write(_export_bytes(t, DEFAULT_OPSET), Path(path))
+    return _parity(t, batch, 0, Path(path))
 
 
-def _parity(label: str, module: nn.Module, profile: InputProfile, batch: int, seed: int,
-            onnx_path: Path | None) -> list[float]:
-    x = sample_batch(profile, batch, seed)
+def _parity(t: _Traceable, batch: int, seed: int, onnx_path: Path | None) -> list[float]:
+    x = sample_batch(t.profile, batch, seed)
     with torch.inference_mode():
-        expected = [t.float().numpy() for t in _as_tuple(module(torch.from_numpy(x)), label)]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = onnx_path or _export(label, module, profile, Path(tmp) / "model.onnx", DEFAULT_OPSET)
-        actual = onnx_outputs(path, x)
+        if t.fixed_batch:  # torch's own graph is per image too: the same images, one at a time
+            per_image = [_as_tuple(t.module(torch.from_numpy(x[i:i + 1])), t.label) for i in range(batch)]
+            expected = [torch.cat(parts).float().numpy() for parts in zip(*per_image)]
+        else:
+            expected = [o.float().numpy() for o in _as_tuple(t.module(torch.from_numpy(x)), t.label)]
+    actual = onnx_outputs(onnx_path or _export_bytes(t, DEFAULT_OPSET), x)
     if len(actual) != len(expected):
-        raise ValueError(f"{label}: ONNX graph has {len(actual)} outputs, torch {len(expected)}")
+        raise ValueError(f"{t.label}: ONNX graph has {len(actual)} outputs, torch {len(expected)}")
     diffs = []
     for i, (a, e) in enumerate(zip(actual, expected)):
         if a.shape != e.shape:
-            raise ValueError(f"{label}: output {i} shape {a.shape} under ONNX, {e.shape} under torch")
+            raise ValueError(f"{t.label}: output {i} shape {a.shape} under ONNX, {e.shape} under torch")
         diffs.append(float(np.max(np.abs(a.astype(np.float64) - e))) if e.size else 0.0)
     return diffs

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from radstream.models.families import family_of
+from radstream.models.families import family_of, onnx_fixed_batch
 from radstream.models.manifest import ModelLoadError, ModelManifest, read_weights
 from radstream.models.outputs import ModelOutput
 
@@ -114,8 +114,9 @@ class TorchBackend:
         self.net = net.eval()
         self.raw = self.family.raw_module(net).to(self.device).eval()
         self.autocast = None
-        # families that export to ONNX have static shapes (ModelFamily.backends); Faster R-CNN does not
-        self.cuda_graphs = cuda_graphs and self.device.type == "cuda" and "onnx" in self.family.backends
+        # families with a dynamic-batch ONNX graph have static shapes (onnx_fixed_batch); Faster R-CNN does not
+        self.cuda_graphs = (cuda_graphs and self.device.type == "cuda" and "onnx" in self.family.backends
+                            and onnx_fixed_batch(self.family) is None)
         self._graphs: dict[int, _CudaGraph] = {}
         if self.device.type == "cuda":
             self.raw = self.raw.to(memory_format=torch.channels_last)

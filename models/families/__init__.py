@@ -24,7 +24,8 @@ class ModelFamily(Protocol):
     name: str
     tasks: tuple[str, ...]
     # Backends this family's graph can run on: "torch" always; "onnx"/"tensorrt" when
-    # `raw_module` traces to a static graph with a dynamic batch axis.
+    # `raw_module` traces to a static graph with a dynamic batch axis; "onnx" alone for a graph
+    # traced at a fixed batch (`onnx_fixed_batch`, below), whose shapes depend on the data.
     backends: tuple[str, ...]
     # Every architecture setting with its default. Manifests record these merged with their
     # overrides (`effective_architecture`), so a later change of a default cannot silently
@@ -53,6 +54,13 @@ FAMILY_MODULES = {
     "efficientnet": "classifiers",
     "motion-spectrum": "spectral",
 }
+
+
+def onnx_fixed_batch(family: ModelFamily) -> int | None:
+    """The batch size a family's ONNX graph is fixed at (Faster R-CNN: 1, its proposals and NMS
+    are per image), or None for a dynamic batch axis, which also means static shapes (CUDA graphs
+    and TensorRT can take it)."""
+    return getattr(family, "onnx_fixed_batch", None)
 
 
 def get_family(name: str) -> ModelFamily:

@@ -16,14 +16,14 @@ def pad_detections(per_image: list[tuple[torch.Tensor, torch.Tensor, torch.Tenso
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(boxes (K,4), scores (K,), labels (K,)) per image -> fixed (N,k,4), (N,k), (N,k) tensors,
     padded with score 0 so that a decoder can treat every backend's output alike."""
-    n = len(per_image)
-    boxes = torch.zeros(n, k, 4)
-    scores = torch.zeros(n, k)
-    labels = torch.zeros(n, k)
-    for i, (b, s, l) in enumerate(per_image):
-        m = min(k, len(s))
-        boxes[i, :m], scores[i, :m], labels[i, :m] = b[:m], s[:m], l[:m].float()
-    return boxes, scores, labels
+    # Concatenate the padding and cut at k, rather than copy min(k, len) rows: under the ONNX
+    # tracer a Python length would be frozen at the traced image's box count.
+    boxes = [torch.cat([b.float(), b.new_zeros(k, 4, dtype=torch.float32)])[:k] for b, _, _ in per_image]
+    scores = [torch.cat([s.float(), s.new_zeros(k, dtype=torch.float32)])[:k] for _, s, _ in per_image]
+    labels = [torch.cat([lab.float(), lab.new_zeros(k, dtype=torch.float32)])[:k] for _, _, lab in per_image]
+    if not per_image:
+        return torch.zeros(0, k, 4), torch.zeros(0, k), torch.zeros(0, k)
+    return torch.stack(boxes), torch.stack(scores), torch.stack(labels)
 
 
 def decode_padded(raw: Sequence[torch.Tensor], labels: Sequence[str], score_floor: float,

@@ -4,7 +4,9 @@ torchvision's detection heads are used as they are; only the backbone is ours, a
 convolutional network sized for a CPU demo (the production variant would put a
 ResNet/MobileNet FPN here). Nodules are 4-20 px in a 256 px tensor, so the anchors are
 small, on a stride-4 map, and the RPN's positive IoU is lowered to 0.5. Proposals, NMS and
-RoIAlign depend on the data, so this family runs on torch only (no ONNX/TensorRT graph).
+RoIAlign depend on the data, so its graph is traced one image at a time: ONNX at a fixed batch of
+1 (torchvision's detection models export from opset 11; ONNX Runtime runs a batch image by image),
+no TensorRT and no CUDA graphs (D-032).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class _PaddedDetections(nn.Module):
 class FasterRcnn:
     name = "faster-rcnn"
     tasks = ("detector",)
-    backends = ("torch",)
+    backends = ("torch", "onnx")
+    onnx_fixed_batch = 1
     default_architecture = DEFAULT_ARCHITECTURE
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:

@@ -100,7 +100,8 @@ def _infer(config: Config, model: str | None, book: ThresholdBook, state: StateS
             raise ModelLoadError(refusal)
     max_batch = 8  # InferStage's dynamic batch; a TensorRT engine built for more serves it too
     backend = open_backend(manifests[model], config.device, config.engine_cache, max_batch,  # logs its choice
-                           torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs)
+                           torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs,
+                           backend=config.backend, threads=config.compute_threads)
     return InferStage(manifests[model], backend, open_blob_store(config.blob_url), max_batch=max_batch,
                       backend_name=backend.name, config=book)
 

@@ -1,4 +1,5 @@
-"""Engine cache keys, TensorRT profile shapes, and which backend the infer stage opens (and why).
+"""Engine cache keys, TensorRT profile shapes, and which backend the infer stage opens (and why):
+TensorRT, then ONNX Runtime (CUDA or CPU provider), then torch, or the one RADSTREAM_BACKEND forces.
 
 `choose_backend` is pure given a `Platform`, so the GPU and TensorRT branches are tested
 here with Platform values; `probe_platform` is tested against the real environment and
@@ -114,7 +115,8 @@ def test_batch_buckets_are_the_next_power_of_two() -> None:
 def test_cuda_options_are_inert_on_the_cpu_and_checked(detector: ModelManifest) -> None:
     """CUDA graphs and autocast apply only on CUDA (the graph capture itself needs a GPU: not
     tested here). On the CPU the backend says so, and still rejects a precision it does not know."""
-    backend = open_backend(detector, "cpu", Path("/nonexistent"), 8, torch_precision="bf16", cuda_graphs=True)
+    backend = open_backend(detector, "cpu", Path("/nonexistent"), 8, torch_precision="bf16", cuda_graphs=True,
+                           backend="torch")
     assert (backend.name, backend.detail, backend.cuda_graphs) == ("torch-cpu", "fp32", False)
     assert len(backend.predict(np.zeros((3, 1, 256, 256), np.float32))) == 3
     with pytest.raises(ValueError, match="torch precision 'half'"):
@@ -140,7 +142,9 @@ def test_tensorrt_is_chosen_only_with_an_engine_cuda_and_the_manifest_asking(tmp
     cpu = choose_backend(detector, "cpu", tmp_path, 8, H200)
     assert cpu.backend == "torch-cpu" and "TensorRT needs a CUDA device" in cpu.reason
     no_trt = choose_backend(detector, "auto", tmp_path, 8, replace(H200, tensorrt_version=None))
-    assert no_trt.backend == "torch-cuda" and no_trt.reason == "TensorRT not installed"
+    # this fixture's manifest does not list onnx, so ONNX Runtime is not a candidate either
+    assert no_trt.backend == "torch-cuda"
+    assert no_trt.reason == "TensorRT not installed; manifest backends: tensorrt, torch"
 
 
 def test_a_manifest_not_listing_tensorrt_never_gets_it(tmp_path: Path, detector: ModelManifest) -> None:
@@ -149,7 +153,10 @@ def test_a_manifest_not_listing_tensorrt_never_gets_it(tmp_path: Path, detector:
         _cached_engine(tmp_path, manifest)  # an engine that would fit, were TensorRT allowed
         choice = choose_backend(manifest, "auto", tmp_path, 8, H200)
         assert choice.backend == "torch-cuda" and choice.engine is None
-        assert choice.reason == f"manifest backends: {', '.join(backends)}"
+        expected = f"manifest backends: {', '.join(backends)}"
+        if "onnx" in backends:  # allowed, but H200 here has no ONNX Runtime
+            expected += "; ONNX Runtime not installed"
+        assert choice.reason == expected
     # listed anywhere (train_demo copies the family's ("torch", "onnx", "tensorrt")), it is preferred
     listed_last = replace(detector, backends=["torch", "onnx", "tensorrt"])
     _cached_engine(tmp_path, listed_last)  # the backends are part of the manifest, so of its content hash
@@ -171,7 +178,8 @@ def test_asking_for_cuda_without_one_is_a_load_error(tmp_path: Path, detector: M
 
 
 def test_here_it_falls_back_to_torch_and_logs_why(tmp_path: Path, detector: ModelManifest, caplog) -> None:
-    """This machine has neither CUDA nor TensorRT; on one with both the reason is the empty cache."""
+    """This machine has neither CUDA nor TensorRT; on one with both the reason is the empty cache.
+    The fixture's manifest does not allow ONNX Runtime, so torch it is."""
     platform = probe_platform("auto")
     with caplog.at_level(logging.INFO, logger="radstream.models.backends.select"):
         backend = open_backend(detector, "auto", tmp_path, 8)
@@ -179,6 +187,7 @@ def test_here_it_falls_back_to_torch_and_logs_why(tmp_path: Path, detector: Mode
     why = platform.tensorrt_problem if platform.tensorrt_version is None else "no fp16 engine"
     assert backend.name == expected
     assert f"model demo-effdet: backend {expected}, {backend.detail} ({why}" in caplog.text
+    assert "manifest backends: tensorrt, torch" in caplog.text
     assert len(backend.predict(np.zeros((2, 1, 256, 256), np.float32))) == 2
 
 
@@ -205,7 +214,7 @@ def test_tensorrt_present_but_unimportable_is_a_reason_not_a_crash(fake_tensorrt
     assert platform.tensorrt_problem == ("TensorRT present but unusable: ImportError: "
                                          "libnvinfer.so.10: cannot open shared object file")
     with caplog.at_level(logging.INFO, logger="radstream.models.backends.select"):
-        assert open_backend(detector, "cpu", tmp_path, 8, platform).name == "torch-cpu"
+        assert open_backend(detector, "cpu", tmp_path, 8, platform).name == "torch-cpu"  # no onnx in its manifest
     assert "backend torch-cpu, fp32 (TensorRT present but unusable: ImportError: libnvinfer" in caplog.text
 
 
@@ -220,12 +229,93 @@ def test_an_importable_tensorrt_reports_its_version(fake_tensorrt) -> None:
     assert (platform.tensorrt_version, platform.cuda) == ("10.3.0", False)
 
 
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {"RADSTREAM_BLOB_URL": str(tmp_path / "blobs"), "RADSTREAM_DEVICE": "cpu",
+            "RADSTREAM_ENGINE_CACHE": str(tmp_path / "engines")}
+
+
 def test_infer_stage_health_reports_the_backend_it_opened(tmp_path: Path) -> None:
     from radstream.streams.stages.registry import build_stage
 
-    config = Config.from_env(env={"RADSTREAM_BLOB_URL": str(tmp_path / "blobs"), "RADSTREAM_DEVICE": "cpu",
-                                  "RADSTREAM_ENGINE_CACHE": str(tmp_path / "engines")})
+    config = Config.from_env(env=_env(tmp_path))
     stage = build_stage("infer", config, "demo-qc")
-    assert stage.backend.name == "torch-cpu"
-    assert stage.health()["models"][0]["backend"] == "torch-cpu"
+    assert stage.backend.name == "onnxruntime-cpu"  # no CUDA, no TensorRT here; the manifest allows onnx
+    assert stage.health()["models"][0]["backend"] == "onnxruntime-cpu"
     assert stage.max_batch == 8  # the batch the engine lookup asked for
+    forced = build_stage("infer", Config.from_env(env={**_env(tmp_path), "RADSTREAM_BACKEND": "torch"}), "demo-qc")
+    assert forced.health()["models"][0]["backend"] == "torch-cpu"
+
+
+ORT_CPU = Platform(cuda=False, onnxruntime_version="1.32.0", onnxruntime_providers=("CPUExecutionProvider",))
+ORT_GPU = replace(H200, onnxruntime_version="1.32.0",
+                  onnxruntime_providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+
+
+@pytest.fixture
+def exportable(detector: ModelManifest) -> ModelManifest:
+    return replace(detector, backends=["torch", "onnx", "tensorrt"])
+
+
+def test_onnxruntime_comes_after_tensorrt_and_before_torch(tmp_path: Path, exportable: ModelManifest) -> None:
+    cpu = choose_backend(exportable, "auto", tmp_path, 8, ORT_CPU)
+    assert (cpu.backend, cpu.device) == ("onnxruntime-cpu", "cpu")
+    assert cpu.reason == "TensorRT not installed; no CUDA device"
+    gpu = choose_backend(exportable, "auto", tmp_path, 8, ORT_GPU)
+    assert (gpu.backend, gpu.device) == ("onnxruntime-cuda", "cuda:0")
+    assert "no fp16 engine for batch 8" in gpu.reason
+    _cached_engine(tmp_path, exportable)
+    assert choose_backend(exportable, "auto", tmp_path, 8, ORT_GPU).backend == "tensorrt"
+    assert choose_backend(exportable, "cpu", tmp_path, 8, ORT_GPU).backend == "onnxruntime-cpu"
+
+
+def test_a_gpu_without_the_cuda_provider_keeps_torch_on_cuda(tmp_path: Path, exportable: ModelManifest) -> None:
+    """ONNX Runtime on the CPU is not preferred to torch on a GPU; forced, it may run on the CPU
+    when RADSTREAM_DEVICE allows (auto), and refuses when the setting asks for CUDA."""
+    cpu_only = replace(ORT_GPU, onnxruntime_providers=("CPUExecutionProvider",))
+    auto = choose_backend(exportable, "auto", tmp_path, 8, cpu_only)
+    assert auto.backend == "torch-cuda"
+    assert "onnxruntime 1.32.0 has no CUDA execution provider (onnxruntime-gpu is not installed)" in auto.reason
+    forced = choose_backend(exportable, "auto", tmp_path, 8, cpu_only, backend="onnxruntime")
+    assert (forced.backend, forced.device) == ("onnxruntime-cpu", "cpu")
+    with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=onnxruntime, but .*no CUDA execution provider"):
+        choose_backend(exportable, "cuda", tmp_path, 8, cpu_only, backend="onnxruntime")
+
+
+def test_a_forced_backend_is_that_one_or_a_one_line_error(tmp_path: Path, exportable: ModelManifest) -> None:
+    _cached_engine(tmp_path, exportable)
+    assert choose_backend(exportable, "auto", tmp_path, 8, ORT_GPU, backend="tensorrt").backend == "tensorrt"
+    assert choose_backend(exportable, "auto", tmp_path, 8, ORT_GPU, backend="onnxruntime").backend == "onnxruntime-cuda"
+    torch_choice = choose_backend(exportable, "auto", tmp_path, 8, ORT_GPU, backend="torch")
+    assert (torch_choice.backend, torch_choice.reason) == ("torch-cuda", "RADSTREAM_BACKEND=torch")
+    with pytest.raises(ModelLoadError, match="demo-effdet-1: RADSTREAM_BACKEND=tensorrt, but TensorRT not installed"):
+        choose_backend(exportable, "auto", tmp_path, 8, ORT_CPU, backend="tensorrt")
+    with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=tensorrt, but TensorRT needs a CUDA device"):
+        choose_backend(exportable, "cpu", tmp_path, 8, ORT_GPU, backend="tensorrt")
+    with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=onnxruntime, but family motion-spectrum does not export"):
+        choose_backend(replace(exportable, family="motion-spectrum"), "auto", tmp_path, 8, ORT_CPU, backend="onnxruntime")
+    with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=onnxruntime, but ONNX Runtime not installed"):
+        choose_backend(exportable, "auto", tmp_path, 8, Platform(cuda=False), backend="onnxruntime")
+    with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND='openvino': expected one of auto, tensorrt"):
+        choose_backend(exportable, "auto", tmp_path, 8, ORT_CPU, backend="openvino")
+
+
+def test_faster_rcnn_runs_on_onnxruntime_but_never_on_tensorrt(tmp_path: Path, exportable: ModelManifest) -> None:
+    frcnn = replace(exportable, family="faster-rcnn")
+    _cached_engine(tmp_path, frcnn)
+    choice = choose_backend(frcnn, "auto", tmp_path, 8, ORT_GPU)
+    assert choice.backend == "onnxruntime-cuda" and "family faster-rcnn cannot run on TensorRT" in choice.reason
+
+
+def test_config_reads_the_backend_setting() -> None:
+    assert Config.from_env(env={}).backend == "auto"
+    assert Config.from_env(env={"RADSTREAM_BACKEND": "torch"}).backend == "torch"
+    with pytest.raises(ValueError, match="RADSTREAM_BACKEND='ort': expected one of auto, tensorrt, onnxruntime, torch"):
+        Config.from_env(env={"RADSTREAM_BACKEND": "ort"})
+
+
+def test_the_real_platform_reports_onnxruntime_and_its_providers() -> None:
+    import onnxruntime
+
+    platform = probe_platform("cpu")
+    assert platform.onnxruntime_version == onnxruntime.__version__
+    assert "CPUExecutionProvider" in platform.onnxruntime_providers and platform.onnxruntime_problem == ""
