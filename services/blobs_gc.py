@@ -56,7 +56,7 @@ def raw_blob_studies(settings: KafkaSettings) -> dict[str, set[str]]:
 
 def dead_lettered_raw(settings: KafkaSettings) -> frozenset[str]:
     """Raw blobs of arrivals that decode dead-lettered: `dlq replay` re-reads them."""
-    codec, shas = Codec(settings.schema_registry_url), set()
+    codec, shas = Codec(settings.schema_registry_config()), set()
     for _, letter in read_events(settings, dlq(DICOM_ARRIVED), codec=codec, skip_undecodable=True):
         try:
             _, arrival = codec.decode(letter["value"], "DicomArrived")

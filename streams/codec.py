@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -58,7 +59,9 @@ class DecodeError(PermanentError):
 class Codec:
     """Encode and decode events by schema name (`DicomArrived`, `StudyResult`, ...)."""
 
-    def __init__(self, registry_url: str | None = None) -> None:
+    def __init__(self, registry: Mapping[str, str] | str | None = None) -> None:
+        """`registry`: the SchemaRegistryClient settings (KafkaSettings.schema_registry_config(),
+        which carries its TLS and basic auth), a bare URL, or None for single-object encoding."""
         self._by_name: dict[str, _Entry] = {}
         self._by_fp: dict[bytes, _Entry] = {}
         for name in schema_names():
@@ -68,7 +71,9 @@ class Codec:
             entry = _Entry(name, parsed, fp)
             self._by_name[name] = entry
             self._by_fp[fp] = entry
-        self._confluent = _ConfluentFormat(registry_url, self._by_name) if registry_url else None
+        if isinstance(registry, str):
+            registry = {"url": registry}
+        self._confluent = _ConfluentFormat(dict(registry), self._by_name) if registry else None
 
     def encode(self, name: str, record: dict[str, Any], topic: str = "") -> bytes:
         entry = self._entry(name)
@@ -117,10 +122,10 @@ class _ConfluentFormat:
     TopicNameStrategy (`<topic>-value`).
     """
 
-    def __init__(self, url: str, entries: dict[str, _Entry]) -> None:
+    def __init__(self, conf: dict[str, str], entries: dict[str, _Entry]) -> None:
         from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-        self._client = SchemaRegistryClient({"url": url})
+        self._client = SchemaRegistryClient(conf)
         self._schema_cls = Schema
         self._entries = entries
         self._ids: dict[tuple[str, str], int] = {}

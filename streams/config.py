@@ -165,7 +165,7 @@ class ConfigWatcher:
         self.book = book if book is not None else ThresholdBook()
         self.topic = settings.topic(CONFIG_THRESHOLDS)
         self.schema = schema_of(CONFIG_THRESHOLDS)
-        self._codec = codec or Codec(settings.schema_registry_url)
+        self._codec = codec or Codec(settings.schema_registry_config())
         self._consumer = standalone_consumer(settings)
         self._settings = settings
         self.trusted: TrustedKeys = dict(trusted or {})

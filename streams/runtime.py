@@ -59,7 +59,7 @@ class StageRunner:
                             "(max_batch = 1), so nothing after an unanswered message is sent before it")
         self.stage = stage
         self.settings = settings
-        self.codec = codec or Codec(settings.schema_registry_url)
+        self.codec = codec or Codec(settings.schema_registry_config())
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.input_topic = settings.topic(stage.input_topic)

@@ -37,7 +37,7 @@ class KafkaEventSource:
     def __init__(self, settings: KafkaSettings, codec: Codec | None = None, batch_size: int = 500,
                  poll_s: float = 0.2, trusted: dict[str, Any] | None = None) -> None:
         self.settings = settings
-        self.codec = codec or Codec(settings.schema_registry_url)
+        self.codec = codec or Codec(settings.schema_registry_config())
         self.batch_size = batch_size
         self.poll_s = poll_s
         self.undecodable = 0

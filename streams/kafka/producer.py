@@ -77,7 +77,7 @@ class EventPublisher:
 
     def __init__(self, settings: KafkaSettings, codec: Codec | None = None) -> None:
         self.settings = settings
-        self.codec = codec or Codec(settings.schema_registry_url)
+        self.codec = codec or Codec(settings.schema_registry_config())
         self._producer = open_producer(settings)
 
     def send(self, topic: str, key: str | None, value: dict, headers: list | None = None) -> None:

@@ -116,7 +116,7 @@ def read_events(settings: KafkaSettings, topic: str, follow: bool = False, idle_
     `skip_undecodable=True` is passed over. `schema` is for a topic outside the table that holds
     records of a known one (shadow replay reads arrivals from any topic it is pointed at).
     """
-    codec = codec or Codec(settings.schema_registry_url)
+    codec = codec or Codec(settings.schema_registry_config())
     schema = schema or schema_of(topic)
     for msg in read_topic(settings, topic, follow=follow, idle_timeout_s=idle_timeout_s, timeout_s=timeout_s):
         try:

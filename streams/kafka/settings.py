@@ -12,6 +12,9 @@ class SettingsError(ValueError):
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
+# What RADSTREAM_ENV=prod accepts: the bus carries thresholds, overrides and blob references, so
+# production never runs it unencrypted (SASL_PLAINTEXT sends the SCRAM exchange and every record in clear).
+PROD_PROTOCOLS = ("SSL", "SASL_SSL")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 # The keys check_security guards. RADSTREAM_KAFKA_X_* is applied last, so it may not set them: it
 # would turn a checked SASL_SSL back into PLAINTEXT, or put a password in the environment.
@@ -60,6 +63,12 @@ class KafkaSettings:
     ssl_key_location: str | None = None
     ssl_key_password: str | None = field(default=None, repr=False)
     schema_registry_url: str | None = None
+    schema_registry_ca: str | None = None
+    schema_registry_cert: str | None = None
+    schema_registry_key: str | None = None
+    schema_registry_username: str | None = None
+    schema_registry_password: str | None = field(default=None, repr=False)
+    production: bool = False
     session_timeout_ms: int = 10000
     heartbeat_interval_ms: int = 1000
     max_poll_interval_ms: int = 300000
@@ -93,7 +102,14 @@ class KafkaSettings:
             ssl_certificate_location=e.get("RADSTREAM_KAFKA_SSL_CERT") or None,
             ssl_key_location=e.get("RADSTREAM_KAFKA_SSL_KEY") or None,
             ssl_key_password=_secret_from(e, "RADSTREAM_KAFKA_SSL_KEY_PASSWORD"),
-            schema_registry_url=e.get("RADSTREAM_SCHEMA_REGISTRY_URL"),
+            schema_registry_url=e.get("RADSTREAM_SCHEMA_REGISTRY_URL") or None,
+            # the registry sits beside the brokers: it trusts the bus's CA unless told otherwise
+            schema_registry_ca=e.get("RADSTREAM_SCHEMA_REGISTRY_SSL_CA") or e.get("RADSTREAM_KAFKA_SSL_CA") or None,
+            schema_registry_cert=e.get("RADSTREAM_SCHEMA_REGISTRY_SSL_CERT") or None,
+            schema_registry_key=e.get("RADSTREAM_SCHEMA_REGISTRY_SSL_KEY") or None,
+            schema_registry_username=e.get("RADSTREAM_SCHEMA_REGISTRY_USERNAME") or None,
+            schema_registry_password=_secret_from(e, "RADSTREAM_SCHEMA_REGISTRY_PASSWORD"),
+            production=e.get("RADSTREAM_ENV") == "prod",
             session_timeout_ms=int(e.get("RADSTREAM_KAFKA_SESSION_TIMEOUT_MS", 10000)),
             heartbeat_interval_ms=int(e.get("RADSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS", 1000)),
             max_poll_interval_ms=int(e.get("RADSTREAM_KAFKA_MAX_POLL_INTERVAL_MS", 300000)),
@@ -116,6 +132,9 @@ class KafkaSettings:
             if not self.sasl_username or not self.sasl_password:
                 raise SettingsError(f"{self.security_protocol} needs RADSTREAM_KAFKA_SASL_USERNAME and "
                                     "RADSTREAM_KAFKA_SASL_PASSWORD (or RADSTREAM_KAFKA_SASL_PASSWORD_FILE)")
+        if self.production and self.security_protocol not in PROD_PROTOCOLS:
+            raise SettingsError(f"RADSTREAM_ENV=prod refuses RADSTREAM_KAFKA_SECURITY_PROTOCOL={self.security_protocol}: "
+                                f"set {' or '.join(PROD_PROTOCOLS)} (docs/security.md, The bus)")
         tls = self.security_protocol in ("SSL", "SASL_SSL")
         if not tls and (self.ssl_ca_location or self.ssl_certificate_location or self.ssl_key_location):
             raise SettingsError(f"RADSTREAM_KAFKA_SSL_* is set but RADSTREAM_KAFKA_SECURITY_PROTOCOL is "
@@ -127,6 +146,50 @@ class KafkaSettings:
                            ("RADSTREAM_KAFKA_SSL_KEY", self.ssl_key_location)):
             if path and not os.access(path, os.R_OK):
                 raise SettingsError(f"{name}: cannot read {path}")
+        self._check_schema_registry()
+
+    def _check_schema_registry(self) -> None:
+        """The registry client's TLS and basic auth: https wherever a credential or prod is involved."""
+        url = self.schema_registry_url
+        if not url:
+            return
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in ("http", "https"):
+            raise SettingsError("RADSTREAM_SCHEMA_REGISTRY_URL must start with https:// (or http:// outside prod)")
+        if scheme == "http" and self.production:
+            raise SettingsError("RADSTREAM_ENV=prod refuses an http:// RADSTREAM_SCHEMA_REGISTRY_URL: use https://")
+        if scheme == "http" and (self.schema_registry_password or self.schema_registry_cert):
+            raise SettingsError("RADSTREAM_SCHEMA_REGISTRY_URL is http://: its credentials would travel in clear (use https://)")
+        if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            raise SettingsError("RADSTREAM_SCHEMA_REGISTRY_URL holds user:password@: set "
+                                "RADSTREAM_SCHEMA_REGISTRY_USERNAME and _PASSWORD(_FILE) instead")
+        if bool(self.schema_registry_username) != bool(self.schema_registry_password):
+            raise SettingsError("schema registry basic auth needs both RADSTREAM_SCHEMA_REGISTRY_USERNAME and "
+                                "RADSTREAM_SCHEMA_REGISTRY_PASSWORD (or _PASSWORD_FILE)")
+        if bool(self.schema_registry_cert) != bool(self.schema_registry_key):
+            raise SettingsError("the schema registry's client certificate needs both RADSTREAM_SCHEMA_REGISTRY_SSL_CERT "
+                                "and RADSTREAM_SCHEMA_REGISTRY_SSL_KEY")
+        for name, path in (("RADSTREAM_SCHEMA_REGISTRY_SSL_CA", self.schema_registry_ca),
+                           ("RADSTREAM_SCHEMA_REGISTRY_SSL_CERT", self.schema_registry_cert),
+                           ("RADSTREAM_SCHEMA_REGISTRY_SSL_KEY", self.schema_registry_key)):
+            if path and not os.access(path, os.R_OK):
+                raise SettingsError(f"{name}: cannot read {path}")
+
+    def schema_registry_config(self) -> dict[str, str] | None:
+        """The confluent-kafka SchemaRegistryClient's settings, or None without a registry URL.
+        The one place they are built, beside the broker's: same CA by default, its own login."""
+        if not self.schema_registry_url:
+            return None
+        conf = {"url": self.schema_registry_url}
+        if self.schema_registry_url.lower().startswith("https://"):
+            for key, value in (("ssl.ca.location", self.schema_registry_ca),
+                               ("ssl.certificate.location", self.schema_registry_cert),
+                               ("ssl.key.location", self.schema_registry_key)):
+                if value:
+                    conf[key] = value
+        if self.schema_registry_username and self.schema_registry_password:
+            conf["basic.auth.user.info"] = f"{self.schema_registry_username}:{self.schema_registry_password}"
+        return conf
 
     def with_bootstrap(self, bootstrap: str) -> "KafkaSettings":
         return replace(self, bootstrap=bootstrap)

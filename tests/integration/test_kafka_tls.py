@@ -8,6 +8,7 @@ over TLS and that an unknown identity is refused, not a full authenticated sessi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -127,3 +128,31 @@ def test_sasl_ssl_runs_scram_sha_512_over_tls_and_an_unknown_identity_is_refused
         assert "sasl_ssl://" in res.stderr  # over TLS
     finally:
         b.stop()
+
+
+def test_the_integrators_example_consumer_reads_results_over_mutual_tls(mtls_broker: TlsBroker, pki: Pki,
+                                                                        tmp_path: Path) -> None:
+    """examples/results_consumer.py (confluent-kafka and the .avsc only) takes the same RADSTREAM_KAFKA_*
+    variables: a final result produced over mTLS is printed; without its certificate it reads nothing."""
+    from radstream.streams.kafka.producer import EventPublisher
+    from radstream.streams.kafka.topics import STUDY_RESULTS
+
+    from tests.unit.services.gateway.gateway_records import study_result
+
+    env = _env(mtls_broker.bootstrap, tmp_path, security_protocol="SSL", ssl_ca=str(pki.ca),
+               ssl_cert=str(pki.client_cert), ssl_key=str(pki.client_key))
+    assert _cli(env, "topics", "create", "--partitions", "1").returncode == 0
+    settings = KafkaSettings.from_env(env=env)
+    result = study_result(study="1.2.826.0.1.3680043.8.498.7", sops=["1.2.826.0.1.3680043.8.498.7.1"], key="k-tls")
+    publisher = EventPublisher(settings)
+    publisher.send(STUDY_RESULTS, result["study_uid"], result)
+    publisher.flush()
+    repo = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "examples/results_consumer.py", "--bootstrap", mtls_broker.bootstrap,
+            "--topic", settings.topic(STUDY_RESULTS), "--max", "1"]
+    example = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=90, cwd=repo)
+    assert example.returncode == 0, example.stderr
+    assert json.loads(example.stdout.splitlines()[0])["study_uid"] == result["study_uid"]
+    no_cert = {k: v for k, v in env.items() if k not in ("RADSTREAM_KAFKA_SSL_CERT", "RADSTREAM_KAFKA_SSL_KEY")}
+    with pytest.raises(subprocess.TimeoutExpired):  # refused by stunnel at every connect: it never gets a record
+        subprocess.run(argv, env=no_cert, capture_output=True, text=True, timeout=5, cwd=repo)

@@ -41,6 +41,8 @@ class Consumer:
 
 
 def stage_class(name: str) -> type[Stage]:
+    if name.startswith("export-"):
+        return export_classes()[name]
     module = importlib.import_module(f"radstream.streams.stages.{name}")
     for _, cls in inspect.getmembers(module, inspect.isclass):
         if issubclass(cls, Stage) and cls is not Stage and getattr(cls, "name", None) == name:
@@ -72,6 +74,28 @@ def consumers(models: list[str]) -> list[Consumer]:
         for model in (models if name in PER_MODEL_STAGES else [None]):
             result.append(Consumer(name, model, _group_id(cls, model), cls.input_topic))
     return result
+
+
+def export_classes() -> dict[str, type[Stage]]:
+    """Every export edge's Stage class (`radstream export <target>`), by stage name (export-<target>)."""
+    from radstream.services.export.stage import ExportStage
+
+    found: dict[str, type[Stage]] = {}
+    for module in ("pacs", "hl7", "fhir"):
+        for _, cls in inspect.getmembers(importlib.import_module(f"radstream.services.export.{module}"), inspect.isclass):
+            if issubclass(cls, ExportStage) and isinstance(cls.__dict__.get("name"), str):
+                found[cls.name] = cls
+    return found
+
+
+def export_consumers() -> list[Consumer]:
+    """One worker per export target of `radstream export` (services/commands/export.py TARGETS)."""
+    from radstream.services.commands.export import TARGETS
+
+    classes = export_classes()
+    assert set(classes) == {f"export-{t}" for t in TARGETS}, sorted(classes)
+    return [Consumer(f"export-{t}", None, _group_id(classes[f"export-{t}"], None), classes[f"export-{t}"].input_topic)
+            for t in TARGETS]
 
 
 # --- Kafka identities and their ACLs (k8s/components/kafka-auth, D-028) ---------------------
@@ -117,7 +141,10 @@ def edge_acls() -> dict[str, set[Acl]]:
     def write(*topics: str) -> set[Acl]:
         return {("topic", t, op) for t in topics for op in ("Write", "Describe")}
 
+    workers = consumers(model_names()) + export_consumers()
     return {
+        # KEDA's lag triggers: the offsets of every scaled group on its input topic, nothing more
+        "keda": {("topic", c.input_topic, "Describe") for c in workers} | {("group", c.group_id, "Describe") for c in workers},
         "gateway": read(*KINDS, CONFIG_THRESHOLDS),
         "thresholds": read(CONFIG_THRESHOLDS, CONFIG_AUDIT) | write(CONFIG_THRESHOLDS),
         "receiver": write(DICOM_ARRIVED),

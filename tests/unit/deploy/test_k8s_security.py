@@ -6,7 +6,7 @@ on infer pods only."""
 from __future__ import annotations
 
 import pytest
-from deploy_expectations import Acl, consumers, edge_acls, model_names, stage_acls
+from deploy_expectations import REPO, Acl, Consumer, consumers, edge_acls, export_consumers, model_names, stage_acls
 from radstream.streams.kafka.topics import CONFIG_THRESHOLDS
 from test_k8s import TREES, Resource, _render, container, deployment_for, of_kind
 
@@ -38,6 +38,86 @@ def test_each_stage_user_has_exactly_the_acls_its_topics_need(prod: list[Resourc
         assert rendered_acls(user) == stage_acls(consumer), consumer.instance
     for name, acls in edge_acls().items():
         assert rendered_acls(found[f"radstream-{name}"]) == acls, name
+
+
+def test_every_export_edge_has_its_own_user_with_exactly_its_acls(prod: list[Resource]) -> None:
+    """export-dicom, -stow, -hl7, -fhir: read study.results as their group, write its DLQ and (PACS
+    exports) their changelog; no export may write a pipeline topic."""
+    found = users(prod)
+    for consumer in export_consumers():
+        user = found.get(f"radstream-{consumer.instance}")
+        assert user, f"no KafkaUser radstream-{consumer.instance}"
+        acls = rendered_acls(user)
+        assert acls == stage_acls(consumer), consumer.instance
+        assert {n for t, n, op in acls if op == "Write"} <= {"study.results.dlq", "config.thresholds.audit",
+                                                            f"radstream.{consumer.stage}.changelog"}
+
+
+def _keda_logins(resources: list[Resource]) -> None:
+    """Every ScaledObject's kafka trigger logs in through a TriggerAuthentication of the tree: SCRAM
+    over TLS as a KafkaUser of the tree whose ACLs cover that trigger's topic and group."""
+    auths = {a["metadata"]["name"]: a for a in of_kind(resources, "TriggerAuthentication")}
+    maps = {m["metadata"]["name"]: m for m in of_kind(resources, "ConfigMap")}
+    found = users(resources)
+    scaled = of_kind(resources, "ScaledObject")
+    assert scaled
+    for so in scaled:
+        for trigger in so["spec"]["triggers"]:
+            assert trigger["type"] == "kafka"
+            ref = trigger.get("authenticationRef", {}).get("name")
+            assert ref in auths, f"{so['metadata']['name']}: kafka trigger without credentials"
+            spec = auths[ref]["spec"]
+            plain = {p["parameter"]: p for p in spec["configMapTargetRef"]}
+            literal = {k: maps[plain[k]["name"]]["data"][plain[k]["key"]] for k in ("sasl", "tls", "username")}
+            params = {p["parameter"]: p for p in spec["secretTargetRef"]}
+            assert not set(plain) & set(params)
+            assert literal["sasl"] == "scram_sha512" and literal["tls"] == "enable"
+            user = literal["username"]
+            assert params["password"]["name"] == user and params["password"]["key"] == "password"  # Strimzi's Secret
+            assert params["ca"]["name"] == "radstream-cluster-ca-cert"
+            meta = trigger["metadata"]
+            need = {("topic", meta["topic"], "Describe"), ("group", meta["consumerGroup"], "Describe")}
+            assert need <= rendered_acls(found[user]), f"{so['metadata']['name']}: {user} cannot read the lag"
+
+
+def test_keda_reads_the_lag_as_its_own_describe_only_user(prod: list[Resource]) -> None:
+    _keda_logins(prod)
+    assert {op for *_, op in rendered_acls(users(prod)["radstream-keda"])} == {"Describe"}
+
+
+def test_a_prod_tree_with_export_dicom_logs_the_export_in_as_its_own_user(tmp_path) -> None:
+    """The composition docs/deployment.md describes: export-dicom listed before kafka-auth, so the
+    generated login patch finds its Deployment and its ScaledObject."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    import os
+
+    def k8s(path: str) -> str:  # kustomize takes relative paths only
+        return os.path.relpath(REPO / "k8s" / path, tmp_path)
+
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "radstream",
+        "resources": [k8s("base")],
+        "components": [k8s("components/export-dicom"), k8s("base/patches"), k8s("components/kafka-auth")],
+        "configMapGenerator": [{"name": "radstream-config", "behavior": "merge",
+                                "literals": ["RADSTREAM_ENV=prod", "RADSTREAM_EXPORT_DICOM_TO=PACS@pacs:104"]}]}))
+    proc = subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    resources = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    export = Consumer("export-dicom", None, "radstream-export-dicom", "study.results")
+    (d,) = [d for d in of_kind(resources, "Deployment") if d["metadata"]["name"] == "radstream-export-dicom"]
+    env = {e["name"]: e.get("value") for e in container(d).get("env", [])}
+    assert env.get("RADSTREAM_KAFKA_SASL_USERNAME") == "radstream-export-dicom"
+    secrets = {v["name"]: v["secret"]["secretName"] for v in d["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+    assert secrets.get("kafka-user") == "radstream-export-dicom"
+    assert rendered_acls(users(resources)["radstream-export-dicom"]) == stage_acls(export)
+    _keda_logins(resources)
 
 
 def test_only_the_thresholds_identity_writes_thresholds_and_the_gateway_only_reads(prod: list[Resource]) -> None:

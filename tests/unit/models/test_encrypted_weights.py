@@ -186,6 +186,7 @@ def test_a_prod_infer_stage_refuses_the_shipped_plaintext_weights(tmp_path) -> N
     trusted.write_text("")
     env = {**os.environ, "RADSTREAM_ENV": "prod", "RADSTREAM_MODEL_KEY_FILE": str(dev_key),
            "RADSTREAM_TRUSTED_KEYS": str(trusted), "RADSTREAM_BOOTSTRAP": "127.0.0.1:9",
+           "RADSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",  # RADSTREAM_ENV=prod refuses a plaintext bus
            "RADSTREAM_HOME": str(tmp_path / "home")}
     env.pop("RADSTREAM_MODEL_KEY", None)
     proc = subprocess.Popen([sys.executable, "-m", "radstream.services.cli", "stage", "infer", "--model",

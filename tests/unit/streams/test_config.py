@@ -98,10 +98,11 @@ def test_trusted_keys_fall_back_to_the_dev_file_only_outside_prod(tmp_path) -> N
     ensure_dev_keys(tmp_path / "home")
     assert set(Config.from_env(env=env).trusted_keys()) == {"dev"}
     assert Config.from_env(env=env).signing_key_path() == tmp_path / "home" / "keys" / "dev.key"
-    prod = Config.from_env(env={**env, "RADSTREAM_ENV": "prod"})
+    prod_env = {**env, "RADSTREAM_ENV": "prod", "RADSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL"}  # prod refuses PLAINTEXT
+    prod = Config.from_env(env=prod_env)
     with pytest.raises(KeyFileError, match="RADSTREAM_ENV=prod needs RADSTREAM_TRUSTED_KEYS"):
         prod.trusted_keys()
     assert prod.signing_key_path() is None
     (tmp_path / "t").write_text((tmp_path / "home" / "keys" / "dev.pub").read_text().replace("dev ", "ops "))
-    assert set(Config.from_env(env={**env, "RADSTREAM_ENV": "prod", "RADSTREAM_TRUSTED_KEYS": str(tmp_path / "t")})
+    assert set(Config.from_env(env={**prod_env, "RADSTREAM_TRUSTED_KEYS": str(tmp_path / "t")})
                .trusted_keys()) == {"ops"}

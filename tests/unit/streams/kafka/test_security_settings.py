@@ -103,3 +103,66 @@ def test_no_module_builds_a_kafka_client_outside_streams_kafka() -> None:
                                                                  '"bootstrap.servers"')):
                 offenders.append(str(path.relative_to(root)))
     assert offenders == ["streams/kafka/settings.py"]  # it renders "bootstrap.servers" and builds no client
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT", ""])
+def test_prod_refuses_a_bus_in_clear(protocol: str) -> None:
+    """RADSTREAM_ENV=prod: a pod started without the overlay's SASL_SSL must not run in plaintext."""
+    env = {"RADSTREAM_BOOTSTRAP": "b:9092", "RADSTREAM_ENV": "prod", "RADSTREAM_KAFKA_SECURITY_PROTOCOL": protocol,
+           "RADSTREAM_KAFKA_SASL_USERNAME": "u", "RADSTREAM_KAFKA_SASL_PASSWORD": "p"}
+    with pytest.raises(SettingsError, match="RADSTREAM_ENV=prod refuses RADSTREAM_KAFKA_SECURITY_PROTOCOL="):
+        KafkaSettings.from_env(env=env)
+    assert KafkaSettings.from_env(env={**env, "RADSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}).production
+    assert KafkaSettings.from_env(env={**env, "RADSTREAM_ENV": "dev"}).security_protocol == (protocol or "PLAINTEXT")
+
+
+@pytest.mark.parametrize("argv", [["stage", "decode"], ["gateway", "--port", "0", "--no-auth"],
+                                  ["receiver", "--port", "0", "--ae-title", "RS", "--allow-any-peer"]])
+def test_every_service_stops_at_start_with_one_line_on_a_plaintext_prod_bus(tmp_path: Path, argv: list[str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RADSTREAM_ENV": "prod", "RADSTREAM_BOOTSTRAP": "127.0.0.1:9",
+           "RADSTREAM_HOME": str(tmp_path), "RADSTREAM_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+    done = subprocess.run([sys.executable, "-m", "radstream.services.cli", *argv], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "RADSTREAM_ENV=prod refuses RADSTREAM_KAFKA_SECURITY_PROTOCOL=PLAINTEXT" in lines[0], lines
+
+
+def test_the_schema_registry_client_gets_tls_and_basic_auth_from_the_settings(tmp_path: Path) -> None:
+    f = _files(tmp_path)
+    (tmp_path / "reg-pw").write_text("registry-secret\n")
+    base = {"RADSTREAM_BOOTSTRAP": "b:9092", "RADSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL", "RADSTREAM_KAFKA_SSL_CA": f["ca.pem"],
+            "RADSTREAM_SCHEMA_REGISTRY_URL": "https://registry:8081"}
+    conf = KafkaSettings.from_env(env={**base, "RADSTREAM_SCHEMA_REGISTRY_SSL_CERT": f["client.pem"],
+                                       "RADSTREAM_SCHEMA_REGISTRY_SSL_KEY": f["client.key"],
+                                       "RADSTREAM_SCHEMA_REGISTRY_USERNAME": "radstream",
+                                       "RADSTREAM_SCHEMA_REGISTRY_PASSWORD_FILE": str(tmp_path / "reg-pw")})
+    rendered = conf.schema_registry_config()
+    assert rendered == {"url": "https://registry:8081", "ssl.ca.location": f["ca.pem"],  # the bus's CA by default
+                        "ssl.certificate.location": f["client.pem"], "ssl.key.location": f["client.key"],
+                        "basic.auth.user.info": "radstream:registry-secret"}
+    assert "registry-secret" not in repr(conf)
+    assert KafkaSettings.from_env(env={"RADSTREAM_BOOTSTRAP": "b:9092"}).schema_registry_config() is None
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"RADSTREAM_SCHEMA_REGISTRY_URL": "http://r:8081", "RADSTREAM_SCHEMA_REGISTRY_USERNAME": "u",
+      "RADSTREAM_SCHEMA_REGISTRY_PASSWORD": "p"}, "in clear"),
+    ({"RADSTREAM_SCHEMA_REGISTRY_URL": "https://u:p@r:8081"}, "user:password@"),
+    ({"RADSTREAM_SCHEMA_REGISTRY_URL": "https://r:8081", "RADSTREAM_SCHEMA_REGISTRY_USERNAME": "u"}, "needs both"),
+    ({"RADSTREAM_SCHEMA_REGISTRY_URL": "https://r:8081", "RADSTREAM_SCHEMA_REGISTRY_SSL_CERT": "@client.pem"}, "needs both"),
+    ({"RADSTREAM_SCHEMA_REGISTRY_URL": "https://r:8081", "RADSTREAM_SCHEMA_REGISTRY_SSL_CA": "/nonexistent"}, "cannot read"),
+    ({"RADSTREAM_SCHEMA_REGISTRY_URL": "r:8081"}, "must start with https://"),
+    ({"RADSTREAM_SCHEMA_REGISTRY_URL": "http://r:8081", "RADSTREAM_ENV": "prod", "RADSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL"},
+     "prod refuses an http://"),
+])
+def test_schema_registry_settings_that_would_leak_or_cannot_work_are_refused(tmp_path: Path, env: dict[str, str],
+                                                                           message: str) -> None:
+    f = _files(tmp_path)
+    env = {k: f.get(v[1:], v) if v.startswith("@") else v for k, v in env.items()}
+    with pytest.raises(SettingsError, match=message):
+        KafkaSettings.from_env(env={"RADSTREAM_BOOTSTRAP": "b:9092", **env})
