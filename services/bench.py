@@ -61,6 +61,15 @@ def stage_overheads(home: Path) -> list[StageOverhead]:
     return sorted(rows, key=lambda r: r.stage)
 
 
+def infer_backends(home: Path) -> dict[str, str]:
+    """{model: backend} as each running infer stage reports it on /healthz."""
+    found = {}
+    for entry in stage_statuses(home / "run"):
+        for model in entry["health"].get("models", []):
+            found[model["name"]] = model["backend"]
+    return dict(sorted(found.items()))
+
+
 def _wait_for(pending: set[str], settings, stack: Stack, timeout_s: float) -> dict[str, float]:
     landed: dict[str, float] = {}
     for result in study_results(settings, follow=True, idle_timeout_s=timeout_s):
@@ -103,6 +112,7 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
         landed = _wait_for(set(studies), settings, stack, 600)
         elapsed = max(v for k, v in landed.items() if not k.startswith("latency:")) - t0
         after = stage_overheads(config.home)
+        backends = infer_backends(config.home)
         del producer  # destroy the client while its broker is up: librdkafka would retry it noisily
     latencies = [v for k, v in landed.items() if k.startswith("latency:")]
     overheads = []
@@ -134,6 +144,9 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
                        "p99": percentile(latencies, 99)},
         "stages": [o.__dict__ | {"overhead_ms": o.overhead_ms} for o in overheads],
         "overhead_share_of_compute": total_overhead / total_compute if total_compute else None,
+        # RADSTREAM_BACKEND as set for the run, and what each infer stage opened (its /healthz)
+        "backend": config.backend,
+        "backends": backends,
     }
     report["throughput_ratio_streamed_over_inprocess"] = report["streamed_images_per_s"] / report["inprocess_images_per_s"]
     say(format_report(report))
@@ -147,6 +160,8 @@ def format_report(r: dict) -> str:
         f"(ratio {r['throughput_ratio_streamed_over_inprocess']:.2f})",
         f"end-to-end latency (arrival to study assembly): p50 {r['latency_ms']['p50']:.0f} ms, "
         f"p95 {r['latency_ms']['p95']:.0f} ms, p99 {r['latency_ms']['p99']:.0f} ms",
+        f"backend: RADSTREAM_BACKEND={r['backend']}: "
+        + ", ".join(f"{m} {b}" for m, b in r["backends"].items()),
         f"{'stage':<28} {'msgs':>5} {'compute ms':>11} {'wall ms':>9} {'overhead ms':>12}",
     ]
     for s in r["stages"]:

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from radstream.domain.errors import Skipped, StageError, TransientError
 from radstream.domain.retry import RetryPolicy
 from radstream.streams import metrics, telemetry
+from radstream.streams.batching import collect_batch
 from radstream.streams.checkpoint import Checkpoint, last_offsets
 from radstream.streams.codec import Codec
 from radstream.streams.config import ConfigWatcher, RejectionAudit
@@ -166,8 +167,8 @@ class StageRunner:
         if first is None:
             return []
         batch = [first]
-        if self.stage.max_batch > 1:
-            batch += self._consumer.consume(self.stage.max_batch - 1, self.stage.max_wait_ms / 1000)
+        if self.stage.max_batch > 1:  # run now when nothing more is buffered (streams/batching.py)
+            batch = collect_batch(first, self._consumer.consume, self.stage.max_batch, self.stage.max_wait_ms / 1000)
         good = []
         for m in batch:
             err = m.error()

@@ -64,7 +64,8 @@ class Stage:
     output_topics: ClassVar[tuple[str, ...]] = ()
     stateful: ClassVar[bool] = False
     # Up to max_batch messages already fetched are handled together, so produce-flush-commit
-    # is paid once per batch; only infer waits (max_wait_ms) to fill a batch.
+    # is paid once per batch; only infer waits (max_wait_ms), and only while messages keep
+    # arriving (streams/batching.py).
     max_batch: int = 16
     max_wait_ms: int = 0
     # An edge to a hospital system: a peer that does not answer is waited for (streams/holds.py),

@@ -1,8 +1,9 @@
 """infer: one model, one consumer group, batched.
 
-Dynamic batching: the runtime collects up to `max_batch` messages or waits
-`max_wait_ms` after the first, whichever comes first; the whole batch runs as one
-forward pass and its offsets are committed after every output is acknowledged.
+Dynamic batching (streams/batching.py): the runtime runs at once what is buffered, and waits,
+up to `max_wait_ms` after the first message, only while more messages keep arriving, up to
+`max_batch`; the whole batch runs as one forward pass and its offsets are committed after
+every output is acknowledged.
 Boxes leave this stage in original-image pixels (the letterbox is undone here).
 """
 
