@@ -13,6 +13,7 @@ import sys
 
 from radstream.services import commands
 from radstream.services.commands.errors import EXIT_ERROR, CliError
+from radstream.services.logs import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,11 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("RADSTREAM_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(os.environ.get("RADSTREAM_LOG_LEVEL", "INFO"))
     try:
         return args.func(args)
     except CliError as exc:

@@ -26,14 +26,17 @@ else is "not a DICOM file", instead of whatever force=True would make of it.
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Literal
 
+import cv2
 import numpy as np
 import pydicom
 from pydicom.config import disable_value_validation
@@ -50,16 +53,23 @@ from pydicom.uid import (
     UID_dictionary,
 )
 from radstream.domain.dicom.codestream import check_codestream_dimensions, frame_count
+from radstream.domain.dicom.gdcm_jpeg12 import decoding_options
 from radstream.domain.dicom.metadata import Metadata, extract_metadata
 from radstream.domain.dicom.pixels import (
     UINT8_RANGE,
+    PixelTransform,
     apply_modality_lut,
     apply_voi_lut,
     color_value_range,
     convert_to_grayscale,
+    has_window,
+    model_frame,
     modality_value_range,
     pixel_padding_mask,
+    rescale_of,
+    stored_value_range,
     to_bone_bright,
+    window_values,
 )
 from radstream.domain.dicom.repairs import apply_repairs
 from radstream.domain.dicom.vocabulary import describe
@@ -72,6 +82,11 @@ DICM_OFFSET = 128
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MAX_REASON = 300
 QUOTED = re.compile(r"b?'[^']*'|b?\"[^\"]*\"")
+# pydicom logs each failing codec plugin's exception (with its traceback) before raising
+# one error that names them all; that error becomes the rejection's reason.
+PLUGIN_LOGGER = "pydicom.pixels.decoders.base"
+TABLE_CACHE = 64
+_TABLES: OrderedDict[tuple, tuple[np.ndarray, tuple[float, float, int | None, int | None] | None]] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -102,15 +117,24 @@ class DecodeLimits:
 
 @dataclass(frozen=True)
 class DecodedInstance:
-    """frames: 2-D float32, Modality LUT applied, bone bright (for models).
+    """stored: 2-D per frame, what the decode stage stores as the pixel blob: the stored
+    values (their own integer dtype, padding set to the darkest value) when `transform` says
+    how they become the model frame, else (color, a Modality LUT Sequence, 32-bit samples)
+    the float32 model frame itself, with `transform` None.
+    frames: 2-D float32, Modality LUT applied, bone bright (for models), made on request.
     display: 2-D uint8, VOI LUT applied, bone bright (for people). Same count and shape.
     repairs: one note per header repair (`repairs.py`), also in metadata["Repairs"].
     """
 
-    frames: list[np.ndarray]
+    stored: list[np.ndarray]
     display: list[np.ndarray]
     metadata: Metadata = field(default_factory=dict)
     repairs: list[str] = field(default_factory=list)
+    transform: PixelTransform | None = None
+
+    @property
+    def frames(self) -> list[np.ndarray]:
+        return [model_frame(frame, self.transform) for frame in self.stored]
 
 
 def decode_instance(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedInstance:
@@ -125,9 +149,9 @@ def decode_instance(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decod
             check_header(ds, limits)
             check_pixel_data_length(ds)
             metadata = extract_metadata(ds, repairs)
-        with _rejecting("undecodable", "pixel data could not be decoded"):
-            frames, display = decode_frames(ds)
-    return DecodedInstance(frames=frames, display=display, metadata=metadata, repairs=repairs)
+        with _rejecting("undecodable", "pixel data could not be decoded"), quiet_plugin_failures():
+            stored, transform, display = decode_frames(ds)
+    return DecodedInstance(stored=stored, display=display, metadata=metadata, repairs=repairs, transform=transform)
 
 
 def read_dataset(data: bytes) -> Dataset:
@@ -267,19 +291,197 @@ def check_pixel_data_length(ds: Dataset) -> None:
         raise Rejected(f"pixel data is {actual} bytes, the header describes {expected}", code="length_mismatch")
 
 
-def decode_frames(ds: Dataset) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Decode frame by frame into (float32 model frames, uint8 display frames)."""
+def decode_frames(ds: Dataset) -> tuple[list[np.ndarray], PixelTransform | None, list[np.ndarray]]:
+    """Decode frame by frame into (pixel blob frames, their transform, uint8 display frames).
+
+    Grayscale with a rescale (or no Modality LUT) and 8- or 16-bit samples takes the lookup
+    path (`DisplayLookup`): no full-size float array is made, and the blob frames are the
+    stored values. Anything else takes the general path (`_grayscale_frame`, `_color_frame`),
+    whose blob frames are the float32 model frames (transform None). Both paths give the
+    same model frames and display images.
+    """
     photometric = str(ds.PhotometricInterpretation).strip()
-    frames: list[np.ndarray] = []
+    stored_frames: list[np.ndarray] = []
     display: list[np.ndarray] = []
-    for stored in iter_pixels(ds):
-        if photometric in MONOCHROME:
-            frame, shown = _grayscale_frame(stored, ds)
+    lookup: DisplayLookup | None = None
+    general = photometric not in MONOCHROME or rescale_of(ds) is None
+    for stored in iter_pixels(ds, **decoding_options(ds)):
+        if not general and stored.dtype.itemsize <= 2 and stored.dtype.kind in "iu":
+            if not stored.dtype.isnative:  # big endian: the tables are indexed by native bits
+                stored = stored.astype(stored.dtype.newbyteorder("="))
+            lookup = lookup or DisplayLookup(ds, stored.dtype)
+            blob, shown = lookup.frame(stored)
+        elif photometric in MONOCHROME:
+            general = True
+            blob, shown = _grayscale_frame(stored, ds)
         else:
-            frame, shown = _color_frame(stored, ds)
-        frames.append(frame)
+            blob, shown = _color_frame(stored, ds)
+        stored_frames.append(blob)
         display.append(shown)
-    return frames, display
+    # All frames share one dtype, so they all took one path.
+    transform = lookup.transform if lookup is not None and lookup.keeps_stored else None
+    return stored_frames, transform, display
+
+
+class DisplayLookup:
+    """The grayscale pipeline (PS3.3 C.11) on the stored values of one instance's frames.
+
+    The display image is computed on the integer data, by the cheapest of three ways that
+    give identical bytes: for a frame smaller than the stored dtype's domain, the pipeline
+    on its own values (`_display_direct`); else a table over every stored value (`table[v]`
+    is what `_grayscale_frame` shows for v, indexed by the unsigned view, so signed values
+    need no copy); and, for a LINEAR or LINEAR_EXACT window without padding, one clamped
+    affine map in OpenCV, used only after it reproduced the table for every stored value.
+    The blob frame is the stored values, padding replaced by the stored value whose model
+    value is what `_grayscale_frame` gives padding (the minimum); if no stored value has
+    exactly that model value, it is the float32 model frame (`keeps_stored` False).
+    """
+
+    def __init__(self, ds: Dataset, dtype: np.dtype) -> None:
+        self.ds = ds
+        self.transform = rescale_of(ds)
+        self.dtype = np.dtype(dtype)
+        self.unsigned = np.dtype(f"u{self.dtype.itemsize}")
+        self.domain_size = 1 << (8 * self.dtype.itemsize)
+        self.fixed_window = has_window(ds)
+        self._domain: np.ndarray | None = None
+        self._table: np.ndarray | None = None
+        self._affine: tuple[float, float, int | None, int | None] | None = None
+        self.padding_declared = "PixelPaddingValue" in ds and ds.PixelPaddingValue is not None
+        self.pad_value = self._darkest_stored_value() if self.padding_declared else None
+        self.keeps_stored = not self.padding_declared or self.pad_value is not None
+
+    # -- the tables, built once per instance and only when a frame needs them --------------------
+    @property
+    def domain(self) -> np.ndarray:
+        """domain[i]: the stored value whose bits are i."""
+        if self._domain is None:
+            bits = np.arange(self.domain_size, dtype=np.int64).astype(self.unsigned)
+            self._domain = bits.view(self.dtype).astype(np.int64)
+        return self._domain
+
+    def _display_table(self, present: tuple[float, float] | None) -> np.ndarray:
+        domain = self.domain
+        padding = pixel_padding_mask(domain, self.ds)
+        modality = apply_modality_lut(domain, self.ds)
+        shown = to_bone_bright(apply_voi_lut(modality, self.ds, present=present), self.ds, UINT8_RANGE)
+        if padding is not None:
+            shown[padding] = UINT8_RANGE[0]
+        return _to_uint8(shown)
+
+    def _darkest_stored_value(self) -> int | None:
+        target = np.float32(modality_value_range(self.ds)[0])
+        for value in stored_value_range(self.ds):
+            if model_frame(np.array([value], dtype=np.int64), self.transform)[0] == target:
+                return value
+        return None
+
+    def _fixed_window_tables(self) -> tuple[np.ndarray, tuple[float, float, int | None, int | None] | None]:
+        """The table and the checked affine map, shared by instances with the same header values
+        (a site's images mostly are: one device, one window), up to TABLE_CACHE of them."""
+        key = None
+        if not self.ds.get("VOILUTSequence"):
+            key = (self.dtype.str, self.transform, window_values(self.ds),
+                   _int_or_none(self.ds.get("PixelPaddingValue")), _int_or_none(self.ds.get("PixelPaddingRangeLimit")))
+            if key in _TABLES:
+                _TABLES.move_to_end(key)
+                return _TABLES[key]
+        table = self._display_table(None)
+        tables = table, self._checked_affine(table)
+        if key is not None:
+            _TABLES[key] = tables
+            while len(_TABLES) > TABLE_CACHE:
+                _TABLES.popitem(last=False)
+        return tables
+
+    def _checked_affine(self, table: np.ndarray) -> tuple[float, float, int | None, int | None] | None:
+        """(alpha, beta, low, high): display = convertScaleAbs(clamp(v, low, high), alpha, beta),
+        if that equals `table` for every stored value; else None."""
+        window = window_values(self.ds) if not self.ds.get("VOILUTSequence") else None
+        if self.padding_declared or window is None or self.transform is None:
+            return None
+        center, width, function = window
+        slope, intercept = self.transform.rescale_slope, self.transform.rescale_intercept
+        if function == "LINEAR" and width > 1:
+            alpha = slope / (width - 1) * 255.0
+            beta = ((intercept - (center - 0.5)) / (width - 1) + 0.5) * 255.0
+        elif function == "LINEAR_EXACT" and width > 0:
+            alpha = slope / width * 255.0
+            beta = ((intercept - center) / width + 0.5) * 255.0
+        else:
+            return None
+        if self.transform.invert_about is not None:
+            alpha, beta = -alpha, 255.0 - beta
+        if alpha == 0:
+            return None
+        zero = -beta / alpha  # where the map crosses 0: the side beyond it is clamped
+        first, last = int(self.domain.min()), int(self.domain.max())
+        low = int(np.ceil(zero)) if alpha > 0 and first < zero else None
+        high = int(np.floor(zero)) if alpha < 0 and last > zero else None
+        affine = (alpha, beta, low, high)
+        domain = self.domain.astype(self.dtype).reshape(1, -1)
+        return affine if np.array_equal(_affine_display(domain, affine).ravel(), table) else None
+
+    # -- one frame ------------------------------------------------------------------------------
+    def frame(self, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(blob frame, display frame) of one frame of stored values."""
+        mask = pixel_padding_mask(stored, self.ds) if self.padding_declared else None
+        if mask is not None and not mask.any():
+            mask = None
+        shown = self._display(stored, mask)
+        if mask is None:
+            return (stored if self.keeps_stored else model_frame(stored, self.transform)), shown
+        if not self.keeps_stored:
+            frame = model_frame(stored, self.transform)
+            frame[mask] = modality_value_range(self.ds)[0]
+            return frame, shown
+        blob = stored if stored.flags.writeable else stored.copy()  # some plugins hand over read-only views
+        blob[mask] = self.pad_value
+        return blob, shown
+
+    def _display(self, stored: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        if stored.size < self.domain_size:
+            return _display_direct(stored, self.ds, mask)
+        if not self.fixed_window:  # a ramp over the values present, padding left out: a table per frame
+            return np.take(self._display_table(self._present_range(stored, mask)), stored.view(self.unsigned),
+                           mode="clip")
+        if self._table is None:
+            self._table, self._affine = self._fixed_window_tables()
+        if self._affine is not None:
+            return _affine_display(stored, self._affine)
+        return np.take(self._table, stored.view(self.unsigned), mode="clip")
+
+    def _present_range(self, stored: np.ndarray, mask: np.ndarray | None) -> tuple[float, float] | None:
+        """(min, max) of the modality values present, padding left out; None when all is padding
+        (every pixel then shows as padding, whatever the ramp)."""
+        values = stored if mask is None else stored[~mask]
+        if values.size == 0:
+            return None
+        ends = apply_modality_lut(np.array([values.min(), values.max()], dtype=np.int64), self.ds)
+        return float(ends.min()), float(ends.max())
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None or value == "" else int(value)  # type: ignore[arg-type]
+
+
+def _affine_display(stored: np.ndarray, affine: tuple[float, float, int | None, int | None]) -> np.ndarray:
+    """convertScaleAbs saturates above 255 by itself; only the side that would go negative (and
+    be mirrored by the absolute value) is clamped first."""
+    alpha, beta, low, high = affine
+    if low is not None:
+        stored = cv2.max(stored, low)
+    if high is not None:
+        stored = cv2.min(stored, high)
+    return cv2.convertScaleAbs(stored, alpha=alpha, beta=beta)
+
+
+def _display_direct(stored: np.ndarray, ds: Dataset, mask: np.ndarray | None) -> np.ndarray:
+    """`_grayscale_frame`'s display, on the frame's own values."""
+    shown = to_bone_bright(apply_voi_lut(apply_modality_lut(stored, ds), ds, mask=mask), ds, UINT8_RANGE)
+    if mask is not None:
+        shown[mask] = UINT8_RANGE[0]
+    return _to_uint8(shown)
 
 
 def _grayscale_frame(stored: np.ndarray, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -331,6 +533,25 @@ def _ensure_transfer_syntax(ds: Dataset) -> None:
         raise Rejected("encapsulated pixel data without a Transfer Syntax UID", code="unsupported_transfer_syntax")
     ds.ensure_file_meta()
     ds.file_meta.TransferSyntaxUID = syntax
+
+
+class _DropTracebacks(logging.Filter):
+    """Passes a record with a traceback only while its logger is enabled for DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None or logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+@contextmanager
+def quiet_plugin_failures() -> Iterator[None]:
+    """While decoding, pydicom's per-plugin tracebacks stay out of the logs (kept at DEBUG):
+    the one-line reason of the rejection already names every plugin's failure."""
+    logger, quiet = logging.getLogger(PLUGIN_LOGGER), _DropTracebacks()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 @contextmanager

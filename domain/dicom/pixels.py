@@ -13,7 +13,8 @@ leaves the decode stage has the same polarity, whatever the modality wrote.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -121,13 +122,15 @@ def apply_voi_lut(
     index: int = 0,
     y_range: DisplayRange = UINT8_RANGE,
     mask: np.ndarray | None = None,
+    present: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Modality values -> display values in `y_range` (PS3.3 C.11.2), float64.
 
     Uses the VOI LUT Sequence if present (as pydicom does), else the `index`-th
     Window Center/Width with the VOI LUT Function, else a linear ramp over the
     values present, ignoring pixels where `mask` is True (padding), so that an
-    image without a window still shows something.
+    image without a window still shows something. `present` gives that (min, max)
+    when `arr` is not the image itself but every value it may hold (a lookup table).
     """
     if ds.get("VOILUTSequence"):
         return _apply_voi_lut_sequence(arr, ds, index, y_range)
@@ -135,11 +138,77 @@ def apply_voi_lut(
     if window is not None:
         center, width, function = window
         return apply_windowing(arr, center, width, function, y_range)
-    values = arr if mask is None else arr[~mask]
-    if values.size == 0:
-        return np.full(arr.shape, y_range[0], dtype=np.float64)
-    low, high = float(values.min()), float(values.max())
+    if present is None:
+        values = arr if mask is None else arr[~mask]
+        if values.size == 0:
+            return np.full(arr.shape, y_range[0], dtype=np.float64)
+        present = float(values.min()), float(values.max())
+    low, high = present
     return apply_windowing(arr, (low + high) / 2, max(high - low, 1.0), "LINEAR_EXACT", y_range)
+
+
+def has_window(ds: Dataset) -> bool:
+    """Whether the VOI LUT comes from the header (a VOI LUT Sequence or a window), not the values present."""
+    return bool(ds.get("VOILUTSequence")) or window_values(ds) is not None
+
+
+@dataclass(frozen=True)
+class PixelTransform:
+    """Stored values -> the model frame: Rescale Slope/Intercept (PS3.3 C.11.1.1.2), then
+    MONOCHROME1's inversion about `invert_about` (low + high of the Modality LUT output).
+
+    The decode stage stores the stored values (uint16 for a 16-bit radiograph, half the
+    float32 frame) and this, when the Modality LUT is a rescale; `model_frame` gives back
+    exactly the float32 frame `apply_modality_lut` and `to_bone_bright` would have made.
+    """
+
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    invert_about: float | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {"rescale_slope": self.rescale_slope, "rescale_intercept": self.rescale_intercept,
+                "invert_about": self.invert_about}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any] | None) -> PixelTransform | None:
+        """None (an event without it, or a float blob): the blob already holds the model frame."""
+        if record is None:
+            return None
+        return cls(float(record["rescale_slope"]), float(record["rescale_intercept"]), record.get("invert_about"))
+
+
+def rescale_of(ds: Dataset) -> PixelTransform | None:
+    """The transform of a grayscale dataset whose Modality LUT is a rescale (or nothing), else None."""
+    if ds.get("ModalityLUTSequence"):
+        return None
+    slope, intercept = 1.0, 0.0
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:  # pydicom applies them only together
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    invert = None
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
+        low, high = modality_value_range(ds)
+        invert = low + high
+    return PixelTransform(slope, intercept, invert)
+
+
+def model_frame(stored: np.ndarray, transform: PixelTransform | None) -> np.ndarray:
+    """The float32 model frame from a pixel blob and its transform (None: the blob is the frame).
+
+    The arithmetic is the one `apply_modality_lut` (pydicom's, in float64 when a rescale is
+    applied) and `to_bone_bright` (float32) do, so the frame is bit for bit the same.
+    """
+    if transform is None:
+        return np.asarray(stored, dtype=np.float32)
+    if transform.rescale_slope != 1.0 or transform.rescale_intercept != 0.0:
+        frame = stored.astype(np.float64) * transform.rescale_slope
+        frame += transform.rescale_intercept
+        frame = frame.astype(np.float32)
+    else:
+        frame = stored.astype(np.float32)
+    if transform.invert_about is not None:
+        np.subtract(np.float32(transform.invert_about), frame, out=frame)
+    return frame
 
 
 def window_values(ds: Dataset, index: int = 0) -> tuple[float, float, str] | None:

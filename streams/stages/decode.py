@@ -3,6 +3,9 @@
 The pure work is domain/dicom (decode_instance); this stage adds the claim
 check (verify and store blobs) and maps the allow-listed metadata onto the
 ImageDecoded contract. Nothing outside the allow-list can reach the bus.
+The pixel blob holds the stored values and the event their `pixel_transform` (rescale,
+MONOCHROME1 inversion) where that is exact, so a 16-bit radiograph's blob is half the
+float32 frame; readers take the model frame through `model_frame` (domain/dicom/pixels.py).
 """
 
 from __future__ import annotations
@@ -111,12 +114,14 @@ def decode_arrival(store: FileBlobStore | str, limits: DecodeLimits, non_image_p
         raise Rejected("the event's SOP Instance UID disagrees with the file's", code="uid_mismatch")
     metadata = image_metadata(decoded.metadata)
     outputs = []
-    for frame, (pixels, display) in enumerate(zip(decoded.frames, decoded.display)):
+    transform = decoded.transform.to_record() if decoded.transform is not None else None
+    for frame, (pixels, display) in enumerate(zip(decoded.stored, decoded.display)):
         value = {k: arrival[k] for k in CARRIED}
         value.update({
             "idempotency_key": idempotency_key(arrival["sop_uid"], frame, arrival["blob"]["sha256"]),
             "frame": frame,
-            "pixels": store.put_array(pixels.astype(np.float32, copy=False)),
+            "pixels": store.put_array(pixels),  # stored values (uint16: half the float32 frame) or float32
+            "pixel_transform": transform,
             "display": store.put(encode_png(display), "image/png", display.shape, "uint8", area=DERIVED),
             "metadata": metadata,
             "source": arrival["blob"],  # carried to the result, for the export edges (domain/dicom/patient.py)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from radstream.domain.dicom.pixels import PixelTransform, model_frame
 from radstream.models.profile import InputProfile, apply_profile
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.contracts import carried_fields
@@ -29,7 +30,8 @@ class PreprocessStage(Stage):
 
     def process(self, event: Inbound) -> list[Output]:
         decoded = event.value
-        image = self.store.get_array(decoded["pixels"])
+        image = model_frame(self.store.get_array(decoded["pixels"]),
+                            PixelTransform.from_record(decoded.get("pixel_transform")))
         tensors = []
         for profile_hash, profile in sorted(self.profiles.items()):
             tensor, box = apply_profile(image, profile)

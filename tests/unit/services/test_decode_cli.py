@@ -78,3 +78,24 @@ def test_a_missing_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     result = run(str(tmp_path / "absent.dcm"))
     assert result.returncode not in (0, 3) and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def run_at_info(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RADSTREAM_LOG_LEVEL": "INFO"})
+
+
+def test_12_bit_jpeg_extended_decodes_with_nothing_on_stderr() -> None:
+    from tests.jpeg_extended import JPEG_LOSSY
+
+    result = run_at_info(str(JPEG_LOSSY))
+    assert result.returncode == 0 and "1 frame(s) of 1024x256" in result.stdout
+    assert result.stderr == ""  # neither pydicom's failed plugins nor GDCM's libjpeg notes
+
+
+def test_an_undecodable_file_is_one_line_at_info(tmp_path: Path) -> None:
+    from tests.jpeg_extended import broken_scan
+
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(broken_scan())
+    assert_one_line_refusal(run_at_info(str(broken)), "undecodable")

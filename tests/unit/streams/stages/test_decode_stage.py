@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from radstream.domain.errors import NotAnImage, Skipped
@@ -66,3 +68,42 @@ def test_decoding_runs_bounded_and_a_slow_decode_is_rejected_not_fatal(tmp_path)
         assert len(stage.process(event(uncompressed))) == 1  # a fresh worker carries on
     finally:
         stage.close()
+
+
+def test_an_undecodable_file_leaves_no_traceback_in_the_stage_log(tmp_path, capfd) -> None:
+    """The worker process writes to the stage's stderr (its log): pydicom's per-plugin
+    tracebacks and GDCM's notes must not reach it; the rejection carries the reason."""
+    from radstream.domain.errors import Rejected
+    from tests.jpeg_extended import JPEG_BASELINE, broken_scan
+
+    store = FileBlobStore(tmp_path)
+    data = broken_scan(JPEG_BASELINE)  # two plugins fail, and pydicom logs each one's traceback
+    sop = str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
+    stage = DecodeStage(store, timeout_s=30.0)
+    try:
+        with pytest.raises(Rejected) as info:
+            stage.process(Inbound(arrival_event(blob=store.put(data, "application/dicom"), sop_uid=sop)))
+    finally:
+        stage.close()
+    assert info.value.code == "undecodable"
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "JPEG" not in err, err
+
+
+def test_the_pixel_blob_holds_stored_values_and_preprocess_reads_the_same_frame(tmp_path) -> None:
+    """RG1's blob is uint16 (half the float32 frame) with its transform in the event; the model
+    frame preprocess rebuilds from it is the one decode_instance gives."""
+    from radstream.domain.dicom.decode import decode_instance
+    from radstream.domain.dicom.pixels import PixelTransform, model_frame
+
+    store = FileBlobStore(tmp_path)
+    path = real_radiographs()[0]
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    event = arrival_event(blob=store.put(path.read_bytes(), "application/dicom"), sop_uid=str(ds.SOPInstanceUID))
+    [out] = DecodeStage(store, timeout_s=0).process(Inbound(event))
+    Codec().encode("ImageDecoded", out.value)
+    blob = store.get_array(out.value["pixels"])
+    assert blob.dtype == np.uint16 and out.value["pixels"]["dtype"] == "uint16"
+    frame = model_frame(blob, PixelTransform.from_record(out.value["pixel_transform"]))
+    np.testing.assert_array_equal(frame, decode_instance(path.read_bytes()).frames[0])
+    assert out.value["pixels"]["size_bytes"] < frame.nbytes * 0.51  # .npy header aside, half

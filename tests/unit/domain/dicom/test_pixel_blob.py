@@ -1,0 +1,94 @@
+"""decode's lookup path against the general pipeline, on real files: one per branch.
+
+The lookup path keeps the stored values (plus their PixelTransform) as the pixel blob and
+computes the display image on the integer data: on the frame's own values (small frames),
+through a table over every stored value, or through a clamped affine map checked against
+that table. The general path (`_grayscale_frame`) is the PS3.3 C.11 pipeline in float; both
+must give the same model frames and the same display bytes.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import numpy as np
+import pydicom
+import pytest
+from dicom_samples import sample_bytes
+from pydicom.filewriter import dcmwrite
+from pydicom.pixels import iter_pixels
+from pydicom.uid import ExplicitVRBigEndian
+
+from radstream.domain.dicom import decode
+from radstream.domain.dicom.decode import decode_instance, read_dataset
+from radstream.domain.dicom.gdcm_jpeg12 import decoding_options
+from radstream.domain.dicom.pixels import PixelTransform, model_frame
+
+BRANCHES = {
+    "CT_small.dcm": "frame smaller than the domain: direct; signed, padding, no window",
+    "MR2_UNCR.dcm": "LINEAR window: the checked affine map",
+    "RG1_UNCR.dcm": "MONOCHROME1, Bits Stored 15: the affine map, inverted",
+    "693_UNCR.dcm": "signed with padding: the table; padding replaced by a stored value",
+    "JPEG2000_UNC.dcm": "no window: a ramp table per frame",
+    "liver.dcm": "8-bit, three frames, no window",
+    "JPEG-lossy.dcm": "12-bit JPEG Extended through GDCM, no window",
+}
+
+
+def general_path(data: bytes) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    ds = read_dataset(data)
+    pairs = [decode._grayscale_frame(stored, ds) for stored in iter_pixels(ds, **decoding_options(ds))]
+    return [frame for frame, _ in pairs], [shown for _, shown in pairs]
+
+
+@pytest.mark.parametrize("name", sorted(BRANCHES))
+def test_lookup_path_equals_the_general_pipeline(name: str) -> None:
+    data = sample_bytes(name)
+    decoded = decode_instance(data)
+    frames, display = general_path(data)
+    assert decoded.transform is not None, "a grayscale rescale image keeps its stored values"
+    assert all(blob.dtype.kind in "iu" for blob in decoded.stored)
+    assert len(decoded.frames) == len(frames)
+    for got, want in zip(decoded.frames, frames):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(decoded.display, display):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_radiograph_blob_is_half_the_float_frame() -> None:
+    decoded = decode_instance(sample_bytes("RG1_UNCR.dcm"))
+    assert decoded.stored[0].dtype == np.uint16
+    assert decoded.stored[0].nbytes * 2 == decoded.frames[0].nbytes
+    assert decoded.transform == PixelTransform(1.0, 0.0, 32767.0)  # MONOCHROME1 over Bits Stored 15
+
+
+def test_big_endian_pixels_index_the_tables_by_value() -> None:
+    data = sample_bytes("MR2_UNCR.dcm")  # 1024 x 1024: over the domain, so the tables are used
+    ds = pydicom.dcmread(BytesIO(data))
+    pixels = ds.pixel_array
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.PixelData = pixels.astype(">u2").tobytes()
+    buffer = BytesIO()
+    dcmwrite(buffer, ds, little_endian=False, implicit_vr=False, force_encoding=True)
+    big, little = decode_instance(buffer.getvalue()), decode_instance(data)
+    assert big.metadata["TransferSyntaxUID"] == ExplicitVRBigEndian
+    np.testing.assert_array_equal(big.display[0], little.display[0])
+    np.testing.assert_array_equal(big.frames[0], little.frames[0])
+
+
+def test_a_modality_lut_sequence_takes_the_general_path() -> None:
+    decoded = decode_instance(sample_bytes("mlut_18.dcm"))
+    frames, display = general_path(sample_bytes("mlut_18.dcm"))
+    assert decoded.transform is None and decoded.stored[0].dtype == np.float32
+    np.testing.assert_array_equal(decoded.frames[0], frames[0])
+    np.testing.assert_array_equal(decoded.display[0], display[0])
+
+
+def test_model_frame_of_an_old_float_blob_is_the_blob() -> None:
+    blob = np.array([[1.5, -2.0]], dtype=np.float32)
+    np.testing.assert_array_equal(model_frame(blob, None), blob)
+    assert PixelTransform.from_record(None) is None
+    record = PixelTransform(2.0, -1024.0, None).to_record()
+    np.testing.assert_array_equal(model_frame(np.array([[0, 10]], np.int16), PixelTransform.from_record(record)),
+                                  [[-1024.0, -1004.0]])
