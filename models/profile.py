@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -163,6 +164,54 @@ def apply_profile(image: np.ndarray, profile: InputProfile) -> tuple[np.ndarray,
     """Turn a 2-D image (bright = dense) into a float32 (C, size, size) model tensor."""
     unit, geometry = prepare_unit_image(image, profile)
     return normalise(unit, profile), geometry
+
+
+PREPROCESS_STEPS = ("robust_scale", "clahe", "resize", "normalise")
+
+
+def apply_profiles(image: np.ndarray, profiles: list[InputProfile],
+                   seconds: dict[str, float] | None = None) -> dict[str, tuple[np.ndarray, Letterbox]]:
+    """`apply_profile` for several profiles of one image, each shared step done once.
+
+    The robust scale is the same for every profile, CLAHE the same for every profile with the
+    same settings, and the resize the same for every (CLAHE, size, letterbox, interpolation):
+    only normalisation (mean, std, channels) is per profile. Same steps, same inputs, so every
+    tensor is identical to `apply_profile`'s (tests/unit/models/test_profile.py). `seconds`,
+    when given, accumulates each step's time (PREPROCESS_STEPS), for the bench.
+    """
+    data = np.asarray(image)
+    if data.ndim != 2:
+        raise ValueError(f"expected a 2-D grayscale image, got shape {data.shape}")
+    clock = _StepClock(seconds)
+    scaled = clock("robust_scale", robust_scale, data)
+    equalised: dict[ClaheSettings, np.ndarray] = {}
+    resized: dict[tuple, tuple[np.ndarray, Letterbox]] = {}
+    out: dict[str, tuple[np.ndarray, Letterbox]] = {}
+    for profile in profiles:
+        clahe = profile.clahe if profile.clahe.enabled else ClaheSettings()
+        if clahe not in equalised:
+            equalised[clahe] = clock("clahe", apply_clahe, scaled, clahe)
+        key = (clahe, profile.size, profile.letterbox, profile.interpolation)
+        if key not in resized:
+            resized[key] = clock("resize", _resize, equalised[clahe], profile)
+        unit, geometry = resized[key]
+        out[profile.hash()] = clock("normalise", normalise, unit, profile), geometry
+    return out
+
+
+class _StepClock:
+    """Calls a step and, when asked to, adds its wall time to `seconds[step]`."""
+
+    def __init__(self, seconds: dict[str, float] | None) -> None:
+        self.seconds = seconds
+
+    def __call__(self, step: str, fn, *args):  # type: ignore[no-untyped-def]
+        if self.seconds is None:
+            return fn(*args)
+        started = time.perf_counter()
+        result = fn(*args)
+        self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - started
+        return result
 
 
 def normalise(unit_image: np.ndarray, profile: InputProfile) -> np.ndarray:

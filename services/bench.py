@@ -302,6 +302,61 @@ def run_decode_bench(repeats: int = 7, say=print) -> dict:
     return {"repeats": repeats, "files": rows}
 
 
+def run_preprocess_bench(config: Config, repeats: int = 7, say=print) -> dict:
+    """preprocess's work on RG1 (1955x1841) for the profiles in force, one thread: each profile
+    alone (`apply_profile`, what one tensor costs by itself), all of them one after another, and
+    all of them with the shared steps done once (`apply_profiles`, what the stage runs), with the
+    shared run's time per step. Medians of `repeats`, alternated run by run."""
+    from radstream.models.profile import PREPROCESS_STEPS, apply_profile, apply_profiles
+    from radstream.streams.stages.registry import limit_compute_threads, models_in_force
+
+    limit_compute_threads(1)
+    users: dict[str, list[str]] = {}
+    profiles = {}
+    for manifest in models_in_force(config).values():
+        profiles[manifest.input_profile.hash()] = manifest.input_profile
+        users.setdefault(manifest.input_profile.hash(), []).append(manifest.name)
+    image = _rg1_model_frame()
+    alone: dict[str, list[float]] = {h: [] for h in profiles}
+    separate, shared, steps = [], [], {step: [] for step in PREPROCESS_STEPS}
+    for _ in range(repeats):
+        t_all = 0.0
+        for h, profile in profiles.items():
+            t0 = time.perf_counter()
+            apply_profile(image, profile)
+            alone[h].append(time.perf_counter() - t0)
+            t_all += alone[h][-1]
+        separate.append(t_all)
+        seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        apply_profiles(image, list(profiles.values()), seconds)
+        shared.append(time.perf_counter() - t0)
+        for step in PREPROCESS_STEPS:
+            steps[step].append(seconds.get(step, 0.0))
+    ms = lambda xs: 1000 * percentile(xs, 50)  # noqa: E731
+    rows = [{"profile": h, "models": users[h], "size": p.size, "letterbox": p.letterbox, "clahe": p.clahe.enabled,
+             "alone_ms": ms(alone[h])} for h, p in profiles.items()]
+    report = {"repeats": repeats, "image": "RG1_UNCR (1955x1841)", "profiles": rows,
+              "separate_ms": ms(separate), "shared_ms": ms(shared),
+              "speedup": percentile(separate, 50) / percentile(shared, 50),
+              "shared_steps_ms": {step: ms(v) for step, v in steps.items()}}
+    say(f"{'profile':<17} {'size':>4} {'letterbox':>9} {'CLAHE':>5} {'alone ms':>9}  models")
+    for r in rows:
+        say(f"{r['profile']:<17} {r['size']:>4} {str(r['letterbox']):>9} {str(r['clahe']):>5} {r['alone_ms']:>9.1f}  "
+            + ", ".join(r["models"]))
+    say(f"all {len(rows)} profiles one by one: {report['separate_ms']:.1f} ms; shared steps once: "
+        f"{report['shared_ms']:.1f} ms ({report['speedup']:.2f}x); shared run per step: "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in report["shared_steps_ms"].items()))
+    return report
+
+
+def _rg1_model_frame():
+    from radstream.domain.dicom.decode import decode_instance
+
+    [path] = [p for p in _decode_corpus() if p.name == "RG1_UNCR.dcm"]
+    return decode_instance(path.read_bytes()).frames[0]
+
+
 def run_gateway_bench(levels: list[int], target_p99_ms: float = 100.0, rate_hz: float = 50.0,
                       say=print) -> dict:
     """Concurrent SSE clients on one gateway process, at increasing counts, with events at

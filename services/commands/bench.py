@@ -1,5 +1,5 @@
 """`radstream bench`: the streamed pipeline against the same stages in one process, and the other
-measurements (SSE fan-out, decode, chaos, config pushes) in services/bench.py and services/chaos.py."""
+measurements (SSE fan-out, decode, preprocess, chaos, config pushes) in services/bench.py and services/chaos.py."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--gateway-clients", type=int, nargs="+", metavar="N",
                     help="instead: SSE fan-out at these client counts (p99 delivery latency)")
     sp.add_argument("--decode", action="store_true", help="instead: decode per core against plain pydicom")
+    sp.add_argument("--preprocess", action="store_true",
+                    help="instead: preprocess per profile alone against the shared steps done once")
     sp.add_argument("--chaos", type=int, metavar="N", help="instead: kill -9 a random stage N times under load")
     sp.add_argument("--events", type=int, default=1000, help="arrivals for --chaos (default 1000)")
     sp.add_argument("--config-pushes", type=int, metavar="N",
@@ -37,6 +39,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from radstream.services.bench import run_decode_bench
 
         report = run_decode_bench()
+    elif args.preprocess:
+        from radstream.services.bench import run_preprocess_bench
+
+        report = run_preprocess_bench(config)
     elif args.chaos:
         from radstream.services.chaos import run_chaos
 

@@ -1,7 +1,8 @@
 """preprocess: one tensor per distinct input profile of the models in force, not one per model.
 
 The transform itself is models/profile.apply_profile, the same function training
-used, so serving cannot drift from training.
+used, so serving cannot drift from training; `apply_profiles` runs it for every profile with
+the shared steps (robust scale, CLAHE per setting, resize per geometry) done once per image.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from radstream.domain.dicom.pixels import PixelTransform, model_frame
-from radstream.models.profile import InputProfile, apply_profile
+from radstream.models.profile import InputProfile, apply_profiles
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import IMAGE_DECODED, IMAGE_PREPROCESSED, schema_of
@@ -32,9 +33,9 @@ class PreprocessStage(Stage):
         decoded = event.value
         image = model_frame(self.store.get_array(decoded["pixels"]),
                             PixelTransform.from_record(decoded.get("pixel_transform")))
+        prepared = apply_profiles(image, [profile for _, profile in sorted(self.profiles.items())])
         tensors = []
-        for profile_hash, profile in sorted(self.profiles.items()):
-            tensor, box = apply_profile(image, profile)
+        for profile_hash, (tensor, box) in prepared.items():
             tensors.append({
                 "profile": profile_hash,
                 "tensor": self.store.put_array(tensor.astype(np.float32, copy=False)),

@@ -112,3 +112,32 @@ def test_a_bright_square_lands_where_the_letterbox_says(letterbox: bool) -> None
     ys, xs = np.nonzero(tensor[0] > tensor[0].min() + 0.5 * np.ptp(tensor[0]))
     found = geometry.to_original(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]))
     np.testing.assert_allclose(found, [[60, 100, 140, 180]], atol=3)
+
+
+def test_apply_profiles_equals_apply_profile_for_every_profile_in_force() -> None:
+    """The shared steps (robust scale once, CLAHE per setting, resize per geometry) change no
+    tensor: the six demo models' profiles on a real radiograph (RG1) and on a wide image."""
+    from pydicom.data import get_testdata_file
+
+    from radstream.domain.dicom.decode import decode_instance
+    from radstream.models.profile import PREPROCESS_STEPS, apply_profiles
+    from radstream.models.registry import default_registry_dir, load_manifests
+
+    profiles = list({m.input_profile.hash(): m.input_profile for m in load_manifests(default_registry_dir()).values()}
+                    .values())
+    profiles.append(InputProfile(size=96, interpolation="bilinear", channels=3,
+                                 clahe=ClaheSettings(enabled=True, clip_limit=3.0, tile_grid=4)))
+    assert len({(p.size, p.letterbox, p.clahe.enabled) for p in profiles}) >= 4  # several geometries and CLAHE
+    rg1 = get_testdata_file("RG1_UNCR.dcm")
+    images = [_image(300, 700)]
+    if rg1 is not None:
+        images.append(decode_instance(open(rg1, "rb").read()).frames[0])
+    for image in images:
+        seconds: dict[str, float] = {}
+        shared = apply_profiles(image, profiles, seconds)
+        assert set(shared) == {p.hash() for p in profiles} and set(seconds) == set(PREPROCESS_STEPS)
+        for profile in profiles:
+            tensor, box = apply_profile(image, profile)
+            got_tensor, got_box = shared[profile.hash()]
+            np.testing.assert_array_equal(got_tensor, tensor)
+            assert got_box == box
