@@ -277,8 +277,6 @@ class Config:
     forward_secret: str | None = None
     forward_secret_file: str | None = None
     # `radstream export fhir`: the bearer token for the FHIR server, or a file holding it
-    fhir_token: str | None = None
-    fhir_token_file: str | None = None
 
     @property
     def production(self) -> bool:
@@ -360,6 +358,4 @@ class Config:
             signing_key_file=Path(e["RADSTREAM_SIGNING_KEY"]) if e.get("RADSTREAM_SIGNING_KEY") else None,
             forward_secret=e.get("RADSTREAM_FORWARD_SECRET") or None,
             forward_secret_file=e.get("RADSTREAM_FORWARD_SECRET_FILE") or None,
-            fhir_token=e.get("RADSTREAM_FHIR_TOKEN") or None,
-            fhir_token_file=e.get("RADSTREAM_FHIR_TOKEN_FILE") or None,
         )

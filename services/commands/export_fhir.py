@@ -11,14 +11,15 @@ from radstream.services.commands.export import (
     clinical_use_check,
     run_export,
 )
+from radstream.services.commands.token_flags import add_token_flags, bearer_token
+
+TOKEN_ENV = "RADSTREAM_FHIR_TOKEN"
 
 
 def register(targets: argparse._SubParsersAction) -> None:
     sp = targets.add_parser("fhir", help="send each final result as a FHIR R4 transaction Bundle; commit on 2xx")
     sp.add_argument("--url", required=True, metavar="URL", help="the FHIR server's base URL, e.g. https://ehr/fhir")
-    sp.add_argument("--token", metavar="T", help="sent as `Authorization: Bearer T` (default: $RADSTREAM_FHIR_TOKEN)")
-    sp.add_argument("--token-file", metavar="FILE",
-                    help="a file holding the token (default: $RADSTREAM_FHIR_TOKEN_FILE)")
+    add_token_flags(sp, TOKEN_ENV)
     sp.add_argument("--patient-system", metavar="URI",
                     help="the system of the hospital's patient identifiers (default: the Issuer of Patient ID "
                          "when it is an OID or a URI, else the Patient ID under any system)")
@@ -41,24 +42,7 @@ def cmd_export_fhir(args: argparse.Namespace) -> int:
     def build(store, config, args):
         from radstream.services.export.fhir import FhirExport
 
-        return FhirExport(store, args.url, _token(args, config), timeout_s=args.timeout,
+        return FhirExport(store, args.url, bearer_token(args, TOKEN_ENV), timeout_s=args.timeout,
                           not_for_clinical_use=clinical_use_check(config), patient_system=args.patient_system)
 
     return run_export(args, build)
-
-
-def _token(args: argparse.Namespace, config) -> str | None:
-    """--token, else --token-file, else RADSTREAM_FHIR_TOKEN, else RADSTREAM_FHIR_TOKEN_FILE; none is allowed."""
-    if args.token:
-        return args.token
-    path = args.token_file or (None if config.fhir_token else config.fhir_token_file)
-    if path:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                token = handle.read().strip()
-        except OSError as exc:
-            raise CliError(f"cannot read the FHIR token file {path}: {exc.strerror}", EXIT_USAGE) from None
-        if not token:
-            raise CliError(f"the FHIR token file {path} is empty", EXIT_USAGE)
-        return token
-    return config.fhir_token

@@ -9,6 +9,9 @@ import sys
 
 from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
 from radstream.services.commands.errors import EXIT_ERROR, EXIT_USAGE, CliError
+from radstream.services.commands.token_flags import add_token_flags, bearer_token, warn_if_password_in_url
+
+TOKEN_ENV = "RADSTREAM_PULL_TOKEN"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="the server's DICOMweb root, e.g. http://pacs:8042/dicom-web (user:password@ for HTTP Basic)")
     sp.add_argument("--study", required=True, metavar="UID", help="Study Instance UID")
     sp.add_argument("--series", metavar="UID", help="only this Series Instance UID of the study")
-    sp.add_argument("--token", metavar="T", help="sent as `Authorization: Bearer T`")
+    add_token_flags(sp, TOKEN_ENV)
     sp.add_argument("--site", help="site recorded on the events (default: DICOMWEB)")
     add_bootstrap(sp)
     sp.set_defaults(func=cmd_pull)
@@ -41,7 +44,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     try:
         study = check_uid(args.study, "--study")
         series = check_uid(args.series, "--series") if args.series else None
-        client = open_client(args.dicomweb, args.token)
+        warn_if_password_in_url(args.dicomweb, "--dicomweb")
+        client = open_client(args.dicomweb, bearer_token(args, TOKEN_ENV))
     except PullError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     # dicomweb-client logs every request at INFO; the progress lines below say the same, once.

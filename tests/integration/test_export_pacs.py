@@ -284,7 +284,7 @@ def test_down_refused_missing_and_stow(orthanc_factory, pipeline_config, pipelin
 
     # export stow into another Orthanc's DICOMweb: its own group reads every result from the start
     web = orthanc_factory()
-    stow = Export(pipeline_env, tmp_path / "export-stow.log", "stow", "--url", web.dicomweb_url)
+    stow = Export(pipeline_env, tmp_path / "export-stow.log", "stow", "--url", web.dicomweb_url, "--allow-http")
     try:
         stow.wait("both results stored by STOW-RS", lambda: series_counts(web, study).get("SR") == 2)
         stow.wait("its original_missing dead-lettered", lambda: len(dead_letters(settings)) == 3)
