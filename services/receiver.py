@@ -29,7 +29,6 @@ RADSTREAM_STUDY_QUIET_PERIOD_S without new images.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 import weakref
@@ -64,6 +63,7 @@ from radstream.services.instance_header import (
     HeaderRefusal,
 )
 from radstream.services.publish import arrival_event
+from radstream.services.tls import TlsFiles, server_tls_context
 from radstream.streams import metrics, telemetry
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.config import Config
@@ -89,15 +89,6 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class TlsFiles:
-    """DICOM TLS (PS3.15 Annex B): our certificate and key (PEM); with `ca`, clients must present a certificate it signed."""
-
-    cert: str
-    key: str
-    ca: str | None = None
-
-
-@dataclass(frozen=True)
 class ReceiverSettings:
     host: str = "127.0.0.1"
     max_associations: int = 10
@@ -111,20 +102,6 @@ def receiver_settings(config: Config) -> ReceiverSettings:
     return ReceiverSettings(host=config.receiver_host, max_associations=config.receiver_max_associations,
                             ack_timeout_s=config.receiver_ack_timeout_s, drain_s=config.receiver_drain_s,
                             max_dataset_bytes=int(config.receiver_max_mb * MB))
-
-
-def server_tls_context(tls: TlsFiles) -> ssl.SSLContext:
-    """A TLS 1.2+ server context (BCP 195, as PS3.15 Annex B's profiles require); ValueError in one line."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(tls.cert, tls.key)
-        if tls.ca:
-            context.load_verify_locations(cafile=tls.ca)
-            context.verify_mode = ssl.CERT_REQUIRED
-    except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"cannot load the TLS certificate, key or CA: {getattr(exc, 'strerror', None) or exc}") from None
-    return context
 
 
 class InstanceSink:

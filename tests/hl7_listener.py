@@ -8,6 +8,7 @@ system: what it accepts, a 2.5.1 parser accepts. `answer` picks its behaviour: "
 
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,8 +67,9 @@ def ack(er7_in: str, code: str, text: str = "") -> str:
     return out.to_er7()
 
 
-def start_listener(host: str = "127.0.0.1", port: int = 0, answer: str = "AA") -> Listener:
-    """Start the listener in a thread (port 0: any free port); `stop()` ends it."""
+def start_listener(host: str = "127.0.0.1", port: int = 0, answer: str = "AA", tls: ssl.SSLContext | None = None) -> Listener:
+    """Start the listener in a thread (port 0: any free port); `stop()` ends it. With `tls` (a server
+    context), MLLP over TLS: the handshake happens on accept, before hl7apy reads a byte."""
     listener = Listener(host, port, answer)
 
     class Handler(AbstractHandler):
@@ -85,6 +87,8 @@ def start_listener(host: str = "127.0.0.1", port: int = 0, answer: str = "AA") -
             return frame(ack(er7, listener.answer, AE_TEXT if listener.answer == "AE" else "")).decode()
 
     server = MLLPServer(host, port, {"ORU^R01^ORU_R01": (Handler,)}, timeout=10)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     listener.server = server
     listener.port = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -10,6 +10,7 @@ from radstream.services.commands.export import (
     host_port,
     run_export,
 )
+from radstream.services.commands.tls_flags import add_client_tls_flags, client_tls
 
 
 def register(targets: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def register(targets: argparse._SubParsersAction) -> None:
     sp.add_argument("--receiving-facility", default="", metavar="F", help="MSH-6")
     sp.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                     help="wait this long for the ACK before retrying (default 30)")
+    add_client_tls_flags(sp, "MLLP")
     add_export_flags(sp)
     sp.set_defaults(func=cmd_export_hl7)
 
@@ -30,6 +32,7 @@ def cmd_export_hl7(args: argparse.Namespace) -> int:
     from radstream.services.export.hl7_oru import Hl7Parties, OruError, check_parties
 
     host, port = host_port(args.to, "--to")
+    tls = client_tls(args)
     parties = Hl7Parties(args.sending_application, args.sending_facility, args.receiving_application,
                          args.receiving_facility)
     try:
@@ -41,6 +44,6 @@ def cmd_export_hl7(args: argparse.Namespace) -> int:
         from radstream.services.export.hl7 import Hl7Export
 
         return Hl7Export(store, host, port, parties, timeout_s=args.timeout,
-                         not_for_clinical_use=clinical_use_check(config))
+                         not_for_clinical_use=clinical_use_check(config), tls=tls)
 
     return run_export(args, build)

@@ -124,7 +124,7 @@ def peer_table(path: str | None, allow_any_peer: bool):
 
 def tls_files(args: argparse.Namespace):
     """The TLS files from --tls-cert/--tls-key/--tls-ca, or None; a CliError when only half is given."""
-    from radstream.services.receiver import TlsFiles, server_tls_context
+    from radstream.services.tls import TlsFiles, server_tls_context
 
     if not (args.tls_cert or args.tls_key or args.tls_ca):
         return None

@@ -14,6 +14,7 @@ The answer is classified here and nowhere else (the meanings are domain/dicom/st
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,8 +85,11 @@ def _transfer_syntax(ds: Dataset) -> str:
 class CStoreSender:
     """Stores datasets on one peer, each on one association, and classifies the answers."""
 
-    def __init__(self, peer: Peer, calling_ae: str = DEFAULT_CALLING_AE, timeout_s: float = 30.0) -> None:
+    def __init__(self, peer: Peer, calling_ae: str = DEFAULT_CALLING_AE, timeout_s: float = 30.0,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: DICOM TLS (PS3.15 Annex B) with this client context (commands/tls_flags.py)."""
         self.peer = peer
+        self.tls = tls
         self.calling_ae = calling_ae
         self.timeout_s = timeout_s
 
@@ -101,7 +105,8 @@ class CStoreSender:
                     syntaxes.append(ts)
         for sop_class, syntaxes in wanted.items():
             ae.add_requested_context(sop_class, syntaxes)
-        assoc = ae.associate(self.peer.host, self.peer.port, ae_title=self.peer.ae_title)
+        tls_args = (self.tls, self.peer.host) if self.tls else None
+        assoc = ae.associate(self.peer.host, self.peer.port, ae_title=self.peer.ae_title, tls_args=tls_args)
         if not assoc.is_established:
             raise self._not_associated(assoc)
         statuses: list[StoreStatus] = []

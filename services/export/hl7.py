@@ -8,6 +8,7 @@ another message, is no answer, retried until the peer answers.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,9 +60,11 @@ class Hl7Export(ExportStage):
     target = "hl7"
 
     def __init__(self, store: FileBlobStore, host: str, port: int, parties: Hl7Parties | None = None,
-                 timeout_s: float = 30.0, not_for_clinical_use: Any = None, unhealthy_after_s: float = 300.0) -> None:
+                 timeout_s: float = 30.0, not_for_clinical_use: Any = None, unhealthy_after_s: float = 300.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         super().__init__(store, unhealthy_after_s)
         self.host, self.port = host, port
+        self.tls = tls
         self.parties = parties or Hl7Parties()
         self.timeout_s = timeout_s
         # model_versions -> bool (services/structured_report.made_by_demo_models over the registry)
@@ -73,7 +76,7 @@ class Hl7Export(ExportStage):
         what = f"ORU^R01 {control_id} of study {result['study_uid']}"
         peer = f"{self.host}:{self.port}"
         try:
-            ack = parse_ack(exchange(self.host, self.port, message, self.timeout_s))
+            ack = parse_ack(exchange(self.host, self.port, message, self.timeout_s, self.tls))
         except MllpNoAnswer as exc:
             raise TransientError(f"{what}: {exc.reason}", code="hl7_no_answer") from None
         except ValueError as exc:
@@ -90,7 +93,7 @@ class Hl7Export(ExportStage):
                              code="hl7_no_answer")
 
     def health(self) -> dict[str, Any]:
-        return {**super().health(), "peer": f"{self.host}:{self.port}"}
+        return {**super().health(), "peer": f"{self.host}:{self.port}", "tls": self.tls is not None}
 
 
 def _field(segment: Any, n: int) -> str:

@@ -9,6 +9,7 @@ MllpNoAnswer with the reason: the caller retries those until the peer answers.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 
 START, END = b"\x0b", b"\x1c\x0d"
@@ -36,12 +37,13 @@ def unframe(data: bytes) -> str:
     return data[start + 1:-len(END)].decode("utf-8", "replace")
 
 
-def exchange(host: str, port: int, message: str, timeout_s: float = 30.0) -> str:
-    """Send one message and return the peer's answer (the message inside its frame)."""
+def exchange(host: str, port: int, message: str, timeout_s: float = 30.0, tls: ssl.SSLContext | None = None) -> str:
+    """Send one message and return the peer's answer (the message inside its frame). With `tls`,
+    the connection is TLS (the peer's certificate and host name verified) before the first byte."""
     deadline = time.monotonic() + timeout_s
     peer = f"{host}:{port}"
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        with _connect(host, port, timeout_s, tls) as sock:
             sock.sendall(frame(message))
             answer = b""
             while not answer.endswith(END):
@@ -66,3 +68,17 @@ def exchange(host: str, port: int, message: str, timeout_s: float = 30.0) -> str
         return unframe(answer)
     except ValueError as exc:
         raise MllpNoAnswer(f"{peer} answered {exc}") from None
+
+
+def _connect(host: str, port: int, timeout_s: float, tls: ssl.SSLContext | None) -> socket.socket:
+    raw = socket.create_connection((host, port), timeout=timeout_s)
+    if tls is None:
+        return raw
+    try:
+        return tls.wrap_socket(raw, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        raw.close()
+        raise MllpNoAnswer(f"TLS: {host}:{port}'s certificate was refused ({exc.verify_message})") from None
+    except (ssl.SSLError, OSError) as exc:
+        raw.close()
+        raise MllpNoAnswer(f"TLS handshake with {host}:{port} failed ({getattr(exc, 'reason', None) or exc})") from None
