@@ -83,3 +83,17 @@ def apply_overrides(result: dict, overrides: dict[str, dict]) -> dict:
             if f["finding_id"] in overrides:
                 f["override"] = override_view(overrides[f["finding_id"]])
     return result
+
+
+def rejected_overrides(settings: KafkaSettings) -> list[dict]:
+    """The verdicts readers ignored, from findings.overrides.audit, one per verdict (finding, by,
+    created_at) with every reader that wrote a copy in `rejected_by`, in the order first seen."""
+    from radstream.streams.kafka.topics import OVERRIDES_AUDIT
+
+    folded: dict[tuple, dict] = {}
+    for _, record in read_events(settings, OVERRIDES_AUDIT):
+        key = (record["finding_id"], record["by"], record["created_at"], record.get("signature", ""))
+        entry = folded.setdefault(key, {**record, "rejected_by": []})
+        if record.get("rejected_by") and record["rejected_by"] not in entry["rejected_by"]:
+            entry["rejected_by"].append(record["rejected_by"])
+    return list(folded.values())

@@ -30,6 +30,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from radstream.domain.retry import RetryPolicy
+from radstream.services.webhooks import check_secret, check_webhook_url, post_json, redact_url, signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +246,20 @@ def registrations(folder: Path) -> list[tuple[str, str, int | None, str]]:
 
 # -- alerting -----------------------------------------------------------------------------
 class WebhookNotifier:
-    """Posts alerts from a background thread, with retries, so a slow webhook never delays a restart."""
+    """Posts alerts from a background thread, with retries, so a slow webhook never delays a restart.
 
-    def __init__(self, url: str | None, attempts: int = 4, backoff_s: float = 0.5, timeout_s: float = 5.0) -> None:
+    The forwarder's controls (services/webhooks.py): https unless `allow_http`, every body signed
+    with `secret` (X-Radstream-Signature), a 3xx a failure that is never followed nor retried, and
+    the URL (a Slack hook's path is its secret) shown as scheme and host only."""
+
+    def __init__(self, url: str | None, secret: bytes | None = None, allow_http: bool = False, attempts: int = 4,
+                 backoff_s: float = 0.5, timeout_s: float = 5.0) -> None:
+        if url:
+            check_webhook_url(url, allow_http, carries="alerts name hosts, stages and studies' lag")
+            check_secret(secret or b"")
         self.url = url
+        self.shown_url = redact_url(url) if url else None
+        self._secret = secret or b""
         self.retry = RetryPolicy(attempts, backoff_s)
         self.timeout_s = timeout_s
         self.host = socket.gethostname()
@@ -266,16 +277,25 @@ class WebhookNotifier:
     def deliver(self, payload: dict) -> bool:
         """POST one payload; True once the webhook accepted it."""
         data = json.dumps(payload).encode()
+        headers = signed_headers(self._secret, data, "radstream-watch/1")
         for attempt in self.retry.attempts():
-            req = urllib.request.Request(self.url or "", data=data, headers={"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s):
-                    return True
-            except OSError as exc:  # HTTPError and URLError are OSErrors
-                log.warning("webhook attempt %d/%d failed: %s", attempt, self.retry.max_attempts, exc)
+                status = post_json(self.url or "", data, headers, self.timeout_s)
+            except OSError as exc:  # refused, reset, DNS, timeout
+                status, why = 0, f"{type(exc).__name__}: {exc}".replace(self.url or "", self.shown_url or "")
+            else:
+                why = f"HTTP {status}"
+            if 200 <= status < 300:
+                return True
+            if 300 <= status < 400:
+                log.error("webhook %s answered %s (a redirect, not followed: configure the final URL); alert only "
+                          "logged: %s", self.shown_url, why, payload["text"])
+                return False
+            log.warning("webhook %s attempt %d/%d failed: %s", self.shown_url, attempt, self.retry.max_attempts, why)
             if self.retry.retries_after(attempt):
                 time.sleep(self.retry.delay(attempt))
-        log.error("webhook gave up after %d attempts; alert only logged: %s", self.retry.max_attempts, payload["text"])
+        log.error("webhook %s gave up after %d attempts; alert only logged: %s", self.shown_url,
+                  self.retry.max_attempts, payload["text"])
         return False
 
     def _work(self) -> None:

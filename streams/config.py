@@ -123,29 +123,34 @@ Rejected = Callable[[dict[str, Any], str], None]
 
 
 class RejectionAudit:
-    """`(record, reason) -> None`: a threshold record a stage ignored, onto
-    `config.thresholds.audit` marked with the reason and the stage, so `thresholds history`
-    shows a forged or broken push beside the real ones (it folds the stages' copies into one
-    line). A failed write is logged and never stops the stage: the record is ignored either way."""
+    """`(record, reason) -> None`: a signed-config record a reader ignored, onto its audit topic
+    marked with the reason and the reader: a threshold record onto `config.thresholds.audit`
+    (each stage; `thresholds history` folds the copies into one line), a verdict onto
+    `findings.overrides.audit` (the gateway; `radstream override audit`). A failed write is
+    logged and never stops the reader: the record is ignored either way."""
 
-    def __init__(self, settings: KafkaSettings, codec: Any, stage: str) -> None:
+    def __init__(self, settings: KafkaSettings, codec: Any, stage: str, topic: str = "",
+                 key_field: str = "scope") -> None:
+        from radstream.streams.kafka.topics import CONFIG_AUDIT
+
         self._settings = settings
         self._codec = codec
         self._stage = stage
-        self._publisher: Any = None  # made at the first rejection: most stages never need one
+        self._topic = topic or CONFIG_AUDIT
+        self._key_field = key_field
+        self._publisher: Any = None  # made at the first rejection: most readers never need one
 
     def __call__(self, record: dict[str, Any], reason: str) -> None:
         from radstream.streams.kafka.producer import DeliveryFailed, EventPublisher
-        from radstream.streams.kafka.topics import CONFIG_AUDIT
 
         marked = {**record, "rejected": reason or "rejected", "rejected_by": self._stage}
         try:
             if self._publisher is None:
                 self._publisher = EventPublisher(self._settings, self._codec)
-            self._publisher.send(CONFIG_AUDIT, str(record.get("scope") or ""), marked)
+            self._publisher.send(self._topic, str(record.get(self._key_field) or ""), marked)
             self._publisher.flush(10.0)
         except (DeliveryFailed, ValueError, TypeError) as exc:
-            log.error("could not write the ignored threshold record to %s: %s", CONFIG_AUDIT, exc)
+            log.error("could not write the ignored record to %s: %s", self._topic, exc)
 
 
 class ConfigWatcher:
@@ -274,8 +279,6 @@ class Config:
     trusted_keys_file: Path | None = None  # RADSTREAM_TRUSTED_KEYS; None: the dev file under home
     signing_key_file: Path | None = None  # RADSTREAM_SIGNING_KEY: the CLI's default for --key
     # `radstream forward`: the HMAC-SHA256 secret for X-Radstream-Signature, or a file holding it
-    forward_secret: str | None = None
-    forward_secret_file: str | None = None
     # `radstream export fhir`: the bearer token for the FHIR server, or a file holding it
 
     @property
@@ -356,6 +359,4 @@ class Config:
             env_name=_choice(e, "RADSTREAM_ENV", ("dev", "prod")),
             trusted_keys_file=Path(e["RADSTREAM_TRUSTED_KEYS"]) if e.get("RADSTREAM_TRUSTED_KEYS") else None,
             signing_key_file=Path(e["RADSTREAM_SIGNING_KEY"]) if e.get("RADSTREAM_SIGNING_KEY") else None,
-            forward_secret=e.get("RADSTREAM_FORWARD_SECRET") or None,
-            forward_secret_file=e.get("RADSTREAM_FORWARD_SECRET_FILE") or None,
         )

@@ -10,6 +10,7 @@ from radstream.services.commands.bootstrap import (
     trusted_keys_or_fail,
 )
 from radstream.services.commands.errors import EXIT_USAGE, CliError
+from radstream.services.commands.webhook_flags import add_webhook_flags, webhook_secret
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,9 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     fp = subparsers.add_parser("forward", help="POST each final study result to a webhook (Idempotency-Key header)")
     fp.add_argument("--url", required=True, help="webhook URL (https; shown as scheme://host only)")
-    fp.add_argument("--allow-http", action="store_true", help="allow a plain http URL (a trusted local network only)")
-    fp.add_argument("--secret-file", metavar="FILE", help="HMAC-SHA256 secret (>= 32 bytes) for X-Radstream-Signature "
-                    "(default: $RADSTREAM_FORWARD_SECRET, else the file $RADSTREAM_FORWARD_SECRET_FILE)")
+    add_webhook_flags(fp, "RADSTREAM_FORWARD_SECRET")
     add_bootstrap(fp)
     fp.add_argument("--max-attempts", type=int, default=6, help="POST attempts per result before the DLQ")
     fp.add_argument("--all", action="store_true", help="forward non-final results too")
@@ -49,6 +48,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         create_app,
     )
     from radstream.streams.blobstore import open_blob_store
+    from radstream.streams.config import RejectionAudit
+    from radstream.streams.kafka.topics import OVERRIDES_AUDIT
 
     if args.max_streams < 1:
         raise CliError("--max-streams must be at least 1", EXIT_USAGE)
@@ -56,7 +57,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     auth = bearer_auth(args.tokens or config.gateway_tokens_file, jwt_settings(config, "gateway"), args.no_auth,
                        tokens_flag="--tokens", env_prefix="RADSTREAM_GATEWAY", no_auth_flag="--no-auth")
     hub = EventHub(HubLimits(max_studies=args.max_studies))
-    source = KafkaEventSource(config.kafka, trusted=trusted_keys_or_fail(config))  # unsigned overrides dropped
+    # unsigned overrides are dropped, and written to findings.overrides.audit as rejected
+    source = KafkaEventSource(config.kafka, trusted=trusted_keys_or_fail(config),
+                              on_rejected=RejectionAudit(config.kafka, None, "gateway", OVERRIDES_AUDIT, "finding_id"))
     gateway = Gateway(hub, auth, open_blob_store(config.blob_url), source, StreamSettings(heartbeat_s=args.heartbeat, max_streams_per_identity=args.max_streams))
 
     def announce(_: str) -> None:
@@ -90,7 +93,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
         raise CliError("--max-attempts must be at least 1", EXIT_USAGE)
     config = require_bootstrap(args)
     try:
-        stage = WebhookForwarder(args.url, _forward_secret(args, config),
+        stage = WebhookForwarder(args.url, webhook_secret(args, "RADSTREAM_FORWARD_SECRET", "forward"),
                                  replace(DEFAULT_RETRY, max_attempts=args.max_attempts),
                                  final_only=not args.all, allow_http=args.allow_http)
     except ValueError as exc:
@@ -110,18 +113,3 @@ def cmd_forward(args: argparse.Namespace) -> int:
     # Retries happen inside the stage (bounded backoff), so the runtime makes one attempt.
     return StageRunner(stage, config.kafka, max_attempts=1, health_host=config.health_host,
                        health_port=config.health_port, trusted_keys=trusted_keys_or_fail(config)).run()
-
-
-def _forward_secret(args: argparse.Namespace, config) -> bytes:
-    """--secret-file, else RADSTREAM_FORWARD_SECRET, else RADSTREAM_FORWARD_SECRET_FILE (trailing newline dropped)."""
-    path = args.secret_file or (None if config.forward_secret else config.forward_secret_file)
-    if path:
-        try:
-            with open(path, "rb") as handle:
-                return handle.read().rstrip(b"\r\n")
-        except OSError as exc:
-            raise CliError(f"cannot read the webhook secret {path}: {exc.strerror}") from None
-    if config.forward_secret:
-        return config.forward_secret.encode()
-    raise CliError("forward signs every POST: pass --secret-file FILE or set RADSTREAM_FORWARD_SECRET(_FILE)",
-                   EXIT_USAGE)

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from radstream.services.commands.errors import EXIT_USAGE, CliError
+from radstream.services.commands.webhook_flags import add_webhook_flags, webhook_secret
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="SIGKILL it after this long, so its supervisor restarts it (default 600)")
     sp.add_argument("--no-restart", action="store_true",
                     help="alert only (Kubernetes: the liveness probe restarts pods)")
-    sp.add_argument("--webhook", metavar="URL", help="Slack-compatible incoming webhook for alerts")
+    sp.add_argument("--webhook", metavar="URL", help="Slack-compatible incoming webhook for alerts (https; signed; "
+                    "shown as scheme://host only)")
+    add_webhook_flags(sp, "RADSTREAM_WATCH_SECRET")
     sp.add_argument("--run-dir", type=Path, help="stage registry folder (default: $RADSTREAM_RUN_DIR or $RADSTREAM_HOME/run)")
     sp.add_argument("--target", action="append", default=[], metavar="URL",
                     help="also watch this health URL (no pid: alert only); repeatable")
@@ -33,16 +36,21 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     if args.interval <= 0 or args.warn_after <= 0 or args.restart_after < args.warn_after:
         raise CliError("need --interval > 0, --warn-after > 0 and --restart-after >= --warn-after", EXIT_USAGE)
-    if args.webhook and not args.webhook.startswith(("http://", "https://")):
-        raise CliError(f"--webhook must be an http(s) URL, not {args.webhook!r}", EXIT_USAGE)
+    notifier = WebhookNotifier(None)
+    if args.webhook:
+        secret = webhook_secret(args, "RADSTREAM_WATCH_SECRET", "watch --webhook")
+        try:
+            notifier = WebhookNotifier(args.webhook, secret, allow_http=args.allow_http)
+        except ValueError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
     folder = args.run_dir or run_dir()
     policy = Policy(args.warn_after, args.restart_after, restart=not args.no_restart)
-    watchdog = Watchdog(folder, policy, WebhookNotifier(args.webhook), args.probe_timeout, args.target)
+    watchdog = Watchdog(folder, policy, notifier, args.probe_timeout, args.target)
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     mode = f"restart after {args.restart_after:g}s" if policy.restart else "alert only"
     print(f"radstream watch: {folder} every {args.interval:g}s; warn after {args.warn_after:g}s, {mode}"
-          + (f"; webhook {args.webhook}" if args.webhook else ""), flush=True)
+          + (f"; webhook {notifier.shown_url} (signed)" if args.webhook else ""), flush=True)
     try:
         watchdog.run(args.interval, lambda: bool(stopping))
     except KeyboardInterrupt:

@@ -7,87 +7,27 @@ A Stage with no outputs, run by the shared runtime (consumer group
 exponential backoff; a 4xx other than 408/429 is permanent. Either way a result the
 webhook would not take goes to `study.results.dlq` with the reason.
 
-Security (docs/security.md): a 3xx is a permanent failure and is never followed (a redirect
-would send the result somewhere nobody configured); the URL must be https unless
-`allow_http`; every body is signed with HMAC-SHA256 under a shared secret, hex in
-`X-Radstream-Signature: sha256=<hex>`; and the URL, whose path or query may hold a token, is
-shown only as scheme and host (`redact_url`) in errors, DLQ records, logs and `/healthz`.
+Security (docs/security.md): the controls of services/webhooks.py, shared with the watchdog's
+alerts: https unless `allow_http`, a 3xx never followed (here a permanent failure), every
+body signed (HMAC-SHA256, `X-Radstream-Signature`), the URL shown as scheme and host only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
 
 from radstream.domain.errors import PermanentError, TransientError
 from radstream.domain.retry import RetryPolicy
 from radstream.services.dlq import replayed_for_another
+from radstream.services.webhooks import check_secret, check_webhook_url, post_json, redact_url, signed_headers
 from radstream.streams.kafka.topics import STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 DEFAULT_RETRY = RetryPolicy(max_attempts=6, base_s=0.5, cap_s=10.0)
-
-
-SIGNATURE_HEADER = "X-Radstream-Signature"
-MIN_SECRET_BYTES = 32
-
-
-def redact_url(url: str) -> str:
-    """Scheme and host (and port) only: no userinfo, path, query or fragment."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or "?"
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme or '?'}://{host}{port}"
-
-
-def check_webhook_url(url: str, allow_http: bool) -> None:
-    """https (or http when allowed) with a host; ValueError naming only the redacted URL."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"webhook URL {redact_url(url)}: expected https://HOST/...")
-    if parts.scheme == "http" and not allow_http:
-        raise ValueError(f"webhook URL {redact_url(url)} is plain http: results carry findings; use https "
-                         "(or --allow-http on a trusted local network)")
-
-
-def signature(secret: bytes, body: bytes) -> str:
-    """The `X-Radstream-Signature` value: `sha256=` and the hex HMAC-SHA256 of the exact body."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Never follow: a 3xx comes back as an HTTPError with its status."""
-
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def post_json(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
-    """POST and return the HTTP status, redirects included (never followed); connection
-    failures raise OSError."""
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    try:
-        with _OPENER.open(request, timeout=timeout_s) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return exc.code
 
 
 class WebhookForwarder(Stage):
@@ -99,8 +39,7 @@ class WebhookForwarder(Stage):
                  post: Callable[[str, bytes, dict[str, str], float], int] = post_json,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         check_webhook_url(url, allow_http)
-        if len(secret) < MIN_SECRET_BYTES:
-            raise ValueError(f"the webhook signing secret must be at least {MIN_SECRET_BYTES} bytes")
+        check_secret(secret)
         self.url = url
         self.shown_url = redact_url(url)
         self._secret = secret
@@ -126,8 +65,7 @@ class WebhookForwarder(Stage):
         return []
 
     def deliver(self, key: str, body: bytes) -> None:
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key,
-                   "User-Agent": "radstream-forward/1", SIGNATURE_HEADER: signature(self._secret, body)}
+        headers = {**signed_headers(self._secret, body, "radstream-forward/1"), "Idempotency-Key": key}
         last = ""
         for attempt in self.policy.attempts():
             try:

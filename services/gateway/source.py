@@ -35,7 +35,10 @@ Batch = list[tuple[str, dict, Position]]
 
 class KafkaEventSource:
     def __init__(self, settings: KafkaSettings, codec: Codec | None = None, batch_size: int = 500,
-                 poll_s: float = 0.2, trusted: dict[str, Any] | None = None) -> None:
+                 poll_s: float = 0.2, trusted: dict[str, Any] | None = None,
+                 on_rejected: Callable[[dict, str], None] | None = None) -> None:
+        """`on_rejected(record, reason)`: an override no trusted key signed (the gateway's
+        command wires streams.config.RejectionAudit onto findings.overrides.audit)."""
         self.settings = settings
         self.codec = codec or Codec(settings.schema_registry_config())
         self.batch_size = batch_size
@@ -43,6 +46,7 @@ class KafkaEventSource:
         self.undecodable = 0
         self.untrusted = 0  # overrides no trusted key signed: never shown (services/overrides.py)
         self.trusted = dict(trusted or {})
+        self.on_rejected = on_rejected
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._logical = {settings.topic(k): k for k in KINDS}
@@ -117,8 +121,10 @@ class KafkaEventSource:
         kind = KIND_BY_SCHEMA.get(name)
         if kind is None or "study_uid" not in record:
             return None
-        if kind == FINDINGS_OVERRIDES and untrusted_override(record, self.trusted) is not None:
+        if kind == FINDINGS_OVERRIDES and (why := untrusted_override(record, self.trusted)) is not None:
             self.untrusted += 1
+            if self.on_rejected:
+                self.on_rejected(record, why)
             return None
         return kind, record, Position(self._logical.get(topic, topic), partition, offset)
 

@@ -20,6 +20,8 @@ FINDINGS_OVERRIDES = "findings.overrides"
 CONFIG_THRESHOLDS = "config.thresholds"
 # Every pushed record, never compacted: `radstream thresholds history` reads this.
 CONFIG_AUDIT = "config.thresholds.audit"
+# Verdicts a reader ignored (unsigned, unknown key), each marked with the reason and the reader.
+OVERRIDES_AUDIT = "findings.overrides.audit"
 
 PIPELINE = [DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED, INFERENCE_RESULTS, FINDINGS_FUSED, STUDY_RESULTS]
 # Topics a stage consumes: each gets a dead-letter topic.
@@ -51,6 +53,7 @@ SCHEMAS: dict[str, str] = {
     FINDINGS_OVERRIDES: "FindingOverride",
     CONFIG_THRESHOLDS: "ThresholdSet",
     CONFIG_AUDIT: "ThresholdSet",
+    OVERRIDES_AUDIT: "FindingOverride",
     **{dlq(t): "DeadLetter" for t in DEAD_LETTERED},
 }
 
@@ -83,6 +86,7 @@ def topic_specs(partitions: int = 3) -> list[TopicSpec]:
     specs.append(TopicSpec(CONFIG_THRESHOLDS, 1, compacted=True))
     specs.append(TopicSpec(FINDINGS_OVERRIDES, partitions, compacted=True))  # a radiologist's verdicts
     specs.append(TopicSpec(CONFIG_AUDIT, 1, retain_forever=True))
+    specs.append(TopicSpec(OVERRIDES_AUDIT, 1, retain_forever=True))
     return specs
 
 

@@ -19,11 +19,13 @@ import pytest
 
 from radstream.services.synthetic.studies import write_synthetic_study
 from radstream.services.publish import publish
+from radstream.services.webhooks import SIGNATURE_HEADER, signature
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.kafka.producer import EventPublisher
 from tests.plain_reader import PlainReader
 
 pytestmark = pytest.mark.integration
+SECRET = b"watchdog-alert-signing-secret-32+"
 
 
 class Webhook:
@@ -31,11 +33,14 @@ class Webhook:
 
     def __init__(self) -> None:
         self.texts: list[str] = []
+        self.unsigned = 0  # posts whose X-Radstream-Signature did not verify under SECRET
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
-                outer.texts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["text"])
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.unsigned += self.headers.get(SIGNATURE_HEADER) != signature(SECRET, raw)
+                outer.texts.append(json.loads(raw)["text"])
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -65,10 +70,13 @@ def watchdog(stack, pipeline_env, webhook, tmp_path) -> Iterator[Path]:
     run_dir = stack.config.home / "run"
     env = {**os.environ, **pipeline_env, "RADSTREAM_HOME": str(stack.config.home), "RADSTREAM_RUN_DIR": str(run_dir)}
     log_path = tmp_path / "watch.log"
+    secret = tmp_path / "watch-secret"
+    secret.write_bytes(SECRET + b"\n")
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "radstream.services.cli", "watch", "--interval", "0.5", "--warn-after", "3",
-             "--restart-after", "6", "--webhook", webhook.url, "--run-dir", str(run_dir)],
+             "--restart-after", "6", "--webhook", webhook.url, "--allow-http", "--secret-file", str(secret),
+             "--run-dir", str(run_dir)],
             env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield log_path
@@ -80,6 +88,8 @@ def watchdog(stack, pipeline_env, webhook, tmp_path) -> Iterator[Path]:
             proc.kill()
             proc.wait()
         assert proc.returncode == 0, log_path.read_text()[-3000:]
+    assert webhook.unsigned == 0, "an alert without a valid X-Radstream-Signature"
+    assert "/services/T000" not in log_path.read_text()  # the hook's path (its secret in Slack) is never logged
 
 
 def _wait(cond, timeout_s: float, stack, what: str, log_path: Path) -> None:

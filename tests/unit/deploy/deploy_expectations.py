@@ -132,6 +132,7 @@ def edge_acls() -> dict[str, set[Acl]]:
         CONFIG_AUDIT,
         CONFIG_THRESHOLDS,
         DICOM_ARRIVED,
+        OVERRIDES_AUDIT,
         STUDY_RESULTS,
     )
 
@@ -145,7 +146,8 @@ def edge_acls() -> dict[str, set[Acl]]:
     return {
         # KEDA's lag triggers: the offsets of every scaled group on its input topic, nothing more
         "keda": {("topic", c.input_topic, "Describe") for c in workers} | {("group", c.group_id, "Describe") for c in workers},
-        "gateway": read(*KINDS, CONFIG_THRESHOLDS),
+        # the gateway reads; its one write is the audit of the verdicts it ignored (D-036)
+        "gateway": read(*KINDS, CONFIG_THRESHOLDS) | write(OVERRIDES_AUDIT),
         "thresholds": read(CONFIG_THRESHOLDS, CONFIG_AUDIT) | write(CONFIG_THRESHOLDS),
         "receiver": write(DICOM_ARRIVED),
         # retention reads arrivals and results, and the export groups' committed offsets

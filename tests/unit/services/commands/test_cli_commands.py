@@ -16,7 +16,7 @@ from radstream.services.commands.errors import EXIT_ERROR, EXIT_USAGE, CliError
 
 ROOT = Path(__file__).resolve().parents[4]
 COMMANDS_DIR = ROOT / "services" / "commands"
-NOT_COMMANDS = {"__init__", "errors", "bootstrap", "auth_flags", "pacs_flags", "token_flags", "tls_flags"}  # shared helpers, not commands
+NOT_COMMANDS = {"__init__", "errors", "bootstrap", "auth_flags", "pacs_flags", "token_flags", "tls_flags", "webhook_flags"}  # shared helpers, not commands
 
 
 def _handlers(parser: argparse.ArgumentParser):
