@@ -69,6 +69,7 @@ from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.config import Config
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import DICOM_ARRIVED
+from radstream.streams.watched_file import WatchedFile
 
 log = logging.getLogger("radstream.receiver")
 
@@ -86,6 +87,23 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
     JPEG2000Lossless, JPEG2000, JPEGLosslessSV1, JPEGLossless, JPEGLSLossless, JPEGLSNearLossless,
     JPEGBaseline8Bit, JPEGExtended12Bit, RLELossless, HTJ2KLossless, HTJ2KLosslessRPCL, HTJ2K,
 )
+
+
+class LivePeerTable:
+    """The peers file, re-read when it changes (streams/watched_file.py): a peer added or removed
+    is admitted or refused from the next association on, without a restart."""
+
+    any_peer = False
+
+    def __init__(self, watched: WatchedFile[PeerTable]) -> None:
+        self.watched = watched
+
+    @property
+    def peers(self) -> tuple:
+        return self.watched.current().peers
+
+    def admit(self, calling_ae: str, called_ae: str, our_ae: str, address: str):
+        return self.watched.current().admit(calling_ae, called_ae, our_ae, address)
 
 
 @dataclass(frozen=True)
@@ -181,7 +199,7 @@ class Receiver:
     """The SCP around an InstanceSink and a PeerTable: start, then stop(drain) on SIGTERM."""
 
     def __init__(self, ae_title: str, port: int, sink: InstanceSink, settings: ReceiverSettings,
-                 peers: PeerTable, tls: TlsFiles | None = None) -> None:
+                 peers: PeerTable | LivePeerTable, tls: TlsFiles | None = None) -> None:
         self.ae_title, self.port, self.sink, self.settings = ae_title, port, sink, settings
         self.peers, self.tls = peers, tls
         self.ae = build_ae(ae_title, settings.max_associations)

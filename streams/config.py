@@ -173,7 +173,8 @@ class ConfigWatcher:
         self._codec = codec or Codec(settings.schema_registry_config())
         self._consumer = standalone_consumer(settings)
         self._settings = settings
-        self.trusted: TrustedKeys = dict(trusted or {})
+        self.trusted: TrustedKeys = trusted if trusted is not None else {}
+        self._trust_generation = getattr(self.trusted, "generation", 0)
         self.untrusted = 0
         self._on_rejected = on_rejected
 
@@ -187,37 +188,65 @@ class ConfigWatcher:
         return self.book
 
     def poll(self) -> bool:
-        """Apply whatever arrived since the last call; True when the book changed."""
-        changed = False
+        """Apply whatever arrived since the last call; True when the book changed. When the
+        trusted keys changed (a key revoked or added), the book is rebuilt from the whole topic
+        under the new keys first, as a restart would: a revoked key's versions stop counting."""
+        changed = self._retrust()
         for msg in self._consumer.consume(100, 0):
             if not msg.error():
                 changed |= self._apply(msg.value())
         return changed
 
-    def _apply(self, data: bytes | None) -> bool:
+    def _apply(self, data: bytes | None, book: ThresholdBook | None = None) -> bool:
+        book = self.book if book is None else book  # a rebuild applies to a fresh book, out of sight
         if data is None:
             return False  # a tombstone: scopes are never deleted, only overridden
         try:
             _, record = self._codec.decode(data, expect=self.schema)
         except Exception as exc:  # a foreign or corrupt record: counted and shown, never fatal
-            self.book.rejections += 1
-            self.book.last_error = f"undecodable threshold record: {exc}"
+            book.rejections += 1
+            book.last_error = f"undecodable threshold record: {exc}"
             log.error("rejected threshold record, keeping the last good version: %s", exc)
             return False
         why = rejection("ThresholdSet", record, self.trusted)
         if why is not None:
             self.untrusted += 1
-            self.book.rejections += 1
-            self.book.last_error = f"{record.get('scope')} v{record.get('version')}: {why}"
+            book.rejections += 1
+            book.last_error = f"{record.get('scope')} v{record.get('version')}: {why}"
             log.error("ignored threshold record %s v%s: %s (keeping the last good version)",
                       record.get("scope"), record.get("version"), why)
-        elif self.book.apply(record):
+        elif book.apply(record):
             return True
         else:
-            why = self.book.last_error or "invalid"
+            why = book.last_error or "invalid"
         if self._on_rejected is not None:
             self._on_rejected(record, why)
         return False
+
+    def _retrust(self) -> bool:
+        generation = getattr(self.trusted, "generation", 0)
+        if generation == self._trust_generation:
+            return False
+        self._trust_generation = generation
+        from radstream.streams.kafka.consumer import standalone_consumer
+        from radstream.streams.kafka.reader import partitions_of, read_to_end
+
+        live, fresh = self.book, ThresholdBook()
+        consumer = standalone_consumer(self._settings)
+        try:
+            for msg in read_to_end(consumer, self.topic, partitions_of(consumer, self.topic, 30.0), 30.0):
+                self._apply(msg.value(), fresh)
+        except (LookupError, TimeoutError, RuntimeError) as exc:
+            log.error("trusted keys changed but %s could not be reread (%s): keeping the book", self.topic, exc)
+            return False
+        finally:
+            consumer.close()
+        before = dict(live.records)
+        live.records = fresh.records  # one assignment: a stage reading the book sees old or new, never half
+        live.rejections += fresh.rejections
+        live.last_error = fresh.last_error or live.last_error
+        log.warning("trusted keys changed: thresholds rebuilt from %s, version %d", self.topic, live.version)
+        return live.records != before
 
     def close(self) -> None:
         self._consumer.close()
@@ -295,14 +324,18 @@ class Config:
         return dev if dev.is_file() else None
 
     def trusted_keys(self) -> TrustedKeys:
-        """The keys whose pushes readers apply; empty (nothing is trusted) when no file is configured."""
+        """The keys whose pushes readers apply; empty (nothing is trusted) when no file is configured.
+        A live view of the file: an edit (a key added or revoked) is taken within RECHECK_S seconds,
+        without a restart (streams/watched_file.py)."""
         path = self.trusted_keys_path()
         if path is None:
             log.warning("no trusted keys (RADSTREAM_TRUSTED_KEYS unset, no %s): every threshold push "
                         "and override will be ignored", self.home / DEV_TRUSTED_KEYS_PATH)
             return {}
+        from radstream.streams.watched_file import LiveMapping, WatchedFile
+
         try:
-            return parse_trusted_keys(path.read_text(), str(path))
+            return LiveMapping(WatchedFile(path, lambda text: parse_trusted_keys(text, str(path))))
         except OSError as exc:
             raise KeyFileError(f"cannot read trusted keys {path}: {exc.strerror}") from None
 

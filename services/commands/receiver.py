@@ -110,14 +110,15 @@ def peer_table(path: str | None, allow_any_peer: bool):
     if not path:
         raise CliError("no DICOM peers configured: pass --peers FILE (`AE_TITLE SITE [CIDR]` per line), set "
                        "RADSTREAM_RECEIVER_PEERS, or --allow-any-peer for a local demo", EXIT_USAGE)
+    from radstream.services.receiver import LivePeerTable
+    from radstream.streams.watched_file import WatchedFile
+
     try:
-        text = Path(path).read_text()
+        return LivePeerTable(WatchedFile(Path(path), lambda text: parse_peers(text, path)))
     except OSError as exc:
         raise CliError(f"cannot read the peers file {path}: {exc.strerror or exc}", EXIT_USAGE) from None
     except UnicodeDecodeError:
         raise CliError(f"the peers file {path} is not text", EXIT_USAGE) from None
-    try:
-        return parse_peers(text, path)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
 

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,8 @@ class JwtVerifier:
                              f"{MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)")
         if settings.max_lifetime_s <= 0:
             raise ValueError("the JWT maximum lifetime must be positive")
-        self.keys: dict[str | None, jwt.PyJWK] = _read_jwks(settings.jwks_file) if settings.jwks_file else {}
+        # a live view of the JWKS file: a key rotated in or revoked counts from the next check on
+        self.keys: Mapping[str | None, jwt.PyJWK] = _live_jwks(settings.jwks_file) if settings.jwks_file else {}
         self.algorithms = (["HS256"] if settings.secret else []) + (list(ASYMMETRIC) if self.keys else [])
 
     def verify(self, token: str, now: float | None = None) -> dict[str, Any]:
@@ -163,13 +165,21 @@ def _require_numeric(claims: Any) -> None:
             raise AuthError(f"JWT `{name}` must be a number (seconds since the epoch)")
 
 
-def _read_jwks(path: str) -> dict[str | None, jwt.PyJWK]:
-    """The usable RS256/ES256 keys of a JWKS file, by `kid`; ValueError with one line otherwise."""
+def _live_jwks(path: str) -> Mapping[str | None, jwt.PyJWK]:
+    """The JWKS file's keys, re-read when the file changes (streams/watched_file.py)."""
+    from radstream.streams.watched_file import LiveMapping, WatchedFile
+
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-        keys = jwt.PyJWKSet.from_dict(document).keys
+        return LiveMapping(WatchedFile(path, lambda text: _parse_jwks(text, path)))
     except OSError as exc:
         raise ValueError(f"cannot read the JWKS file {path}: {exc.strerror}") from None
+
+
+def _parse_jwks(text: str, path: str) -> dict[str | None, jwt.PyJWK]:
+    """The usable RS256/ES256 keys of a JWKS document, by `kid`; ValueError with one line otherwise."""
+    try:
+        document = json.loads(text)
+        keys = jwt.PyJWKSet.from_dict(document).keys
     except (json.JSONDecodeError, jwt.PyJWTError, AttributeError, TypeError) as exc:
         raise ValueError(f"{path} is not a usable JWKS file: {exc}") from None
     usable = {k.key_id: k for k in keys if k.algorithm_name in ASYMMETRIC}

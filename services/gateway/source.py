@@ -45,7 +45,7 @@ class KafkaEventSource:
         self.poll_s = poll_s
         self.undecodable = 0
         self.untrusted = 0  # overrides no trusted key signed: never shown (services/overrides.py)
-        self.trusted = dict(trusted or {})
+        self.trusted = trusted if trusted is not None else {}  # a live view of the file (Config.trusted_keys)
         self.on_rejected = on_rejected
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import shutil
 import struct
 import subprocess
@@ -91,6 +92,19 @@ def test_unknown_or_misplaced_peers_are_rejected_and_the_site_is_configured(rece
     assert rogue_sop not in events
     log = receiver.log.read_text()
     assert "association refused: calling AE title 'ROGUE'" in log and "outside its network" in log
+
+    # the peers file is re-read when it changes, without a restart: a new sender is admitted, a
+    # removed one refused from the next association on (replaced by a rename, as kubelet does)
+    peers_file = next(tmp_path.glob("peers-*.txt"))
+    (tmp_path / "peers.new").write_text("NEWPACS SITE_A 127.0.0.0/8\n")
+    os.replace(tmp_path / "peers.new", peers_file)
+    deadline = time.monotonic() + 15
+    while echo(receiver.port, "NEWPACS").returncode != 0:
+        assert time.monotonic() < deadline, receiver.log.read_text()[-2000:]
+        time.sleep(0.5)
+    removed = echo(receiver.port, "PACS")
+    assert removed.returncode != 0 and "Calling AE Title Not Recognized" in removed.stderr
+    assert "changed: reloaded" in receiver.log.read_text()
 
 
 def test_the_receiver_refuses_to_start_without_peers(pipeline_env) -> None:

@@ -120,3 +120,26 @@ def test_settings_come_from_the_environment_for_the_gateway_and_stow(service: st
                     tokens_flag="--tokens", env_prefix=prefix, no_auth_flag="--no-auth")
     with pytest.raises(ValueError, match=f"^{prefix}_JWT_MAX_LIFETIME_S must be a number of seconds$"):
         Config.from_env("127.0.0.1:9092", env={f"{prefix}_JWT_MAX_LIFETIME_S": "12h"})
+
+
+def test_a_key_rotated_into_or_out_of_the_jwks_file_counts_without_a_restart(tmp_path, monkeypatch) -> None:
+    """The JWKS file is re-read when it changes (streams/watched_file.py): the old key, removed,
+    is refused; the new one is accepted; a broken edit keeps the last good set."""
+    import os
+
+    from radstream.streams import watched_file
+
+    monkeypatch.setattr(watched_file, "RECHECK_S", 0.0)
+    old, new = rsa.generate_private_key(public_exponent=65537, key_size=2048), ec.generate_private_key(ec.SECP256R1())
+    path = _jwks(tmp_path, ("RS256", old, "k1"))
+    auth = Authenticator(jwt_settings=JwtSettings(jwks_file=path, audience="radstream-gateway"))
+    claims = {"sub": "dr.who", "sites": ["SITE_A"], "exp": NOW + 300, "aud": "radstream-gateway"}
+    by_old = jwt.encode(fresh(claims), old, algorithm="RS256", headers={"kid": "k1"})
+    assert auth.authenticate(by_old).subject == "dr.who"
+    (tmp_path / "next").mkdir()
+    os.replace(_jwks(tmp_path / "next", ("ES256", new, "k2")), path)  # a rename, as a mounted Secret changes
+    with pytest.raises(AuthError, match="no key in the JWKS"):
+        auth.authenticate(jwt.encode(fresh(claims), old, algorithm="RS256", headers={"kid": "k1"}))
+    assert auth.authenticate(jwt.encode(fresh(claims), new, algorithm="ES256", headers={"kid": "k2"})).subject == "dr.who"
+    (tmp_path / "jwks.json").write_text("{not json")
+    assert auth.authenticate(jwt.encode(fresh(claims), new, algorithm="ES256", headers={"kid": "k2"})).subject == "dr.who"
