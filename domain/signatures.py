@@ -9,9 +9,10 @@ language can rebuild; the signer's name is inside it, so a signature cannot be r
 
 Key files are text, one line each, so they diff and mount like any other config:
   private key file:   `ed25519-private NAME BASE64(32-byte seed)`   (mode 0600)
-  trusted-keys file:  `NAME BASE64(32-byte public key)` per line; `#` comments, blank lines
-A private line has three fields and a trusted line two, so a private key pasted into a
-trusted-keys file is refused rather than trusted.
+  trusted-keys file:  `NAME BASE64(32-byte public key) [SITES]` per line; `#` comments, blank lines
+SITES (`SITE_A,SITE_B`, or `*`) are the sites a key may sign arrivals for (D-038); a key
+without them signs thresholds and overrides only. A private line starts with its tag, so a
+private key pasted into a trusted-keys file is refused rather than trusted.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ PRIVATE_TAG = "ed25519-private"
 SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
     "ThresholdSet": ("version", "scope", "author", "reason", "created_at", "values", "signer"),
     "FindingOverride": ("finding_id", "study_uid", "verdict", "by", "reason", "created_at", "signer"),
+    # an arrival from `publish` or `pull` (or a receiver with a key): the site is what it vouches for
+    "DicomArrived": ("idempotency_key", "study_uid", "series_uid", "sop_uid", "frame", "site",
+                     "expected_instances", "arrived_at", "blob", "signer"),
 }
 # The field that names the person: it must be the signer, so nobody signs as someone else.
-ACTOR_FIELD = {"ThresholdSet": "author", "FindingOverride": "by"}
+ACTOR_FIELD = {"ThresholdSet": "author", "FindingOverride": "by", "DicomArrived": "signer"}
+ANY_SITE = "*"
 
 
 class KeyFileError(ValueError):
@@ -100,21 +105,45 @@ def parse_signing_key(text: str, source: str = "key file") -> SigningKey:
 
 
 def parse_trusted_keys(text: str, source: str = "trusted keys") -> dict[str, Ed25519PublicKey]:
-    """`NAME BASE64PUBKEY` per line; a malformed line or a repeated name is an error, never skipped."""
-    keys: dict[str, Ed25519PublicKey] = {}
+    """`NAME BASE64PUBKEY [SITES]` per line; a malformed line or a repeated name is an error, never skipped."""
+    return {name: key for name, (key, _) in _trusted_lines(text, source).items()}
+
+
+def parse_key_sites(text: str, source: str = "trusted keys") -> dict[str, frozenset[str]]:
+    """The sites each key may sign arrivals for (`*`: any); a key without a SITES column: none."""
+    return {name: sites for name, (_, sites) in _trusted_lines(text, source).items()}
+
+
+def _trusted_lines(text: str, source: str) -> dict[str, tuple[Ed25519PublicKey, frozenset[str]]]:
+    keys: dict[str, tuple[Ed25519PublicKey, frozenset[str]]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         fields = line.split()
         where = f"{source} line {number}"
-        if len(fields) != 2:
-            raise KeyFileError(f"{where}: expected `NAME BASE64PUBKEY` (is this a private key?)")
+        if fields[0] == PRIVATE_TAG or len(fields) not in (2, 3):
+            raise KeyFileError(f"{where}: expected `NAME BASE64PUBKEY [SITES]` (is this a private key?)")
         name = check_name(fields[0])
         if name in keys:
             raise KeyFileError(f"{where}: {name} is listed twice")
-        keys[name] = Ed25519PublicKey.from_public_bytes(_raw32(fields[1], f"{where}: the key"))
+        sites = frozenset(s for s in fields[2].split(",") if s) if len(fields) == 3 else frozenset()
+        if len(fields) == 3 and (not sites or any(not NAME_RE.match(s) and s != ANY_SITE for s in sites)):
+            raise KeyFileError(f"{where}: SITES must be `SITE[,SITE...]` or `*`")
+        keys[name] = (Ed25519PublicKey.from_public_bytes(_raw32(fields[1], f"{where}: the key")), sites)
     return keys
+
+
+def arrival_rejection(record: dict[str, Any], trusted: Any, sites: Any) -> str | None:
+    """Why an arrival's site is not vouched for (unsigned, unknown key, bad signature, a key not
+    allowed that site), or None when a trusted key allowed that site signed it as it stands."""
+    why = rejection("DicomArrived", record, trusted)
+    if why is not None:
+        return why
+    allowed = sites.get(record["signer"], frozenset())
+    if ANY_SITE not in allowed and record.get("site") not in allowed:
+        return f"key {record['signer']!r} may not sign arrivals for site {record.get('site')!r}"
+    return None
 
 
 def signing_payload(kind: str, record: dict[str, Any]) -> bytes:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from radstream.domain.signatures import SigningKey, sign
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams import telemetry
 from radstream.streams.kafka.producer import EventPublisher
@@ -73,8 +74,9 @@ def arrival_event(inst: Instance, blob: dict, site: str, expected: int | None, n
 
 
 def publish(producer: EventPublisher, store: FileBlobStore, paths: list[Path], site: str = "",
-            log=print) -> tuple[list[str], list[str]]:
-    """Publish every readable DICOM file; returns (study UIDs, error lines)."""
+            log=print, signer: SigningKey | None = None) -> tuple[list[str], list[str]]:
+    """Publish every readable DICOM file; returns (study UIDs, error lines). With `signer`, each
+    arrival is signed, so decode can check that the key may vouch for `site` (D-038)."""
     errors: list[str] = []
     instances: list[Instance] = []
     for f in find_files(paths):
@@ -88,6 +90,8 @@ def publish(producer: EventPublisher, store: FileBlobStore, paths: list[Path], s
     for inst in instances:
         blob = store.put(inst.path.read_bytes(), "application/dicom")
         event = arrival_event(inst, blob, site, per_study[inst.study_uid], int(time.time() * 1000))
+        if signer is not None:
+            event = sign("DicomArrived", event, signer)
         headers = telemetry.producer_headers("publish", topic, telemetry.study_context(inst.study_uid))
         producer.send(DICOM_ARRIVED, inst.sop_uid, event, headers)
     producer.flush()

@@ -54,6 +54,7 @@ from pydicom.uid import (
     RLELossless,
 )
 from radstream.domain.dicom.peers import Peer, PeerTable, Refusal
+from radstream.domain.signatures import SigningKey, sign
 from radstream.services.instance_header import (
     CANNOT_UNDERSTAND,
     DATASET_TOO_LARGE,
@@ -127,8 +128,10 @@ class InstanceSink:
 
     def __init__(self, store: FileBlobStore, producer_factory: Callable[[], EventPublisher],
                  ack_timeout_s: float = 30.0, clock: Callable[[], float] = time.time,
-                 headers: HeaderReader | None = None) -> None:
+                 headers: HeaderReader | None = None, signer: SigningKey | None = None) -> None:
+        """`signer`: sign every arrival (D-038; required where decode requires signed arrivals)."""
         self.store = store
+        self.signer = signer
         self._producer_factory = producer_factory
         self._producer = producer_factory()
         self._ack_timeout_s = ack_timeout_s
@@ -159,6 +162,8 @@ class InstanceSink:
         if expected_instances is not None:
             expected = expected_instances
         event = arrival_event(instance, blob, site, expected, int(self._clock() * 1000))
+        if self.signer is not None:
+            event = sign("DicomArrived", event, self.signer)
         with self._lock:
             try:
                 headers = telemetry.producer_headers("receiver", DICOM_ARRIVED, telemetry.study_context(instance.study_uid))

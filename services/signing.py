@@ -74,3 +74,16 @@ def ensure_dev_keys(home: Path) -> Path:
                                + public.read_text())
     return trusted
 
+
+
+def arrival_signer(config: Config, path: str | Path | None, command: str) -> SigningKey | None:
+    """The key `publish`, `pull` or the receiver signs its arrivals with (D-038): `--key`, else
+    RADSTREAM_SIGNING_KEY; required where decode requires signed arrivals (RADSTREAM_ENV=prod,
+    RADSTREAM_REQUIRE_SIGNED_ARRIVALS=1), else None (unsigned, as before) when neither is set."""
+    chosen = Path(path) if path else config.signing_key_file
+    if chosen is None:
+        if config.require_signed_arrivals:
+            raise KeyFileError(f"{command}: decode accepts only signed arrivals here: pass --key FILE (a key whose "
+                               "trusted-keys line lists the site) or set RADSTREAM_SIGNING_KEY")
+        return None
+    return read_signing_key(chosen)

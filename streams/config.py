@@ -307,6 +307,7 @@ class Config:
     env_name: str = "dev"
     trusted_keys_file: Path | None = None  # RADSTREAM_TRUSTED_KEYS; None: the dev file under home
     signing_key_file: Path | None = None  # RADSTREAM_SIGNING_KEY: the CLI's default for --key
+    signed_arrivals_env: bool = False  # RADSTREAM_REQUIRE_SIGNED_ARRIVALS=1 (prod: always)
     # `radstream forward`: the HMAC-SHA256 secret for X-Radstream-Signature, or a file holding it
     # `radstream export fhir`: the bearer token for the FHIR server, or a file holding it
 
@@ -336,6 +337,24 @@ class Config:
 
         try:
             return LiveMapping(WatchedFile(path, lambda text: parse_trusted_keys(text, str(path))))
+        except OSError as exc:
+            raise KeyFileError(f"cannot read trusted keys {path}: {exc.strerror}") from None
+
+    @property
+    def require_signed_arrivals(self) -> bool:
+        """Decode refuses an arrival no trusted key signed for its site (D-038): always in prod."""
+        return self.production or self.signed_arrivals_env
+
+    def trusted_sites(self) -> Any:
+        """Key name -> the sites it may sign arrivals for (the trusted-keys file's SITES column), live."""
+        from radstream.domain.signatures import parse_key_sites
+        from radstream.streams.watched_file import LiveMapping, WatchedFile
+
+        path = self.trusted_keys_path()
+        if path is None:
+            return {}
+        try:
+            return LiveMapping(WatchedFile(path, lambda text: parse_key_sites(text, str(path))))
         except OSError as exc:
             raise KeyFileError(f"cannot read trusted keys {path}: {exc.strerror}") from None
 
@@ -392,4 +411,5 @@ class Config:
             env_name=_choice(e, "RADSTREAM_ENV", ("dev", "prod")),
             trusted_keys_file=Path(e["RADSTREAM_TRUSTED_KEYS"]) if e.get("RADSTREAM_TRUSTED_KEYS") else None,
             signing_key_file=Path(e["RADSTREAM_SIGNING_KEY"]) if e.get("RADSTREAM_SIGNING_KEY") else None,
+            signed_arrivals_env=_choice(e, "RADSTREAM_REQUIRE_SIGNED_ARRIVALS", ("0", "1")) == "1",
         )

@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--series", metavar="UID", help="only this Series Instance UID of the study")
     add_token_flags(sp, TOKEN_ENV)
     sp.add_argument("--site", help="site recorded on the events (default: DICOMWEB)")
+    sp.add_argument("--key", metavar="FILE", help="sign each arrival with this key (default $RADSTREAM_SIGNING_KEY); "
+                    "required where decode accepts only signed arrivals (RADSTREAM_ENV=prod)")
     add_bootstrap(sp)
     sp.set_defaults(func=cmd_pull)
 
@@ -40,7 +42,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from radstream.streams.blobstore import open_blob_store
     from radstream.streams.kafka.producer import EventPublisher
 
+    from radstream.services.signing import arrival_signer
+
     config = require_bootstrap(args)
+    try:
+        signer = arrival_signer(config, args.key, "pull")
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     try:
         study = check_uid(args.study, "--study")
         series = check_uid(args.series, "--series") if args.series else None
@@ -62,7 +70,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     except PullError as exc:
         raise CliError(str(exc)) from None
     sink = InstanceSink(open_blob_store(config.blob_url), lambda: EventPublisher(config.kafka),
-                        config.receiver_ack_timeout_s, headers=HeaderReader(int(config.receiver_max_mb * MB), workers=1))
+                        config.receiver_ack_timeout_s, headers=HeaderReader(int(config.receiver_max_mb * MB), workers=1), signer=signer)
     try:
         report = pull(client, sink, instances, site=args.site or DEFAULT_SITE, progress=progress)
     except PullError as exc:

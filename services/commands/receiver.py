@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--tls-cert", metavar="PEM", help="DICOM TLS (PS3.15 Annex B): this SCP's certificate")
     sp.add_argument("--tls-key", metavar="PEM", help="DICOM TLS: the certificate's private key")
     sp.add_argument("--tls-ca", metavar="PEM", help="DICOM TLS: require client certificates signed by this CA")
+    sp.add_argument("--key", metavar="FILE", help="sign every arrival with this key (default $RADSTREAM_SIGNING_KEY); "
+                    "required with RADSTREAM_ENV=prod, where decode accepts only signed arrivals (its trusted-keys "
+                    "line lists the peers' sites, or `*`)")
     sp.add_argument("--dicomweb-port", type=int, metavar="N",
                     help="also serve STOW-RS (POST /dicom-web/studies[/{study}]) on this HTTP port (0: any free port)")
     sp.add_argument("--dicomweb-tokens", metavar="FILE",
@@ -54,6 +57,12 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         settings = replace(settings, host=args.host)
     peers = peer_table(args.peers or config.receiver_peers_file, args.allow_any_peer)
     tls = tls_files(args)
+    from radstream.services.signing import arrival_signer
+
+    try:
+        signer = arrival_signer(config, args.key, "receiver")
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -61,7 +70,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     # The header of every instance (C-STORE and STOW-RS) is read in bounded worker processes, one per association.
     headers = HeaderReader(settings.max_dataset_bytes, workers=min(settings.max_associations, 4))
     sink = InstanceSink(open_blob_store(config.blob_url), lambda: EventPublisher(config.kafka), settings.ack_timeout_s,
-                        headers=headers)
+                        headers=headers, signer=signer)
     stow = _stow_server(args, config, sink, settings.host)
     try:
         receiver = Receiver(args.ae_title.strip(), args.port, sink, settings, peers, tls).start()

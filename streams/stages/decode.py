@@ -81,14 +81,21 @@ class DecodeStage(Stage):
     output_topics = (IMAGE_DECODED,)
 
     def __init__(self, store: FileBlobStore, limits: DecodeLimits = DecodeLimits(), non_image_policy: str = "skip",
-                 timeout_s: float = 60.0, memory_bytes: int = 4 << 30) -> None:
+                 timeout_s: float = 60.0, memory_bytes: int = 4 << 30,
+                 arrival_check: Callable[[dict], str | None] | None = None) -> None:
+        """`arrival_check(arrival)`: why an arrival's site is not vouched for, or None
+        (domain/signatures.arrival_rejection, where signed arrivals are required: D-038)."""
         self.store = store
+        self.arrival_check = arrival_check
         self.limits = limits
         self.non_image_policy = non_image_policy  # "skip": counted, not dead-lettered; "dlq": dead-lettered
         # per file, in a worker process (streams/isolation.py); 0: in this process, unbounded
         self._worker = BoundedWorker(timeout_s, memory_bytes) if timeout_s > 0 else None
 
     def process(self, event: Inbound) -> list[Output]:
+        if self.arrival_check is not None and (why := self.arrival_check(event.value)) is not None:
+            raise Rejected(f"arrival {event.value.get('sop_uid')} not accepted for its site: {why}",
+                           code="arrival_untrusted")
         if self._worker is not None:
             return self._worker.call(decode_arrival, str(self.store.root), self.limits, self.non_image_policy,
                                      event.value)

@@ -72,8 +72,18 @@ def _changelog_unless(state: StateStore | None, config: Config, stage: str) -> S
 def _decode(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
     from radstream.streams.stages.decode import DecodeStage
 
+    check = None
+    if config.require_signed_arrivals:  # the site on an arrival must be vouched for by a key (D-038)
+        from radstream.domain.signatures import arrival_rejection
+
+        trusted, sites = config.trusted_keys(), config.trusted_sites()
+
+        def check(arrival: dict) -> str | None:
+            return arrival_rejection(arrival, trusted, sites)
+
     return DecodeStage(open_blob_store(config.blob_url), non_image_policy=config.non_image_policy,
-                       timeout_s=config.decode_timeout_s, memory_bytes=config.decode_memory_mb << 20)
+                       timeout_s=config.decode_timeout_s, memory_bytes=config.decode_memory_mb << 20,
+                       arrival_check=check)
 
 
 def _preprocess(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:

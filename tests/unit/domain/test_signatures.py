@@ -66,3 +66,27 @@ def test_key_files_round_trip_and_a_private_line_is_never_trusted() -> None:
         new_signing_key("has space")
     with pytest.raises(KeyFileError, match="not a radstream private key"):
         parse_signing_key(LEAD.public_line())
+
+
+def test_the_sites_column_says_which_sites_a_key_may_sign_arrivals_for() -> None:
+    from radstream.domain.signatures import arrival_rejection, parse_key_sites
+
+    pacs, ops, other = new_signing_key("pacs-a"), new_signing_key("ops"), new_signing_key("thresholds-lead")
+    text = (f"{pacs.public_line()} SITE_A,SITE_C\n{ops.public_line()} *\n{other.public_line()}\n")
+    trusted, sites = parse_trusted_keys(text), parse_key_sites(text)
+    assert sites == {"pacs-a": frozenset({"SITE_A", "SITE_C"}), "ops": frozenset({"*"}), "thresholds-lead": frozenset()}
+    arrival = {"idempotency_key": "k", "study_uid": "1.2", "series_uid": "1.2.3", "sop_uid": "1.2.3.4", "frame": 0,
+               "site": "SITE_A", "expected_instances": 1, "arrived_at": 1,
+               "blob": {"uri": "file:///b", "sha256": "0" * 64, "size_bytes": 1, "media_type": "application/dicom",
+                        "shape": None, "dtype": None}}
+    assert arrival_rejection(sign("DicomArrived", arrival, pacs), trusted, sites) is None
+    assert arrival_rejection(sign("DicomArrived", arrival, ops), trusted, sites) is None  # `*`: any site
+    assert "may not sign arrivals for site 'SITE_B'" in arrival_rejection(
+        sign("DicomArrived", {**arrival, "site": "SITE_B"}, pacs), trusted, sites)
+    assert "may not sign arrivals" in arrival_rejection(sign("DicomArrived", arrival, other), trusted, sites)
+    moved = {**sign("DicomArrived", arrival, pacs), "site": "SITE_C"}  # relabelled after signing
+    assert arrival_rejection(moved, trusted, sites).startswith("bad signature")
+    assert arrival_rejection(arrival, trusted, sites) == "unsigned"
+    for bad in (f"{pacs.public_line()} SITE A", f"{pacs.public_line()} ,", pacs.private_line()):
+        with pytest.raises(KeyFileError):
+            parse_key_sites(bad)
