@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from radstream.services.commands.bootstrap import (
     add_bootstrap,
@@ -60,7 +61,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     # unsigned overrides are dropped, and written to findings.overrides.audit as rejected
     source = KafkaEventSource(config.kafka, trusted=trusted_keys_or_fail(config),
                               on_rejected=RejectionAudit(config.kafka, None, "gateway", OVERRIDES_AUDIT, "finding_id"))
-    gateway = Gateway(hub, auth, open_blob_store(config.blob_url), source, StreamSettings(heartbeat_s=args.heartbeat, max_streams_per_identity=args.max_streams))
+    gateway = Gateway(hub, auth, open_blob_store(config.blob_url), source, StreamSettings(heartbeat_s=args.heartbeat, max_streams_per_identity=args.max_streams),
+                      tickets=_ticket_issuer())
 
     def announce(_: str) -> None:
         print(f"gateway listening on http://{args.host}:{port[0]} (epoch {hub.epoch}; following "
@@ -113,3 +115,18 @@ def cmd_forward(args: argparse.Namespace) -> int:
     # Retries happen inside the stage (bounded backoff), so the runtime makes one attempt.
     return StageRunner(stage, config.kafka, max_attempts=1, health_host=config.health_host,
                        health_port=config.health_port, trusted_keys=trusted_keys_or_fail(config)).run()
+
+
+def _ticket_issuer():
+    """Tickets (services/gateway/tickets.py) under $RADSTREAM_GATEWAY_TICKET_KEY(_FILE), shared by
+    every replica behind one address; unset, a random key of this process."""
+    from radstream.services.commands.token_flags import read_secret_file
+    from radstream.services.gateway.tickets import TicketIssuer
+
+    key = os.environ.get("RADSTREAM_GATEWAY_TICKET_KEY")
+    if not key and os.environ.get("RADSTREAM_GATEWAY_TICKET_KEY_FILE"):
+        key = read_secret_file(os.environ["RADSTREAM_GATEWAY_TICKET_KEY_FILE"], "ticket key")
+    try:
+        return TicketIssuer(key.encode() if key else None)
+    except ValueError as exc:
+        raise CliError(f"RADSTREAM_GATEWAY_TICKET_KEY: {exc}", EXIT_USAGE) from None

@@ -1,8 +1,9 @@
 """The gateway's HTTP surface (aiohttp): thin handlers over the hub, the auth and the blob store.
 
 Public: `/` (the viewer), `/static/*`, `/healthz`. Everything else needs a bearer
-token (`Authorization: Bearer ...`, or `?access_token=` because EventSource and
-<img> cannot send headers).
+token (`Authorization: Bearer ...`), or for a GET from what cannot send headers (EventSource,
+<img>) a short-lived ticket in `?ticket=` from `POST /session/ticket` (tickets.py).
+`?access_token=` is still read, for older clients; the viewer no longer sends it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from radstream.services.gateway.responses import add_security_headers, is_png
 from radstream.services.gateway.source import KafkaEventSource
 from radstream.services.gateway.sse import StreamQuota, StreamSettings, stream_events
 from radstream.services.gateway.state import StudyState
+from radstream.services.gateway.tickets import TicketIssuer
 from radstream.streams.blobstore import DERIVED, FileBlobStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class Gateway:
     blobs: FileBlobStore | None
     source: KafkaEventSource | None = None
     stream: StreamSettings = field(default_factory=StreamSettings)
+    tickets: TicketIssuer = field(default_factory=TicketIssuer)
     quota: StreamQuota = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,6 +53,7 @@ def create_app(gateway: Gateway) -> web.Application:
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/", _index)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_post("/session/ticket", _ticket)
     app.router.add_get("/events", _all_events)
     app.router.add_get("/studies", _studies)
     app.router.add_get("/studies/{study_uid}", _study)
@@ -92,12 +96,18 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
 
 
 # -- auth ---------------------------------------------------------------------------
-def _principal(request: web.Request) -> Principal:
+def _principal(request: web.Request, header_only: bool = False) -> Principal:
+    """The bearer header's principal; else, on a GET, a ticket's (`?ticket=`), else a legacy
+    `?access_token=`. `header_only`: the header alone (minting a ticket needs the real token)."""
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else None
-    token = token or request.query.get("access_token")
+    gw = request.app[GATEWAY]
     try:
-        return request.app[GATEWAY].auth.authenticate(token)
+        if token or header_only:
+            return gw.auth.authenticate(token)
+        if request.method == "GET" and (ticket := request.query.get("ticket")):
+            return gw.tickets.check(ticket, request.path)
+        return gw.auth.authenticate(request.query.get("access_token"))
     except AuthError as exc:
         raise web.HTTPUnauthorized(text=str(exc), headers={"WWW-Authenticate": 'Bearer realm="radstream"'}) from None
 
@@ -124,6 +134,27 @@ async def _healthz(request: web.Request) -> web.Response:
         stats["undecodable_skipped"] = gw.source.undecodable
         stats["untrusted_overrides_skipped"] = gw.source.untrusted
     return web.json_response({"status": "ok", **stats})
+
+
+async def _ticket(request: web.Request) -> web.Response:
+    """`POST /session/ticket` (bearer header): a short-lived ticket for `?ticket=` on GETs under
+    `path` (JSON body, optional; default every read path)."""
+    principal = _principal(request, header_only=True)
+    path = "/"
+    if request.can_read_body:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the body must be JSON: {\"path\": \"/studies/UID\"}") from None
+        path = body.get("path", "/") if isinstance(body, dict) else None
+        if not isinstance(path, str):
+            raise web.HTTPBadRequest(text="`path` must be a string")
+    try:
+        ticket, expires = request.app[GATEWAY].tickets.issue(principal, path)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    return web.json_response({"ticket": ticket, "expires_at": expires, "path": path},
+                             headers={"Cache-Control": "no-store"})
 
 
 async def _studies(request: web.Request) -> web.Response:

@@ -66,7 +66,7 @@ async def _run(n_clients: int, events: int, rate_hz: float, payload_bytes: int, 
 
     async def client(session: aiohttp.ClientSession) -> None:
         nonlocal delivered, cut_off
-        async with session.get(f"http://127.0.0.1:{port}/events?access_token=load") as resp:
+        async with session.get(f"http://127.0.0.1:{port}/events", headers={"Authorization": "Bearer load"}) as resp:
             seen = 0
             async for msg in iter_sse(resp.content):
                 if msg == f"radstream gateway epoch {hub.epoch}":

@@ -1,8 +1,8 @@
 """What every gateway response carries, and what the gateway will serve as an image (D-024).
 
 The headers stop a browser from sniffing a blob into HTML, from running anything the
-gateway did not ship as a static file, and from leaking the URL (tokens may ride in
-`?access_token=`) to another origin. A display image is served only when its bytes
+gateway did not ship as a static file, and from leaking the URL (a ticket, or a legacy
+client's `?access_token=`, may ride in it) to another origin. A display image is served only when its bytes
 are a PNG, and always as `image/png`: a record can name a blob, never its media type.
 """
 

@@ -129,6 +129,8 @@ def _login(page: Page, url: str, token: str) -> None:
 
 
 def test_worklist_study_view_and_live_updates(gateway: RunningGateway, page: Page, tmp_path: Path) -> None:
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
     _login(page, gateway.url, TOKEN)
     rows = page.locator("#worklist tbody tr.study-row")
     expect(rows).to_have_count(2)
@@ -151,6 +153,9 @@ def test_worklist_study_view_and_live_updates(gateway: RunningGateway, page: Pag
     expect(page.locator("#study-meta .meta-model-versions")).to_have_text("detector-a 1.0.0, detector-b 2.1.0")
     expect(page.locator("#study-meta .meta-config-version")).to_have_text("v3")
     page.wait_for_function("document.querySelector('#images img').naturalWidth === 256")
+    # the token never lands in a URL: EventSource and <img> carry a ticket (POST /session/ticket)
+    assert not [u for u in urls if TOKEN in u or "access_token" in u], urls
+    assert any("/events?ticket=" in u for u in urls) and any(".png?ticket=" in u for u in urls), urls
     # the overlay is scaled to the image: the first box's left edge sits at 40/256 of the image width
     img_box = page.locator("#images img").bounding_box()
     rect_box = boxes.nth(0).locator("rect").bounding_box()

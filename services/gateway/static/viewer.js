@@ -7,7 +7,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const $ = (sel) => document.querySelector(sel);
 const EVENT_TYPES = ["image.decoded", "inference.results", "findings.fused", "study.results", "findings.overrides"];
 
-const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", list: null, study: null, studyUid: null,
+const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", ticket: "", list: null, study: null, studyUid: null,
                 rows: new Map(), refresh: null };
 
 function el(tag, attrs = {}, ...children) {
@@ -20,8 +20,26 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function withToken(url) {
-  // EventSource and <img> cannot send an Authorization header, hence the query parameter.
-  return url + (url.includes("?") ? "&" : "?") + "access_token=" + encodeURIComponent(state.token);
+  // EventSource and <img> cannot send an Authorization header: they carry a short-lived ticket
+  // (POST /session/ticket), never the token itself, which stays in the header of fetch() calls.
+  return url + (url.includes("?") ? "&" : "?") + "ticket=" + encodeURIComponent(state.ticket);
+}
+
+async function refreshTicket() {
+  const resp = await fetch("/session/ticket", { method: "POST", headers: { Authorization: "Bearer " + state.token } });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(`${resp.status}: ${body.error || resp.statusText}`);
+  state.ticket = body.ticket;
+  clearTimeout(state.ticketTimer);  // renew at 80% of its life; a stream already open stays open
+  state.ticketTimer = setTimeout(() => refreshTicket().catch(() => {}),
+                                 Math.max(5000, (body.expires_at * 1000 - Date.now()) * 0.8));
+}
+
+function reopenWhenClosed(source, reopen) {
+  // a stream whose reconnect was refused (an expired ticket) closes: reopen it with a fresh ticket
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) setTimeout(() => refreshTicket().then(reopen).catch(() => {}), 1000);
+  });
 }
 
 function showError(message) {
@@ -48,6 +66,7 @@ function connectWorklist() {
   if (state.list) state.list.close();
   const source = new EventSource(withToken("/events"));
   state.list = source;
+  reopenWhenClosed(source, connectWorklist);
   source.onopen = () => setConnection("live", "live");
   source.onerror = () => setConnection(source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…",
                                        "error");
@@ -99,6 +118,7 @@ function openStudy(uid) {
   $("#images").replaceChildren();
   const source = new EventSource(withToken(`/studies/${encodeURIComponent(uid)}/events`));
   state.study = source;
+  reopenWhenClosed(source, () => { if (state.studyUid === uid) openStudy(uid); });
   for (const type of EVENT_TYPES) source.addEventListener(type, scheduleRefresh);
   source.addEventListener("reset", scheduleRefresh);
   scheduleRefresh();
@@ -237,6 +257,7 @@ function renderImage(study, img) {
 async function connect() {
   try {
     await api("/studies");  // EventSource cannot report 401/403, so check the token first
+    await refreshTicket();
   } catch (err) {
     setConnection("not connected", "error");
     showError("cannot connect: " + err.message);
