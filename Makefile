@@ -22,8 +22,10 @@ demo: install
 lint: install
 	$(BIN)/python scripts/lint_imports.py
 
+# Two workers, a test module each at a time (module-scoped stacks are not started twice): the
+# stack tests mostly wait on group joins and child processes, which the other worker fills.
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 tests
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
