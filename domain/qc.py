@@ -123,6 +123,9 @@ def image_result(fused: dict, applicable_body_parts: tuple[str, ...], now_ms: in
         "modality": meta.get("modality"),
         "body_part": meta.get("body_part"),
         "view_position": meta.get("view_position"),
+        "manufacturer": meta.get("manufacturer"),  # drift is watched per manufacturer and model
+        "manufacturer_model": meta.get("manufacturer_model"),
+        "image_stats": fused.get("image_stats"),
         "display_uri": (fused.get("display") or {}).get("uri"),
         "source": fused.get("source"),  # the original instance: where export edges read the patient from
         "stage_ms": fused["stage_ms"],

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 class Stack:
     def __init__(self, config: Config, bootstrap: str | None = None, env: dict[str, str] | None = None,
-                 broker_port: int | None = None, receiver: list[str] | None = None) -> None:
+                 broker_port: int | None = None, receiver: list[str] | None = None, monitor: bool = False) -> None:
         self._receiver = receiver  # `radstream receiver`'s arguments (--port, --ae-title, --peers ...): also run it
+        self._monitor = monitor  # also run the monitor stage (`up` does; the pipeline does not need it)
         self.config = config
         self._bootstrap = bootstrap
         self._broker_port = broker_port
@@ -48,7 +49,7 @@ class Stack:
         created = create_topics(settings, self.config.partitions)
         log.info("topics ready (%d created)", len(created))
         models = sorted(models_in_force(self.config))
-        children = stage_children(models)
+        children = stage_children(models, monitor=self._monitor)
         if self._receiver:
             children.append(Child("receiver", command=["receiver", *self._receiver]))
         extra = {"RADSTREAM_HOME": str(home)}

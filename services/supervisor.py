@@ -113,12 +113,14 @@ class Supervisor:
                 child.proc.wait()
 
 
-def stage_children(models: list[str]) -> list[Child]:
-    """The pipeline's processes: one per stage, and one infer process per model."""
+def stage_children(models: list[str], monitor: bool = False) -> list[Child]:
+    """The pipeline's processes: one per stage, and one infer process per model; with `monitor`,
+    the monitor stage too (it only watches results, so the pipeline runs without it)."""
     return (
         [Child("decode"), Child("preprocess")]
         + [Child("infer", m) for m in models]
         + [Child("fuse"), Child("qc")]
+        + ([Child("monitor")] if monitor else [])
     )
 
 

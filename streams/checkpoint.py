@@ -52,7 +52,8 @@ def last_offsets(msgs: Iterable[Message]) -> dict[int, int]:
 
 
 class Checkpoint:
-    """Runs the steps above for one input topic, with the stage's changelog (if it has one)."""
+    """Runs the steps above for the stage's input topic (and any further ones it consumes, named
+    in `commit`), with the stage's changelog (if it has one)."""
 
     def __init__(self, producer: AcknowledgedProducer, consumer: OffsetCommitter, input_topic: str,
                  state: ChangelogStore | None = None) -> None:
@@ -60,10 +61,11 @@ class Checkpoint:
         self._consumer = consumer
         self.input_topic = input_topic
         self.state = state
-        self._committed: dict[int, int] = {}  # partition -> next offset, as last committed
+        self._committed: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset, as last committed
 
-    def commit(self, processed: dict[int, int] | None = None) -> None:
-        """Steps 1-3 for `processed` (partition -> last offset handled); without it, steps 1 and 2."""
+    def commit(self, processed: dict[int, int] | None = None, topic: str | None = None) -> None:
+        """Steps 1-3 for `processed` (partition -> last offset handled, of `topic`, default the input
+        topic); without it, steps 1 and 2."""
         try:  # 1. outputs and DLQ records
             self._producer.flush(FLUSH_TIMEOUT_S)
         except DeliveryFailed as exc:
@@ -76,14 +78,14 @@ class Checkpoint:
         if not processed:
             return
         # 3. the input offsets
-        offsets = [TopicPartition(self.input_topic, p, o + 1) for p, o in processed.items()]
+        offsets = [TopicPartition(topic or self.input_topic, p, o + 1) for p, o in processed.items()]
         self._consumer.commit(offsets=offsets, asynchronous=True)
         for tp in offsets:
-            self._committed[tp.partition] = tp.offset
+            self._committed[(tp.topic, tp.partition)] = tp.offset
 
     def commit_sync(self, partitions: list[int] | None = None) -> None:
         """Make the asynchronous commits of these partitions (default: all) land; revocation and shutdown."""
-        offsets = [TopicPartition(self.input_topic, p, o) for p, o in self._committed.items()
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._committed.items()
                    if partitions is None or p in partitions]
         if offsets:
             try:
@@ -91,7 +93,7 @@ class Checkpoint:
             except Exception as exc:  # the group moved on; the new owner re-reads from the last commit
                 log.warning("final commit failed (%s); those messages will be redelivered", exc)
         for tp in offsets:
-            self._committed.pop(tp.partition, None)
+            self._committed.pop((tp.topic, tp.partition), None)
 
     def close(self) -> None:
         """At shutdown: let in-flight messages drain, then make the last commits land."""

@@ -310,6 +310,15 @@ class Config:
     signed_arrivals_env: bool = False  # RADSTREAM_REQUIRE_SIGNED_ARRIVALS=1 (prod: always)
     # `radstream forward`: the HMAC-SHA256 secret for X-Radstream-Signature, or a file holding it
     # `radstream export fhir`: the bearer token for the FHIR server, or a file holding it
+    # the monitor stage and `monitor report` (streams/monitoring.py): drift windows, alarm threshold, a
+    # pinned reference file, how long findings are remembered; the webhook its alarms go to, signed
+    # with RADSTREAM_MONITOR_SECRET(_FILE), plain http only with RADSTREAM_MONITOR_WEBHOOK_ALLOW_HTTP=1
+    monitor_window_studies: int = 200
+    monitor_psi_threshold: float = 0.25
+    monitor_reference_file: str | None = None
+    monitor_retention_days: float = 180.0
+    monitor_webhook: str | None = None
+    monitor_webhook_allow_http: bool = False
 
     @property
     def production(self) -> bool:
@@ -412,4 +421,10 @@ class Config:
             trusted_keys_file=Path(e["RADSTREAM_TRUSTED_KEYS"]) if e.get("RADSTREAM_TRUSTED_KEYS") else None,
             signing_key_file=Path(e["RADSTREAM_SIGNING_KEY"]) if e.get("RADSTREAM_SIGNING_KEY") else None,
             signed_arrivals_env=_choice(e, "RADSTREAM_REQUIRE_SIGNED_ARRIVALS", ("0", "1")) == "1",
+            monitor_window_studies=int(e.get("RADSTREAM_MONITOR_WINDOW_STUDIES", 200)),
+            monitor_psi_threshold=float(e.get("RADSTREAM_MONITOR_PSI", 0.25)),
+            monitor_reference_file=e.get("RADSTREAM_MONITOR_REFERENCE") or None,
+            monitor_retention_days=float(e.get("RADSTREAM_MONITOR_RETENTION_DAYS", 180)),
+            monitor_webhook=e.get("RADSTREAM_MONITOR_WEBHOOK") or None,
+            monitor_webhook_allow_http=_choice(e, "RADSTREAM_MONITOR_WEBHOOK_ALLOW_HTTP", ("0", "1")) == "1",
         )

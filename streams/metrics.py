@@ -26,3 +26,14 @@ consumer_lag = Gauge("radstream_consumer_lag", "High watermark minus committed o
 oom_splits = Counter("radstream_oom_batch_splits", "Batches halved after running out of memory", ["stage", "model"], registry=REGISTRY)
 gpu_memory_bytes = Gauge("radstream_gpu_memory_bytes", "CUDA memory allocated by this process (infer on GPU only)", ["stage", "model"], registry=REGISTRY)
 model_seconds = Histogram("radstream_model_inference_seconds", "Per-batch model inference time", ["stage", "model"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+
+# The monitor stage (services/monitor/): drift per group (site:S, device:M/MODEL) and feature, and agreement.
+monitor_drift_alarm = Gauge("radstream_monitor_drift_alarm", "1 while a feature of a group drifts past both "
+                            "thresholds (PSI and KS) against its reference window", ["group", "feature"],
+                            registry=REGISTRY)
+monitor_psi = Gauge("radstream_monitor_psi", "Population stability index of a group's feature, current vs reference",
+                    ["group", "feature"], registry=REGISTRY)
+monitor_ks = Gauge("radstream_monitor_ks", "Two-sample KS statistic of a group's feature, current vs reference",
+                   ["group", "feature"], registry=REGISTRY)
+monitor_ppv = Gauge("radstream_monitor_ppv", "Confirmed / (confirmed + rejected) findings, per rule, model, site, "
+                    "week", ["dimension", "key"], registry=REGISTRY)

@@ -55,6 +55,8 @@ class StageRunner:
                 raise TypeError(f"stage {stage.name} is stateful: under the runtime its state must be a "
                                 f"ChangelogStore (build_stage gives it one), not {type(stage.state).__name__}")
             self.state = stage.state
+        if stage.retry_until_answered and stage.extra_input_topics:
+            raise TypeError(f"stage {stage.name} retries until answered: it holds partitions of one input topic")
         if stage.retry_until_answered and stage.max_batch != 1:
             raise TypeError(f"stage {stage.name} retries until answered: it must take one message at a time "
                             "(max_batch = 1), so nothing after an unanswered message is sent before it")
@@ -64,6 +66,7 @@ class StageRunner:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.input_topic = settings.topic(stage.input_topic)
+        self._inputs = {settings.topic(t): t for t in stage.input_topics}  # deployed name -> logical
         self.dlq_topic = settings.topic(dlq(stage.input_topic))
         self._producer = open_producer(settings)
         self.group_id = settings.group(stage.group_id)
@@ -73,7 +76,7 @@ class StageRunner:
         self._last_progress = time.time()
         self._processed = 0
         self._last_lag_check = 0.0
-        self._lag: dict[int, int] = {}
+        self._lag: dict[tuple[str, int], int] = {}
         self._last_loop = time.time()
         self.stall_after_s = stall_after_s
         self._checkpoint = Checkpoint(self._producer, self._consumer, self.input_topic, self.state)
@@ -96,7 +99,7 @@ class StageRunner:
         self._config_changed()
         log.info("stage %s started: group %s, input %s, health %s",
                  self.stage.name, self.group_id, self.input_topic, self._health.url)
-        self._consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._consumer.subscribe(list(self._inputs), on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self._stopping:
                 self._step()
@@ -115,20 +118,20 @@ class StageRunner:
         self._stopping = True
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        parts = [p.partition for p in partitions]
+        parts = sorted({p.partition for p in partitions})  # the same numbers of every input topic
         self._assigned = sorted(set(self._assigned) | set(parts))
         if self.state is not None:
             self.state.restore(parts)
         log.info("assigned partitions %s", parts)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        parts = [p.partition for p in partitions]
+        parts = sorted({p.partition for p in partitions})
         self._checkpoint.commit_sync(parts)
         self._assigned = [p for p in self._assigned if p not in parts]
-        for p in parts:  # revoked partitions must not keep reporting stale lag
-            self._lag.pop(p, None)
+        for tp in partitions:  # revoked partitions must not keep reporting stale lag
+            self._lag.pop((tp.topic, tp.partition), None)
             try:
-                metrics.consumer_lag.remove(self.stage.name, str(p))
+                metrics.consumer_lag.remove(self.stage.name, self._lag_label(tp.topic, tp.partition))
             except KeyError:
                 pass
         if self.state is not None:
@@ -184,13 +187,14 @@ class StageRunner:
         results: list[Result | None] = [None] * len(msgs)
         inbound: dict[int, Inbound] = {}
         for i, m in enumerate(msgs):
+            logical = self._inputs.get(m.topic(), self.stage.input_topic)
             try:
-                _, value = self.codec.decode(m.value(), expect=self.stage.input_schema)
+                _, value = self.codec.decode(m.value(), expect=schema_of(logical))
             except StageError as exc:
                 results[i] = exc
                 continue
             key = m.key().decode("utf-8", "replace") if m.key() is not None else None
-            inbound[i] = Inbound(value, key, m.partition(), m.offset(), list(m.headers() or []))
+            inbound[i] = Inbound(value, key, m.partition(), m.offset(), list(m.headers() or []), logical)
 
         attempts = {i: 0 for i in inbound}
         retry_policy = RetryPolicy(self.max_attempts, self.backoff_s)
@@ -227,7 +231,11 @@ class StageRunner:
             else:
                 to_produce += [(o, telemetry.span_context(spans[i])) for o in res or []]
         self._produce_all(to_produce, stage_ms=1000 * compute / max(1, len(inbound)))
-        self._checkpoint.commit(last_offsets(msgs[i] for i in done))
+        by_topic: dict[str, list[Message]] = {self.input_topic: []}
+        for i in sorted(done):
+            by_topic.setdefault(msgs[i].topic(), []).append(msgs[i])
+        for topic, handled in by_topic.items():  # the first commit flushes; the others find nothing left
+            self._checkpoint.commit(last_offsets(handled), topic=topic)
         for span in spans:
             span.end()
 
@@ -298,8 +306,9 @@ class StageRunner:
             "failed_at": int(time.time() * 1000),
         }
         log.warning("dead-lettered %s[%d]@%d: %s (%s)", m.topic(), m.partition(), m.offset(), err.reason, err.code)
-        self._producer.produce(self.dlq_topic, m.key(),
-                               self.codec.encode(schema_of(dlq(self.stage.input_topic)), record, self.dlq_topic),
+        logical = dlq(self._inputs.get(m.topic(), self.stage.input_topic))
+        topic = self.settings.topic(logical)
+        self._producer.produce(topic, m.key(), self.codec.encode(schema_of(logical), record, topic),
                                list(m.headers() or []))
         metrics.dead_lettered.labels(self.stage.name, err.code).inc()
 
@@ -309,7 +318,7 @@ class StageRunner:
         if now - self._last_lag_check < 5 or not self._assigned:
             return
         self._last_lag_check = now
-        parts = [TopicPartition(self.input_topic, p) for p in self._assigned]
+        parts = [TopicPartition(topic, p) for topic in self._inputs for p in self._assigned]
         try:
             committed = self._consumer.committed(parts, timeout=2)
         except Exception as exc:  # lag is best-effort telemetry; log and carry on
@@ -318,14 +327,18 @@ class StageRunner:
         for tp in committed:
             _, high = self._consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
             offset = max(tp.offset, 0)
-            self._lag[tp.partition] = max(0, high - offset)
-            metrics.consumer_lag.labels(self.stage.name, str(tp.partition)).set(self._lag[tp.partition])
+            lag = self._lag[(tp.topic, tp.partition)] = max(0, high - offset)
+            metrics.consumer_lag.labels(self.stage.name, self._lag_label(tp.topic, tp.partition)).set(lag)
+
+    def _lag_label(self, topic: str, partition: int) -> str:
+        """The lag metric's partition label: the number for the input topic (as before), topic:number else."""
+        return str(partition) if topic == self.input_topic else f"{self._inputs.get(topic, topic)}:{partition}"
 
     def health(self) -> dict[str, Any]:
         """Unhealthy (503) when work waits and nothing moves: lag > 0 with no progress, or a
         main loop that stopped turning, for `stall_after_s`. An idle stage with no lag is healthy."""
         now = time.time()
-        lag = sum(self._lag.get(p, 0) for p in self._assigned)
+        lag = sum(v for (_, p), v in self._lag.items() if p in self._assigned)
         progress_age = now - self._last_progress
         loop_age = now - self._last_loop
         stalled = (lag > 0 and progress_age > self.stall_after_s) or loop_age > self.stall_after_s

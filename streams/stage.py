@@ -42,6 +42,7 @@ class Inbound:
     partition: int = 0
     offset: int = 0
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    topic: str = ""  # the logical input topic (a stage with `extra_input_topics` tells them apart by it)
 
 
 Result = list[Output] | StageError
@@ -59,6 +60,10 @@ class Stage:
 
     name: ClassVar[str]
     input_topic: ClassVar[str]
+    # Further topics consumed by the same group, each decoded with its own schema and dead-lettered
+    # to its own DLQ (the monitor reads overrides beside results). A stateful stage's changelog
+    # partition p then holds what partition p of any of them wrote.
+    extra_input_topics: ClassVar[tuple[str, ...]] = ()
     # The topics its outputs go to (besides its input's DLQ): what its Kafka identity may
     # write (k8s/components/kafka-auth, a test derives the ACLs from this; D-028).
     output_topics: ClassVar[tuple[str, ...]] = ()
@@ -78,6 +83,10 @@ class Stage:
     def thresholds(self, site: str | None = None) -> ThresholdSet:
         """The effective thresholds for a message from `site` (version 0: manifest defaults)."""
         return self.config.effective(site) if self.config else ThresholdSet()
+
+    @property
+    def input_topics(self) -> tuple[str, ...]:
+        return (self.input_topic, *self.extra_input_topics)
 
     @property
     def input_schema(self) -> str:

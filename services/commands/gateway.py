@@ -61,8 +61,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     # unsigned overrides are dropped, and written to findings.overrides.audit as rejected
     source = KafkaEventSource(config.kafka, trusted=trusted_keys_or_fail(config),
                               on_rejected=RejectionAudit(config.kafka, None, "gateway", OVERRIDES_AUDIT, "finding_id"))
+    from radstream.streams.monitoring import ReferenceFileError, monitor_settings
+
+    try:
+        monitor = monitor_settings(config)  # /monitoring: the same windows and threshold as the monitor stage
+    except ReferenceFileError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     gateway = Gateway(hub, auth, open_blob_store(config.blob_url), source, StreamSettings(heartbeat_s=args.heartbeat, max_streams_per_identity=args.max_streams),
-                      tickets=_ticket_issuer())
+                      tickets=_ticket_issuer(), monitor=monitor)
 
     def announce(_: str) -> None:
         print(f"gateway listening on http://{args.host}:{port[0]} (epoch {hub.epoch}; following "

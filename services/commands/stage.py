@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from radstream.services.commands.bootstrap import add_bootstrap, require_bootstrap
+from radstream.services.commands.errors import EXIT_USAGE, CliError
+from radstream.services.commands.webhook_flags import webhook_secret
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +30,14 @@ def cmd_stage(args: argparse.Namespace) -> int:
     except (ModelLoadError, KeyFileError) as exc:
         label = f"{args.name}:{args.model}" if args.model else args.name
         return serve_unhealthy(label, str(exc), config.health_host, args.health_port or config.health_port)
+    if args.name == "monitor" and config.monitor_webhook:
+        from radstream.services.monitor.alerts import SECRET_ENV, wire_webhook
+
+        secret = webhook_secret(argparse.Namespace(secret_file=None), SECRET_ENV, "RADSTREAM_MONITOR_WEBHOOK")
+        try:
+            wire_webhook(stage, config, secret)  # the watchdog's signed sender
+        except ValueError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
     runner = StageRunner(stage, config.kafka, health_port=args.health_port or config.health_port,
                          health_host=config.health_host, stall_after_s=config.stall_after_s, trusted_keys=trusted)
     return runner.run()

@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--ae-title", default="RADSTREAM", help="the receiver's AE title (default RADSTREAM)")
     sp.add_argument("--peers", metavar="FILE", help="the receiver's peers file (default: $RADSTREAM_RECEIVER_PEERS)")
     sp.add_argument("--allow-any-peer", action="store_true", help="the receiver admits any peer (local demos only)")
+    sp.add_argument("--no-monitor", action="store_true", help="without the monitor stage (PPV and drift)")
     sp.set_defaults(func=cmd_up)
 
 
@@ -32,7 +33,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         peer_table(peers, args.allow_any_peer)  # refused here, not by a receiver child restarting in a loop
         receiver = ["--port", str(args.receiver_port), "--ae-title", args.ae_title,
                     *(["--allow-any-peer"] if args.allow_any_peer else ["--peers", str(Path(peers).resolve())])]
-    stack = Stack(config, config.kafka.bootstrap or None, receiver=receiver).start()
+    stack = Stack(config, config.kafka.bootstrap or None, receiver=receiver, monitor=not args.no_monitor).start()
     assert stack.supervisor is not None
     print(f"radstream up on {stack.bootstrap} (topics ready): {', '.join(c.label for c in stack.supervisor.children)}", flush=True)
     print(f"logs in {stack.logs}; `radstream status` shows health; Ctrl-C or SIGTERM stops", flush=True)

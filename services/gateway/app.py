@@ -19,11 +19,13 @@ from radstream.domain.errors import StageError
 from radstream.services.gateway.auth import Authenticator, AuthError, Principal
 from radstream.services.gateway.events import EventFilter
 from radstream.services.gateway.hub import EventHub
+from radstream.services.gateway.monitoring import add_monitoring
 from radstream.services.gateway.responses import add_security_headers, is_png
 from radstream.services.gateway.source import KafkaEventSource
 from radstream.services.gateway.sse import StreamQuota, StreamSettings, stream_events
 from radstream.services.gateway.state import StudyState
 from radstream.services.gateway.tickets import TicketIssuer
+from radstream.streams.monitoring import MonitorSettings
 from radstream.streams.blobstore import DERIVED, FileBlobStore
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Gateway:
     source: KafkaEventSource | None = None
     stream: StreamSettings = field(default_factory=StreamSettings)
     tickets: TicketIssuer = field(default_factory=TicketIssuer)
+    monitor: MonitorSettings | None = None  # /monitoring's windows and threshold (default MonitorSettings())
     quota: StreamQuota = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +63,7 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/studies/{study_uid}/events", _study_events)
     app.router.add_get("/studies/{study_uid}/images/{sop_uid}.png", _image)
     app.router.add_static("/static/", STATIC, name="static")
+    add_monitoring(app, gateway.hub.observers, _principal, gateway.monitor)  # GET /monitoring
     app.on_startup.append(_start_source)
     app.on_shutdown.append(_close_streams)
     app.on_cleanup.append(_stop_source)

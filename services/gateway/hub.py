@@ -22,6 +22,7 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,8 @@ class EventHub:
         self.overflows = 0
         self.site_conflicts = 0  # records ignored because they claimed another site for a known study
         self.ready = asyncio.Event()  # set once the source has read every partition to its start-time end
+        # Called with (kind, record) for each record indexed (not redeliveries): /monitoring's state.
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
 
     # -- ids --------------------------------------------------------------------
     def event_id(self, seq: int) -> str:
@@ -128,6 +131,8 @@ class EventHub:
             return None
         entry.seen_keys.add(dedupe)
         entry.state.apply(kind, record)
+        for observe in self.observers:
+            observe(kind, record)
         self.seq += 1
         event = GatewayEvent(self.seq, kind, study_uid, entry.state.site, record, position,
                              entry.state.facets(), entry.state.summary())

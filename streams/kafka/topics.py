@@ -22,6 +22,8 @@ CONFIG_THRESHOLDS = "config.thresholds"
 CONFIG_AUDIT = "config.thresholds.audit"
 # Verdicts a reader ignored (unsigned, unknown key), each marked with the reason and the reader.
 OVERRIDES_AUDIT = "findings.overrides.audit"
+# The monitor stage's drift alarms, raised and cleared (streams/stages/monitor.py).
+MONITOR_ALARMS = "monitor.alarms"
 
 PIPELINE = [DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED, INFERENCE_RESULTS, FINDINGS_FUSED, STUDY_RESULTS]
 # Topics a stage consumes: each gets a dead-letter topic.
@@ -29,7 +31,9 @@ CONSUMED = [DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED, INFERENCE_RESULTS,
 # Stateful stages keep a compacted changelog, co-partitioned with their input.
 CHANGELOGS = {"fuse": "radstream.fuse.changelog", "qc": "radstream.qc.changelog",
               # the PACS export edges: the SR each stored last per study (services/export/predecessors.py)
-              "export-dicom": "radstream.export-dicom.changelog", "export-stow": "radstream.export-stow.changelog"}
+              "export-dicom": "radstream.export-dicom.changelog", "export-stow": "radstream.export-stow.changelog",
+              # the monitor: findings, verdicts and drift windows (streams/monitoring.py)
+              "monitor": "radstream.monitor.changelog"}
 
 
 def dlq(topic: str) -> str:
@@ -37,8 +41,8 @@ def dlq(topic: str) -> str:
 
 
 # Topics whose records failed somewhere get a dead-letter topic: the consumed ones, plus study.results
-# (what the webhook forwarder could not deliver).
-DEAD_LETTERED = [*CONSUMED, STUDY_RESULTS]
+# (what the webhook forwarder could not deliver) and findings.overrides (what the monitor could not read).
+DEAD_LETTERED = [*CONSUMED, STUDY_RESULTS, FINDINGS_OVERRIDES]
 
 # The one pairing of a topic with the contract (`schemas/<name>.avsc`) its records follow. Stage outputs,
 # the runtime's decode of inputs, the producer and `read_events` all look the schema up here.
@@ -54,6 +58,7 @@ SCHEMAS: dict[str, str] = {
     CONFIG_THRESHOLDS: "ThresholdSet",
     CONFIG_AUDIT: "ThresholdSet",
     OVERRIDES_AUDIT: "FindingOverride",
+    MONITOR_ALARMS: "MonitorAlarm",
     **{dlq(t): "DeadLetter" for t in DEAD_LETTERED},
 }
 
@@ -87,6 +92,7 @@ def topic_specs(partitions: int = 3) -> list[TopicSpec]:
     specs.append(TopicSpec(FINDINGS_OVERRIDES, partitions, compacted=True))  # a radiologist's verdicts
     specs.append(TopicSpec(CONFIG_AUDIT, 1, retain_forever=True))
     specs.append(TopicSpec(OVERRIDES_AUDIT, 1, retain_forever=True))
+    specs.append(TopicSpec(MONITOR_ALARMS, partitions))
     return specs
 
 

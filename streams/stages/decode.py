@@ -19,6 +19,7 @@ import numpy as np
 from radstream.streams.blobstore import DERIVED, FileBlobStore
 from radstream.domain.dicom.decode import DecodeLimits, decode_instance
 from radstream.domain.errors import NotAnImage, Rejected, Skipped
+from radstream.domain.exposure import exposure_statistics
 from radstream.domain.keys import idempotency_key, image_key
 from radstream.streams.contracts import carried_fields, record_fields
 from radstream.streams.isolation import BoundedWorker
@@ -132,6 +133,7 @@ def decode_arrival(store: FileBlobStore | str, limits: DecodeLimits, non_image_p
             "display": store.put(encode_png(display), "image/png", display.shape, "uint8", area=DERIVED),
             "metadata": metadata,
             "source": arrival["blob"],  # carried to the result, for the export edges (domain/dicom/patient.py)
+            "image_stats": exposure_statistics(pixels, decoded.transform),  # carried to the result: drift
             "stage_ms": dict(arrival["stage_ms"]),
         })
         outputs.append(Output(IMAGE_DECODED, image_key(arrival["sop_uid"], frame), value))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from radstream.domain.dicom.pixels import PixelTransform, model_frame
+from radstream.domain.exposure import profile_statistics
 from radstream.models.profile import InputProfile, apply_profiles
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.contracts import carried_fields
@@ -17,7 +18,7 @@ from radstream.streams.kafka.topics import IMAGE_DECODED, IMAGE_PREPROCESSED, sc
 from radstream.streams.stage import Inbound, Output, Stage
 from radstream.domain.keys import idempotency_key, image_key
 
-CARRIED = carried_fields(schema_of(IMAGE_DECODED), schema_of(IMAGE_PREPROCESSED), exclude=("stage_ms",))
+CARRIED = carried_fields(schema_of(IMAGE_DECODED), schema_of(IMAGE_PREPROCESSED), exclude=("stage_ms", "image_stats"))
 
 
 class PreprocessStage(Stage):
@@ -34,8 +35,10 @@ class PreprocessStage(Stage):
         image = model_frame(self.store.get_array(decoded["pixels"]),
                             PixelTransform.from_record(decoded.get("pixel_transform")))
         prepared = apply_profiles(image, [profile for _, profile in sorted(self.profiles.items())])
-        tensors = []
+        tensors, stats = [], []
         for profile_hash, (tensor, box) in prepared.items():
+            profile = self.profiles[profile_hash]
+            stats.append(profile_statistics(profile_hash, tensor, profile.mean, profile.std))
             tensors.append({
                 "profile": profile_hash,
                 "tensor": self.store.put_array(tensor.astype(np.float32, copy=False)),
@@ -46,6 +49,8 @@ class PreprocessStage(Stage):
         value.update({
             "idempotency_key": idempotency_key(decoded["idempotency_key"], sorted(self.profiles)),
             "tensors": tensors,
+            # decode's exposure statistics plus each profile's pre-normalisation mean and std
+            "image_stats": {**decoded["image_stats"], "profiles": stats} if decoded.get("image_stats") else None,
             "stage_ms": dict(decoded["stage_ms"]),
         })
         return [Output(IMAGE_PREPROCESSED, image_key(decoded["sop_uid"], decoded["frame"]), value)]

@@ -145,12 +145,22 @@ def _qc(config: Config, model: str | None, book: ThresholdBook, state: StateStor
                    owner_retention_s=config.study_owner_retention_days * 86400)
 
 
+def _monitor(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
+    from radstream.streams.monitoring import monitor_settings
+    from radstream.streams.stages.monitor import MonitorStage
+
+    # Its webhook (RADSTREAM_MONITOR_WEBHOOK) is wired by `radstream stage` (services/monitor/alerts.py).
+    return MonitorStage(monitor_settings(config), trusted=config.trusted_keys(),
+                        state=_changelog_unless(state, config, "monitor"))
+
+
 STAGES: dict[str, Callable[[Config, str | None, ThresholdBook, StateStore | None], Stage]] = {
     "decode": _decode,
     "preprocess": _preprocess,
     "infer": _infer,
     "fuse": _fuse,
     "qc": _qc,
+    "monitor": _monitor,  # watches what the others produce: study.results and findings.overrides
 }
 
 

@@ -114,9 +114,10 @@ def stage_acls(consumer: Consumer) -> set[Acl]:
     )
 
     cls = stage_class(consumer.stage)
-    acls: set[Acl] = {("topic", consumer.input_topic, op) for op in ("Read", "Describe")}
+    inputs = (consumer.input_topic, *cls.extra_input_topics)  # the monitor also reads findings.overrides
+    acls: set[Acl] = {("topic", topic, op) for topic in inputs for op in ("Read", "Describe")}
     acls.add(("group", consumer.group_id, "Read"))
-    for topic in (*cls.output_topics, dlq(consumer.input_topic), CONFIG_AUDIT):
+    for topic in (*cls.output_topics, *(dlq(t) for t in inputs), CONFIG_AUDIT):
         acls |= {("topic", topic, op) for op in ("Write", "Describe")}
     acls |= {("topic", CONFIG_THRESHOLDS, op) for op in ("Read", "Describe")}
     if consumer.stage in CHANGELOGS:

@@ -224,3 +224,17 @@ def test_a_full_local_queue_is_drained_and_the_message_produced_not_dropped() ->
 
     AcknowledgedProducer(FullOnce(journal)).produce(OUTPUT, b"a", b"v")
     assert journal == [("poll", 0.1), ("produce", OUTPUT, b"a")]
+
+
+def test_a_second_input_topic_is_committed_under_its_own_name_and_on_revocation() -> None:
+    """A stage with `extra_input_topics` (the monitor): each topic's offsets go to that topic."""
+    journal: list = []
+    checkpoint, producer, state = _checkpoint(journal)
+    _batch(producer, state, "a")
+    checkpoint.commit({0: 4})
+    checkpoint.commit({0: 2}, topic="overrides")
+    assert [e for e in journal if e[0] == "commit"] == [("commit", [(INPUT, 0, 5)], "async"),
+                                                       ("commit", [("overrides", 0, 3)], "async")]
+    journal.clear()
+    checkpoint.commit_sync([0])
+    assert journal == [("commit", [(INPUT, 0, 5), ("overrides", 0, 3)], "sync")]

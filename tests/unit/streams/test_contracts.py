@@ -14,16 +14,18 @@ from radstream.streams.contracts import RecordField, carried_fields, field_names
 from radstream.streams.stages.decode import METADATA_FIELDS, METADATA_SOURCES, image_metadata
 
 # What each stage copied from its input before the fields were derived (the hand-kept tuples),
-# plus `source` (the original instance, for the export edges), carried since it was added.
+# plus `source` (the original instance, for the export edges), carried since it was added, and
+# `image_stats` (drift monitoring: decode's exposure statistics, set again by preprocess with the
+# profiles' statistics), carried by infer and fuse since it was added.
 CARRIED_BEFORE = {
     "decode": {"study_uid", "series_uid", "sop_uid", "site", "expected_instances", "arrived_at", "config_version",
                "trace_id"},
     "preprocess": {"study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
                    "config_version", "trace_id", "display", "metadata", "source"},
     "infer": {"study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
-              "config_version", "trace_id", "display", "metadata", "source"},
+              "config_version", "trace_id", "display", "metadata", "source", "image_stats"},
     "fuse": {"study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
-             "display", "metadata", "source", "trace_id"},
+             "display", "metadata", "source", "trace_id", "image_stats"},
 }
 METADATA_BEFORE = ("sop_class_uid", "modality", "body_part", "view_position", "laterality", "series_laterality",
                    "manufacturer", "manufacturer_model", "pixel_spacing_mm", "rows", "columns", "frames",

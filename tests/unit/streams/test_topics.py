@@ -29,7 +29,8 @@ def test_each_event_topic_carries_its_contract(topic: str, schema: str) -> None:
 
 def test_every_dead_letter_topic_carries_dead_letters() -> None:
     dlqs = {t for t in SCHEMAS if t.endswith(".dlq")}
-    assert dlqs == {dlq(t) for t in [*topics.CONSUMED, topics.STUDY_RESULTS]}
+    # study.results: the forwarder's and the export edges'; findings.overrides: the monitor's
+    assert dlqs == {dlq(t) for t in [*topics.CONSUMED, topics.STUDY_RESULTS, topics.FINDINGS_OVERRIDES]}
     assert {schema_of(t) for t in dlqs} == {"DeadLetter"}
 
 

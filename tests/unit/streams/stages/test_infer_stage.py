@@ -23,7 +23,7 @@ def _event(store: FileBlobStore, manifest, sop: str, rng: np.random.Generator) -
              "orig_height": box.original_height}
     return Inbound({"idempotency_key": sop, "study_uid": "1.2", "series_uid": "1.2.3", "sop_uid": sop, "frame": 0,
                     "site": "T", "expected_instances": 1, "arrived_at": 1, "config_version": 0, "trace_id": None,
-                    "display": None, "source": None, "metadata": metadata(), "tensors": [entry], "stage_ms": {}})
+                    "display": None, "source": None, "image_stats": None, "metadata": metadata(), "tensors": [entry], "stage_ms": {}})
 
 
 class OutOfMemoryAbove:
