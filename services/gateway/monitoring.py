@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from radstream.services.gateway.auth import Principal
+from radstream.services.gateway.responses import REPORT_CSP
 from radstream.services.monitor.report import alarm_histograms, render_html
 from radstream.streams.monitoring import MonitorSettings, MonitorState
 from radstream.streams.kafka.topics import FINDINGS_OVERRIDES, STUDY_RESULTS
@@ -68,7 +69,8 @@ def add_monitoring(app: web.Application, observers: list, principal_of: Callable
         body = await view.page(principal.sites, as_json)
         if as_json:
             return web.json_response(body, headers={"Cache-Control": "no-store"})
-        return web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-store"})
+        return web.Response(text=body, content_type="text/html",
+                            headers={"Cache-Control": "no-store", "Content-Security-Policy": REPORT_CSP})
 
     app.router.add_get("/monitoring", monitoring)
     return view

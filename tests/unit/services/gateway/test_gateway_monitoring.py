@@ -8,6 +8,8 @@ import aiohttp
 from gateway_harness import ALL, ingest, make_gateway, serve
 from gateway_records import fused_box, override, study_result
 
+from radstream.services.gateway.responses import REPORT_CSP
+
 BOX_A, BOX_B = fused_box([10, 20, 60, 80]), fused_box([100, 100, 140, 150], score=0.7)
 
 
@@ -30,7 +32,11 @@ def test_monitoring_is_live_and_scoped_by_the_tokens_sites() -> None:
                 site_a = await resp.json()
             async with http.get(f"{base}/monitoring", headers={"Authorization": "Bearer tok-b"}) as resp:
                 assert resp.status == 200 and resp.content_type == "text/html"
+                # inline CSS and data: plots only, no script: the one page with its own policy
+                assert resp.headers["Content-Security-Policy"] == REPORT_CSP
                 page = await resp.text()
+            async with http.get(f"{base}/monitoring?format=json", headers=ALL) as resp:
+                assert resp.headers["Content-Security-Policy"] == "default-src 'self'; frame-ancestors 'none'"
             async with http.get(f"{base}/monitoring") as resp:
                 assert resp.status == 401
         assert every["agreement"]["overall"]["judged"] == 2 and set(every["agreement"]["site"]) == {"SITE_A", "SITE_B"}
