@@ -2,9 +2,12 @@
 changelog, `monitor report` and the gateway's /monitoring rebuild it in memory from the topics.
 
 Keys: `finding:<id>` (what produced a finding, and the verdict on it once one arrives; an
-override may come first) and `group:<name>` (a site's or a device's drift windows: the first
-`window` studies as reference, or a pinned one, and the last `window` studies as current).
-Only final results feed the windows, once per study; every result feeds the findings.
+override may come first); `group:<name>` (a site's or a device's drift windows: the ids of its
+first `window` studies, the reference, unless one is pinned, and of its last `window` studies,
+the current window; the last judgement); `values:<name>|<study>` (one study's feature values in
+that group). A study thus writes one small entry per group, not the whole window again: at 200
+studies and 20 features a window is about 230 KiB of JSON, which a changelog record per study
+would repeat. Only final results feed the windows, once per study; every result feeds the findings.
 """
 
 from __future__ import annotations
@@ -89,38 +92,49 @@ class MonitorState:
             self.store.delete(key)
         return len(old)
 
+    def _values(self, group: str, studies: list[str]) -> dict[str, list[float]]:
+        """feature -> the values of these studies in this group, in study order."""
+        out: dict[str, list[float]] = {}
+        for study in studies:
+            for name, vs in (self.store.get(f"values:{group}|{study}") or {}).items():
+                out.setdefault(name, []).extend(vs)
+        return out
+
     def _reference(self, group: str, entry: dict[str, Any]) -> dict[str, list[float]] | None:
+        """The pinned reference, else the group's first studies' values once there are enough."""
         pinned = self.settings.reference or {}
         if group in pinned or "*" in pinned:
             return pinned.get(group, pinned.get("*"))
-        ref = entry["reference"]
-        return ref["values"] if len(ref["studies"]) >= self.settings.window_studies else None
+        if len(entry["reference"]) < self.settings.window_studies:
+            return None
+        return self._values(group, entry["reference"])
+
+    def _reference_full(self, group: str, entry: dict[str, Any]) -> bool:
+        return self._reference_is_pinned(group) or len(entry["reference"]) >= self.settings.window_studies
 
     def _add_study(self, group: str, study: str, site: str, values: dict[str, list[float]]) -> list[AlarmChange]:
         key = f"group:{group}"
-        entry = self.store.get(key) or {"reference": {"studies": [], "values": {}}, "current": [], "sites": [],
-                                        "drift": {}, "alarms": []}
-        if study in entry["reference"]["studies"] or any(c["study"] == study for c in entry["current"]):
+        entry = self.store.get(key) or {"reference": [], "current": [], "sites": [], "drift": {}, "alarms": []}
+        if study in entry["reference"] or study in entry["current"]:
             return []  # a redelivered or re-finalised study counts once
         if site not in entry["sites"]:
             entry["sites"] = sorted({*entry["sites"], site})
         window = self.settings.window_studies
-        if self._reference(group, entry) is None:
-            entry["reference"]["studies"].append(study)
-            for name, vs in values.items():
-                entry["reference"]["values"].setdefault(name, []).extend(vs)
+        self.store.put(f"values:{group}|{study}", {name: [round(v, 6) for v in vs] for name, vs in values.items()})
+        if not self._reference_full(group, entry):
+            entry["reference"] = [*entry["reference"], study]
         else:
-            entry["current"] = [*entry["current"], {"study": study, "values": values}][-window:]
+            entry["current"] = [*entry["current"], study]
+            for old in entry["current"][:-window]:
+                self.store.delete(f"values:{group}|{old}")  # slid out of the current window
+            entry["current"] = entry["current"][-window:]
         changes = self._judge(group, entry) if len(entry["current"]) >= window else []
         self.store.put(key, entry)
         return changes
 
     def _judge(self, group: str, entry: dict[str, Any]) -> list[AlarmChange]:
         reference = self._reference(group, entry) or {}
-        current: dict[str, list[float]] = {}
-        for study in entry["current"]:
-            for name, vs in study["values"].items():
-                current.setdefault(name, []).extend(vs)
+        current = self._values(group, entry["current"])
         drift = {name: feature_drift(name, reference[name], current[name], self.settings.psi_threshold).as_dict()
                  for name in sorted(set(reference) & set(current))}
         before = set(entry["alarms"])
@@ -149,7 +163,7 @@ class MonitorState:
             if sites is not None and not set(entry["sites"]) <= sites:
                 continue
             out[key[len("group:"):]] = {
-                "sites": entry["sites"], "reference_studies": len(entry["reference"]["studies"]),
+                "sites": entry["sites"], "reference_studies": len(entry["reference"]),
                 "pinned_reference": self._reference_is_pinned(key[len("group:"):]),
                 "current_studies": len(entry["current"]), "drift": entry["drift"], "alarms": entry["alarms"]}
         return dict(sorted(out.items()))
@@ -169,14 +183,13 @@ class MonitorState:
         entry = self.store.get(f"group:{group}")
         if entry is None:
             return [], []
-        reference = (self._reference(group, entry) or entry["reference"]["values"]).get(feature, [])
-        current = [v for study in entry["current"] for v in study["values"].get(feature, [])]
-        return list(reference), current
+        reference = (self._reference(group, entry) or self._values(group, entry["reference"])).get(feature, [])
+        return list(reference), self._values(group, entry["current"]).get(feature, [])
 
     def reference_windows(self) -> dict[str, dict[str, list[float]]]:
         """Every group's reference values: a file to pin (RADSTREAM_MONITOR_REFERENCE)."""
-        return {key[len("group:"):]: entry["reference"]["values"] for key, entry in self.store.items()
-                if key.startswith("group:") and entry["reference"]["studies"]}
+        return {key[len("group:"):]: self._values(key[len("group:"):], entry["reference"])
+                for key, entry in self.store.items() if key.startswith("group:") and entry["reference"]}
 
 
 # -- settings: from the one config reader, a pinned reference file read and checked ------------

@@ -96,8 +96,7 @@ class MonitorStage(Stage):
             self.alert("drift" if change.raised else "recovered", group, text)
         entry = self.state.get(f"group:{group}") or {}
         now = int(time.time() * 1000)
-        value = {"idempotency_key": idempotency_key(group, change.feature, state, entry.get("current", [{}])[-1]
-                                                    .get("study", "")),
+        value = {"idempotency_key": idempotency_key(group, change.feature, state, (entry.get("current") or [""])[-1]),
                  "group": group, "sites": entry.get("sites", []), "feature": change.feature, "state": state,
                  "psi": float(drift.get("psi", 0.0)), "ks": float(drift.get("ks", 0.0)),
                  "ks_critical": float(drift.get("ks_critical", 1.0)),
