@@ -25,6 +25,8 @@ def arrival_event(**overrides) -> dict:
         "config_version": 0,
         "stage_ms": {},
         "trace_id": "t1",
+        "signer": "",  # unsigned (D-038)
+        "signature": "",
     }
     event.update(overrides)
     return event
