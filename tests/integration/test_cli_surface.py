@@ -91,7 +91,8 @@ def test_up_publish_results_status_and_sigterm(pipeline_env, tmp_path) -> None:
             time.sleep(0.5)
             status = json.loads(_cli(env, "status", "--json").stdout)
             stages = sorted(r["stage"] for r in status)
-        assert stages == sorted(["decode", "preprocess", "fuse", "qc", "receiver"] + ["infer"] * n_models)
+        # `up` runs the monitor stage too (without --no-monitor)
+        assert stages == sorted(["decode", "preprocess", "fuse", "qc", "monitor", "receiver"] + ["infer"] * n_models)
         receiver = next(r for r in status if r["stage"] == "receiver")
         assert receiver["health"]["ae_title"] == "TESTRCV" and receiver["health"]["healthy"]
         assert all(r["health"]["healthy"] and r["health"]["partitions"] for r in status if r["stage"] != "receiver")
