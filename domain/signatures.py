@@ -9,10 +9,14 @@ language can rebuild; the signer's name is inside it, so a signature cannot be r
 
 Key files are text, one line each, so they diff and mount like any other config:
   private key file:   `ed25519-private NAME BASE64(32-byte seed)`   (mode 0600)
-  trusted-keys file:  `NAME BASE64(32-byte public key) [SITES]` per line; `#` comments, blank lines
+  trusted-keys file:  `NAME BASE64(32-byte public key) [SITES | delegate]` per line; `#` comments, blank lines
 SITES (`SITE_A,SITE_B`, or `*`) are the sites a key may sign arrivals for (D-038); a key
 without them signs thresholds and overrides only. A private line starts with its tag, so a
 private key pasted into a trusted-keys file is refused rather than trusted.
+
+A `delegate` key belongs to a service that authenticates people itself (the gateway): it signs
+finding overrides whose `by` is the person it authenticated, and nothing else (D-039). Every
+other key signs only as itself.
 """
 
 from __future__ import annotations
@@ -47,9 +51,13 @@ SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
     "DicomArrived": ("idempotency_key", "study_uid", "series_uid", "sop_uid", "frame", "site",
                      "expected_instances", "arrived_at", "blob", "signer"),
 }
-# The field that names the person: it must be the signer, so nobody signs as someone else.
+# The field that names the person: it must be the signer, so nobody signs as someone else,
+# except that a delegate key signs the kinds in DELEGABLE for the people its service authenticated.
 ACTOR_FIELD = {"ThresholdSet": "author", "FindingOverride": "by", "DicomArrived": "signer"}
 ANY_SITE = "*"
+DELEGABLE = frozenset({"FindingOverride"})
+DELEGATE_TAG = "delegate"  # a word, never a site: the third field of a delegate key's line
+ACTOR_MAX = 128  # an identity (a JWT `sub`, a token name) as a delegate may record it
 
 
 class KeyFileError(ValueError):
@@ -63,13 +71,28 @@ class SigningKey:
     name: str
     key: Ed25519PrivateKey
 
-    def public_line(self) -> str:
-        """This key's line for a trusted-keys file."""
-        return f"{self.name} {_b64(self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))}"
+    def public_line(self, delegate: bool = False) -> str:
+        """This key's line for a trusted-keys file (`delegate`: it signs overrides for others)."""
+        line = f"{self.name} {_b64(self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))}"
+        return f"{line} {DELEGATE_TAG}" if delegate else line
 
     def private_line(self) -> str:
         seed = self.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         return f"{PRIVATE_TAG} {self.name} {_b64(seed)}"
+
+
+@dataclass(frozen=True)
+class DelegateKey:
+    """A trusted public key marked `delegate`: it signs overrides on behalf of the identities its
+    service authenticated (`by` is that identity, `signer` this key), and no other kind."""
+
+    public: Ed25519PublicKey
+
+    def verify(self, signature: bytes, data: bytes) -> None:
+        self.public.verify(signature, data)
+
+
+TrustedKey = Ed25519PublicKey | DelegateKey
 
 
 def _b64(data: bytes) -> str:
@@ -104,8 +127,9 @@ def parse_signing_key(text: str, source: str = "key file") -> SigningKey:
     return SigningKey(check_name(fields[1]), Ed25519PrivateKey.from_private_bytes(seed))
 
 
-def parse_trusted_keys(text: str, source: str = "trusted keys") -> dict[str, Ed25519PublicKey]:
-    """`NAME BASE64PUBKEY [SITES]` per line; a malformed line or a repeated name is an error, never skipped."""
+def parse_trusted_keys(text: str, source: str = "trusted keys") -> dict[str, TrustedKey]:
+    """`NAME BASE64PUBKEY [SITES | delegate]` per line; a malformed line or a repeated name is an
+    error, never skipped. A delegate key comes back as a DelegateKey."""
     return {name: key for name, (key, _) in _trusted_lines(text, source).items()}
 
 
@@ -114,8 +138,8 @@ def parse_key_sites(text: str, source: str = "trusted keys") -> dict[str, frozen
     return {name: sites for name, (_, sites) in _trusted_lines(text, source).items()}
 
 
-def _trusted_lines(text: str, source: str) -> dict[str, tuple[Ed25519PublicKey, frozenset[str]]]:
-    keys: dict[str, tuple[Ed25519PublicKey, frozenset[str]]] = {}
+def _trusted_lines(text: str, source: str) -> dict[str, tuple[TrustedKey, frozenset[str]]]:
+    keys: dict[str, tuple[TrustedKey, frozenset[str]]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -123,14 +147,19 @@ def _trusted_lines(text: str, source: str) -> dict[str, tuple[Ed25519PublicKey, 
         fields = line.split()
         where = f"{source} line {number}"
         if fields[0] == PRIVATE_TAG or len(fields) not in (2, 3):
-            raise KeyFileError(f"{where}: expected `NAME BASE64PUBKEY [SITES]` (is this a private key?)")
+            raise KeyFileError(f"{where}: expected `NAME BASE64PUBKEY [SITES | {DELEGATE_TAG}]` (is this a private key?)")
         name = check_name(fields[0])
         if name in keys:
             raise KeyFileError(f"{where}: {name} is listed twice")
+        public = Ed25519PublicKey.from_public_bytes(_raw32(fields[1], f"{where}: the key"))
+        if len(fields) == 3 and fields[2] == DELEGATE_TAG:  # signs overrides for others, no arrivals
+            keys[name] = (DelegateKey(public), frozenset())
+            continue
         sites = frozenset(s for s in fields[2].split(",") if s) if len(fields) == 3 else frozenset()
-        if len(fields) == 3 and (not sites or any(not NAME_RE.match(s) and s != ANY_SITE for s in sites)):
-            raise KeyFileError(f"{where}: SITES must be `SITE[,SITE...]` or `*`")
-        keys[name] = (Ed25519PublicKey.from_public_bytes(_raw32(fields[1], f"{where}: the key")), sites)
+        if len(fields) == 3 and (not sites or any(not NAME_RE.match(s) and s != ANY_SITE for s in sites)
+                                 or DELEGATE_TAG in sites):
+            raise KeyFileError(f"{where}: SITES must be `SITE[,SITE...]` or `*` (or the word `{DELEGATE_TAG}` alone)")
+        keys[name] = (public, sites)
     return keys
 
 
@@ -161,16 +190,43 @@ def sign(kind: str, record: dict[str, Any], key: SigningKey) -> dict[str, Any]:
     return signed
 
 
-def rejection(kind: str, record: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> str | None:
-    """Why `record` must be ignored (unsigned, unknown signer, actor not the signer, bad
-    signature), or None when a trusted key signed it as it stands."""
+def sign_for(kind: str, record: dict[str, Any], key: SigningKey, actor: str) -> dict[str, Any]:
+    """The record as a delegate `key` signs it for `actor`, the person its service authenticated.
+    Readers accept it only if they list the key as `delegate` (and only for DELEGABLE kinds)."""
+    if kind not in DELEGABLE:
+        raise ValueError(f"a {kind} is signed by its author's own key, never on someone's behalf")
+    check_actor(actor)
+    signed = {**record, ACTOR_FIELD[kind]: actor, "signer": key.name}
+    signed["signature"] = _b64(key.key.sign(signing_payload(kind, signed)))
+    return signed
+
+
+def check_actor(actor: object) -> str:
+    """An identity a delegate may record: 1-128 printable characters, no control characters."""
+    if not isinstance(actor, str) or not 0 < len(actor) <= ACTOR_MAX or not actor.isprintable():
+        raise ValueError(f"an actor is 1-{ACTOR_MAX} printable characters")
+    return actor
+
+
+def rejection(kind: str, record: dict[str, Any], trusted: dict[str, TrustedKey]) -> str | None:
+    """Why `record` must be ignored (unsigned, unknown signer, actor not the signer and the
+    signer no delegate for this kind, bad signature), or None when a trusted key signed it as
+    it stands."""
     signer, signature = record.get("signer") or "", record.get("signature") or ""
     if not signer or not signature:
         return "unsigned"
     if signer not in trusted:
         return f"signed by unknown key {signer!r}"
-    if record.get(ACTOR_FIELD[kind]) != signer:
-        return f"{ACTOR_FIELD[kind]} {record.get(ACTOR_FIELD[kind])!r} is not the signer {signer!r}"
+    actor = record.get(ACTOR_FIELD[kind])
+    if isinstance(trusted[signer], DelegateKey):
+        if kind not in DELEGABLE:
+            return f"signed by delegate key {signer!r}, which signs overrides only"
+        try:
+            check_actor(actor)
+        except ValueError as exc:
+            return f"{ACTOR_FIELD[kind]} {actor!r}: {exc}"
+    elif actor != signer:
+        return f"{ACTOR_FIELD[kind]} {actor!r} is not the signer {signer!r}"
     try:
         trusted[signer].verify(base64.b64decode(signature, validate=True), signing_payload(kind, record))
     except (InvalidSignature, binascii.Error, ValueError):

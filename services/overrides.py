@@ -2,8 +2,12 @@
 `findings.overrides` topic (key = finding_id); readers of results attach it to that finding
 only. The study result itself is never rewritten, so other findings stay as they were.
 
-A verdict is signed by the radiologist's key and `by` is that key's name; a reader ignores
-(and logs at ERROR) any verdict a trusted key did not sign (domain/signatures.py).
+A verdict is signed by the radiologist's key and `by` is that key's name, or, from the viewer,
+by the gateway's delegate key with `by` the identity the gateway authenticated (D-030); a reader
+ignores (and logs at ERROR) any verdict a trusted key did not sign (domain/signatures.py).
+
+A rejection from the viewer gives one of REJECTION_REASONS, optionally followed by `: ` and free
+text, so the reasons can be counted.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import time
 from typing import Any
 
-from radstream.domain.signatures import SigningKey, rejection, sign
+from radstream.domain.signatures import SigningKey, rejection, sign, sign_for
 from radstream.services.results import study_results
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
@@ -22,6 +26,9 @@ from radstream.streams.kafka.topics import FINDINGS_OVERRIDES
 log = logging.getLogger(__name__)
 
 VERDICTS = ("confirmed", "rejected")
+# Why a finding was rejected: the viewer's short list (the record's reason starts with one of them).
+REJECTION_REASONS = ("artefact", "normal anatomy", "known or old finding", "wrong location", "wrong label", "other")
+NOTE_MAX = 500  # characters of free text after the reason
 
 
 def find_finding(settings: KafkaSettings, study_uid: str, finding_id: str) -> dict:
@@ -53,6 +60,16 @@ def record_override(settings: KafkaSettings, study_uid: str, finding_id: str, ve
     return record
 
 
+def delegated_override(study_uid: str, finding_id: str, verdict: str, reason: str, key: SigningKey,
+                       actor: str, created_at: int | None = None) -> dict:
+    """A verdict the gateway signs with its delegate `key` for `actor`, the identity it authenticated."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
+    return sign_for("FindingOverride", {
+        "finding_id": finding_id, "study_uid": study_uid, "verdict": verdict.upper(), "reason": reason,
+        "created_at": int(time.time() * 1000) if created_at is None else created_at}, key, actor)
+
+
 def untrusted_override(record: dict, trusted: dict[str, Any]) -> str | None:
     """Why a verdict must be ignored (logged at ERROR), or None when a trusted key signed it."""
     why = rejection("FindingOverride", record, trusted)
@@ -71,9 +88,13 @@ def current_overrides(settings: KafkaSettings, trusted: dict[str, Any]) -> dict[
 
 
 def override_view(record: dict) -> dict:
-    """A FindingOverride as readers show it beside its finding."""
-    return {"verdict": record["verdict"].lower(), "by": record["by"], "reason": record["reason"],
+    """A FindingOverride as readers show it beside its finding; `via` names the delegate key
+    (the gateway) when someone else's key signed it for `by`."""
+    view = {"verdict": record["verdict"].lower(), "by": record["by"], "reason": record["reason"],
             "at": record["created_at"]}
+    if record.get("signer") and record["signer"] != record["by"]:
+        view["via"] = record["signer"]
+    return view
 
 
 def apply_overrides(result: dict, overrides: dict[str, dict]) -> dict:

@@ -17,6 +17,8 @@ from radstream.domain.signatures import (
     parse_signing_key,
 )
 from radstream.streams.config import (
+    DEV_GATEWAY_KEY_NAME,
+    DEV_GATEWAY_KEY_PATH,
     DEV_KEY_NAME,
     DEV_KEY_PATH,
     DEV_TRUSTED_KEYS_PATH,
@@ -24,8 +26,12 @@ from radstream.streams.config import (
 )
 
 
-def write_key_pair(name: str, folder: Path) -> tuple[Path, Path, SigningKey]:
-    """`NAME.key` (mode 0600, never overwritten) and `NAME.pub` (its trusted-keys line) in `folder`."""
+DEV_TRUSTED_HEADER = "# written by `radstream up`"  # only a file `up` wrote gets the dev gateway key appended
+
+
+def write_key_pair(name: str, folder: Path, delegate: bool = False) -> tuple[Path, Path, SigningKey]:
+    """`NAME.key` (mode 0600, never overwritten) and `NAME.pub` (its trusted-keys line, marked
+    `delegate` when asked: a service key that signs overrides for the people it authenticated) in `folder`."""
     key = new_signing_key(name)
     folder.mkdir(parents=True, exist_ok=True)
     private, public = folder / f"{name}.key", folder / f"{name}.pub"
@@ -37,7 +43,7 @@ def write_key_pair(name: str, folder: Path) -> tuple[Path, Path, SigningKey]:
         raise KeyFileError(f"cannot write {private}: {exc.strerror}") from None
     with os.fdopen(fd, "w") as handle:
         handle.write(key.private_line() + "\n")
-    public.write_text(key.public_line() + "\n")
+    public.write_text(key.public_line(delegate) + "\n")
     return private, public, key
 
 
@@ -60,8 +66,16 @@ def signing_key(config: Config, path: str | Path | None) -> SigningKey:
     return read_signing_key(chosen)
 
 
+def gateway_signing_key(config: Config, path: str | Path | None) -> SigningKey | None:
+    """The gateway's delegate key: `--signing-key`, else RADSTREAM_GATEWAY_SIGNING_KEY, else (not
+    in prod) the dev gateway key; None when there is none (the viewer's overrides are off)."""
+    chosen = Path(path) if path else config.gateway_signing_key_path()
+    return read_signing_key(chosen) if chosen is not None else None
+
+
 def ensure_dev_keys(home: Path) -> Path:
-    """The dev key pair under RADSTREAM_HOME and a trusted-keys file trusting it, made once.
+    """The dev key pair under RADSTREAM_HOME and a trusted-keys file trusting it, made once; and
+    the dev gateway key, trusted there as `delegate` (D-030).
 
     Only `radstream up` (and what runs on it: demo, bench, tests) calls this; a reader uses the
     file only when RADSTREAM_TRUSTED_KEYS is unset and RADSTREAM_ENV is not prod."""
@@ -70,8 +84,14 @@ def ensure_dev_keys(home: Path) -> Path:
     if not private.exists():
         _, public, _ = write_key_pair(DEV_KEY_NAME, private.parent)
         if not trusted.exists():
-            trusted.write_text("# written by `radstream up`: the dev key under this RADSTREAM_HOME (not for production)\n"
+            trusted.write_text(DEV_TRUSTED_HEADER + ": the dev key under this RADSTREAM_HOME (not for production)\n"
                                + public.read_text())
+    gateway = home / DEV_GATEWAY_KEY_PATH
+    if not gateway.exists() and trusted.is_file() and trusted.read_text().startswith(DEV_TRUSTED_HEADER):
+        _, public, _ = write_key_pair(DEV_GATEWAY_KEY_NAME, gateway.parent, delegate=True)
+        with trusted.open("a") as handle:
+            handle.write("# the dev gateway's key: signs the viewer's overrides for whoever it authenticated\n"
+                         + public.read_text())
     return trusted
 
 

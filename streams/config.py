@@ -30,6 +30,10 @@ DEFAULT_ENGINE_CACHE = "~/.cache/radstream/engines"
 DEV_KEY_NAME = "dev"
 DEV_KEY_PATH = Path("keys") / "dev.key"
 DEV_TRUSTED_KEYS_PATH = Path("keys") / "trusted-keys"
+# The gateway's delegate key (D-030): it signs the viewer's overrides for the identity each
+# request authenticated; `up` makes a dev one, trusted as `delegate` in the dev file.
+DEV_GATEWAY_KEY_NAME = "gateway"
+DEV_GATEWAY_KEY_PATH = Path("keys") / "gateway.key"
 # The key of the trace ids (streams/telemetry.py): RADSTREAM_TRACE_KEY, else a random key made
 # once under RADSTREAM_HOME, shared by every process of that install (docs/security.md, D-026).
 TRACE_KEY_ENV = "RADSTREAM_TRACE_KEY"
@@ -118,7 +122,7 @@ def _choice(env: Any, name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-TrustedKeys = dict[str, Any]  # key name -> Ed25519PublicKey
+TrustedKeys = dict[str, Any]  # key name -> Ed25519PublicKey, or a DelegateKey (domain/signatures.py)
 Rejected = Callable[[dict[str, Any], str], None]
 
 
@@ -308,6 +312,7 @@ class Config:
     trusted_keys_file: Path | None = None  # RADSTREAM_TRUSTED_KEYS; None: the dev file under home
     signing_key_file: Path | None = None  # RADSTREAM_SIGNING_KEY: the CLI's default for --key
     signed_arrivals_env: bool = False  # RADSTREAM_REQUIRE_SIGNED_ARRIVALS=1 (prod: always)
+    gateway_signing_key_file: Path | None = None  # RADSTREAM_GATEWAY_SIGNING_KEY: the gateway's delegate key
     # `radstream forward`: the HMAC-SHA256 secret for X-Radstream-Signature, or a file holding it
     # `radstream export fhir`: the bearer token for the FHIR server, or a file holding it
     # the monitor stage and `monitor report` (streams/monitoring.py): drift windows, alarm threshold, a
@@ -374,6 +379,13 @@ class Config:
         dev = self.home / DEV_KEY_PATH
         return dev if not self.production and dev.is_file() else None
 
+    def gateway_signing_key_path(self) -> Path | None:
+        """RADSTREAM_GATEWAY_SIGNING_KEY; outside prod, else the dev gateway key `radstream up` made, if present."""
+        if self.gateway_signing_key_file is not None:
+            return self.gateway_signing_key_file
+        dev = self.home / DEV_GATEWAY_KEY_PATH
+        return dev if not self.production and dev.is_file() else None
+
     @classmethod
     def from_env(cls, bootstrap: str | None = None, env: dict[str, str] | None = None) -> "Config":
         e = os.environ if env is None else env
@@ -427,4 +439,6 @@ class Config:
             monitor_retention_days=float(e.get("RADSTREAM_MONITOR_RETENTION_DAYS", 180)),
             monitor_webhook=e.get("RADSTREAM_MONITOR_WEBHOOK") or None,
             monitor_webhook_allow_http=_choice(e, "RADSTREAM_MONITOR_WEBHOOK_ALLOW_HTTP", ("0", "1")) == "1",
+            gateway_signing_key_file=(Path(e["RADSTREAM_GATEWAY_SIGNING_KEY"])
+                                      if e.get("RADSTREAM_GATEWAY_SIGNING_KEY") else None),
         )

@@ -26,6 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--max-streams", type=int, default=16, metavar="N",
                     help="open event streams per identity (token or JWT sub); more get 429")
     sp.add_argument("--max-studies", type=int, default=1000, help="studies kept in memory (least recent evicted)")
+    sp.add_argument("--signing-key", metavar="FILE",
+                    help="the gateway's delegate key (`radstream keys new NAME --delegate`): it signs the viewer's "
+                         "overrides for the identity each request authenticated (default: "
+                         "$RADSTREAM_GATEWAY_SIGNING_KEY, else the dev gateway key `radstream up` made; "
+                         "none: overrides are off)")
     sp.set_defaults(func=cmd_gateway)
 
     fp = subparsers.add_parser("forward", help="POST each final study result to a webhook (Idempotency-Key header)")
@@ -58,8 +63,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     auth = bearer_auth(args.tokens or config.gateway_tokens_file, jwt_settings(config, "gateway"), args.no_auth,
                        tokens_flag="--tokens", env_prefix="RADSTREAM_GATEWAY", no_auth_flag="--no-auth")
     hub = EventHub(HubLimits(max_studies=args.max_studies))
+    trusted = trusted_keys_or_fail(config)
     # unsigned overrides are dropped, and written to findings.overrides.audit as rejected
-    source = KafkaEventSource(config.kafka, trusted=trusted_keys_or_fail(config),
+    source = KafkaEventSource(config.kafka, trusted=trusted,
                               on_rejected=RejectionAudit(config.kafka, None, "gateway", OVERRIDES_AUDIT, "finding_id"))
     from radstream.streams.monitoring import ReferenceFileError, monitor_settings
 
@@ -67,12 +73,15 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         monitor = monitor_settings(config)  # /monitoring: the same windows and threshold as the monitor stage
     except ReferenceFileError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    gateway = Gateway(hub, auth, open_blob_store(config.blob_url), source, StreamSettings(heartbeat_s=args.heartbeat, max_streams_per_identity=args.max_streams),
-                      tickets=_ticket_issuer(), monitor=monitor)
+    gateway = Gateway(hub, auth, open_blob_store(config.blob_url), source,
+                      StreamSettings(heartbeat_s=args.heartbeat, max_streams_per_identity=args.max_streams),
+                      tickets=_ticket_issuer(), monitor=monitor, writer=_override_writer(args, config, trusted))
+    overrides = (f"overrides signed by {gateway.writer.key.name} for each token's identity"
+                 if gateway.writer else "overrides off: no signing key")
 
     def announce(_: str) -> None:
         print(f"gateway listening on http://{args.host}:{port[0]} (epoch {hub.epoch}; following "
-              f"{config.kafka.topic('study.results')} and 3 more topics; SIGTERM stops)", flush=True)
+              f"{config.kafka.topic('study.results')} and 4 more topics; {overrides}; SIGTERM stops)", flush=True)
 
     port = [args.port]
     if args.port == 0:
@@ -85,6 +94,27 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{port[0]}: {exc.strerror or exc}") from None
     return 0
+
+
+def _override_writer(args: argparse.Namespace, config, trusted: dict):
+    """The viewer's override writer, when a delegate key is configured; its own trusted keys
+    must list that key as `delegate`, else every verdict it signs would be ignored (D-030)."""
+    from radstream.domain.signatures import DelegateKey, KeyFileError
+    from radstream.services.gateway.verdicts import OverrideWriter
+    from radstream.services.signing import gateway_signing_key
+
+    try:
+        key = gateway_signing_key(config, args.signing_key)
+    except KeyFileError as exc:
+        raise CliError(str(exc)) from None
+    if key is None:
+        return None
+    listed = trusted.get(key.name)
+    mine = key.key.public_key().public_bytes_raw()
+    if not isinstance(listed, DelegateKey) or listed.public.public_bytes_raw() != mine:
+        raise CliError(f"the gateway's signing key {key.name!r} is not a delegate in the trusted keys: add "
+                       f"`{key.public_line(delegate=True)}` to RADSTREAM_TRUSTED_KEYS (every reader's)", EXIT_USAGE)
+    return OverrideWriter(config.kafka, key)
 
 
 def cmd_forward(args: argparse.Namespace) -> int:

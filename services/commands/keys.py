@@ -13,12 +13,15 @@ def _new(args: argparse.Namespace) -> int:
     from radstream.services.signing import write_key_pair
 
     try:
-        private, public, key = write_key_pair(args.name, Path(args.out))
+        private, public, key = write_key_pair(args.name, Path(args.out), delegate=args.delegate)
     except KeyFileError as exc:
         raise CliError(str(exc)) from None
     print(f"wrote {private} (private, mode 0600: keep it to yourself) and {public}")
     print("add this line to every reader's RADSTREAM_TRUSTED_KEYS file:")
-    print(key.public_line())
+    print(key.public_line(args.delegate))
+    if args.delegate:
+        print("(delegate: it signs overrides for whoever its service authenticated, and nothing else; "
+              "give it to one gateway only)")
     return 0
 
 
@@ -28,4 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp = cmds.add_parser("new", help="make an Ed25519 key pair: NAME.key (private) and NAME.pub (trusted-keys line)")
     sp.add_argument("name", help="who signs with it: the author of its pushes, the `by` of its overrides")
     sp.add_argument("--out", default=".", metavar="DIR", help="folder for NAME.key and NAME.pub (default: here)")
+    sp.add_argument("--delegate", action="store_true",
+                    help="a gateway's key: its overrides name the person the gateway authenticated, not the key "
+                         "(the trusted-keys line ends in `delegate`; it signs nothing else; D-030)")
     sp.set_defaults(func=_new)

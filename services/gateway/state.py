@@ -30,6 +30,7 @@ class StudyState:
         self.expected_instances: int | None = None
         self.images: dict[str, dict[str, Any]] = {}
         self.displays: dict[str, dict[str, Any]] = {}  # image key -> BlobRef of the windowed PNG (never sent out)
+        self.pixels: dict[str, dict[str, Any]] = {}  # image key -> BlobRef of decode's full-range pixels (never sent out)
         self.result: dict[str, Any] | None = None  # the latest StudyResult
         # finding_id -> the latest verdict; attached to the finding when shown, whichever arrived first
         self.overrides: dict[str, dict[str, Any]] = {}
@@ -71,6 +72,9 @@ class StudyState:
             img["has_display"] = True
         if kind == IMAGE_DECODED:
             img["decoded"] = True
+            if record.get("pixels"):
+                self.pixels[image_key(record["sop_uid"], record.get("frame", 0))] = record["pixels"]
+                img["has_pixels"] = True
         elif kind == INFERENCE_RESULTS:
             model = record["model"]
             img["models"][model["name"]] = {
@@ -94,7 +98,7 @@ class StudyState:
                 "sop_uid": sop_uid, "frame": frame, "series_uid": series_uid, "decoded": False,
                 "models": {}, "fused_boxes": None, "findings": None, "classifier_outputs": None,
                 "missing_models": [], "expected_models": [], "status": None, "qc_flags": [],
-                "has_display": False,
+                "has_display": False, "has_pixels": False,
             }
         return self.images[key]
 
@@ -172,6 +176,13 @@ class StudyState:
 
     def display_ref(self, sop_uid: str, frame: int) -> dict[str, Any] | None:
         return self.displays.get(image_key(sop_uid, frame))
+
+    def pixels_ref(self, sop_uid: str, frame: int) -> dict[str, Any] | None:
+        return self.pixels.get(image_key(sop_uid, frame))
+
+    def has_finding(self, finding_id: str) -> bool:
+        """Whether the study's current view has this finding (a verdict may name only those)."""
+        return any(f.get("finding_id") == finding_id for img in self.images.values() for f in img["findings"] or [])
 
 
 def image_url(study_uid: str, sop_uid: str, frame: int) -> str:

@@ -142,8 +142,13 @@ def test_worklist_study_view_and_live_updates(gateway: RunningGateway, page: Pag
 
     row_a.click()
     boxes = page.locator("#images svg g.box")
-    expect(boxes).to_have_count(3)
+    # findings first: only the two boxes a rule turned into findings are drawn; the candidate waits for the toggle
+    expect(boxes).to_have_count(2)
     expect(page.locator('#images svg g.box[data-rule="nodule-detected"]')).to_have_count(2)
+    expect(page.locator("#images svg g.box.no-finding")).to_have_count(0)
+    expect(page.locator("#candidate-count")).to_have_text("(1)")
+    page.check("#show-candidates")
+    expect(boxes).to_have_count(3)
     expect(page.locator("#images svg g.box.no-finding")).to_have_count(1)
     items = page.locator("#images .box-item")
     expect(items.nth(0).locator(".rule")).to_contain_text("rule nodule-detected v1")
@@ -182,7 +187,7 @@ def test_worklist_study_view_and_live_updates(gateway: RunningGateway, page: Pag
     expect(rejected.locator(".override")).to_contain_text("rejected by dr-house at ")
     expect(rejected.locator(".override")).to_contain_text(": rib crossing")
     assert rejected.locator("strong").evaluate("e => getComputedStyle(e).textDecorationLine") == "line-through"
-    expect(items.nth(0)).to_have_class("box-item overridden rejected")  # the 0.91 box, not another one
+    expect(items.nth(0)).to_have_class("box-item finding overridden rejected")  # the 0.91 box, not another one
     expect(page.locator("#images svg g.box.overridden.rejected")).to_have_count(1)
     expect(row_a.locator(".findings")).to_contain_text("1 overridden")
     gateway.ingest("FindingOverride", override(BOXES[1], study=STUDY_A, verdict="CONFIRMED", by="dr-house",
@@ -192,7 +197,9 @@ def test_worklist_study_view_and_live_updates(gateway: RunningGateway, page: Pag
     expect(row_a.locator(".findings")).to_contain_text("2 overridden")
     page.screenshot(path=str(tmp_path / "study-overridden.png"), full_page=True)
 
-    # a not-analysable study shows its status and QC flag, and no boxes
+    # a not-analysable study shows its status and QC flag, and no boxes (the study view takes the
+    # whole width, so the worklist is one step back)
+    page.click("#close-study")
     page.locator(f'tr.study-row[data-study-uid="{STUDY_B}"]').click()
     expect(page.locator("#images .not-analysable")).to_have_text("NOT ANALYSABLE")
     expect(page.locator("#images .qc-flag")).to_contain_text("outside the models' applicability")

@@ -1,27 +1,22 @@
 // radstream viewer: a live worklist over GET /events and a study view over GET /studies/{uid}/events.
-// Plain DOM, no build step. Data is only ever written with textContent (never parsed as HTML).
-"use strict";
+// Plain DOM and ES modules, no build step. Data is only ever written with textContent (never parsed as HTML).
+import { el } from "./dom.js";
+import { ImageView } from "./image_view.js";
+import { imageMarks, renderDetails } from "./review.js";
 
 const TOKEN_KEY = "radstream.token";
-const SVG_NS = "http://www.w3.org/2000/svg";
 const $ = (sel) => document.querySelector(sel);
 const EVENT_TYPES = ["image.decoded", "inference.results", "findings.fused", "study.results", "findings.overrides"];
+const DEFAULT_REASONS = ["artefact", "normal anatomy", "known or old finding", "wrong location", "wrong label", "other"];
 
 const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", ticket: "", list: null, study: null, studyUid: null,
-                rows: new Map(), refresh: null };
+                rows: new Map(), refresh: null, me: null, views: new Map(), marks: [], selected: null,
+                rejecting: null, showCandidates: false, latest: null };
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v; else if (k === "text") node.textContent = v; else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
+// The one place a URL gets a credential: EventSource and <img> cannot send an Authorization header,
+// so they carry a short-lived ticket (POST /session/ticket), never the token itself, which stays in
+// the header of fetch() calls.
 function withToken(url) {
-  // EventSource and <img> cannot send an Authorization header: they carry a short-lived ticket
-  // (POST /session/ticket), never the token itself, which stays in the header of fetch() calls.
   return url + (url.includes("?") ? "&" : "?") + "ticket=" + encodeURIComponent(state.ticket);
 }
 
@@ -48,14 +43,19 @@ function showError(message) {
   box.hidden = !message;
 }
 
+function say(message) {
+  $("#review-status").textContent = message;
+}
+
 function setConnection(text, mode) {
   const badge = $("#connection");
   badge.textContent = text;
   badge.dataset.state = mode;
 }
 
-async function api(path) {
-  const resp = await fetch(path, { headers: { Authorization: "Bearer " + state.token } });
+async function api(path, options = {}) {
+  const headers = { Authorization: "Bearer " + state.token, ...(options.body ? { "Content-Type": "application/json" } : {}) };
+  const resp = await fetch(path, { ...options, headers });
   const body = await resp.json().catch(() => ({}));
   if (!resp.ok) throw new Error(`${resp.status}: ${body.error || resp.statusText}`);
   return body;
@@ -89,8 +89,11 @@ function upsertRow(summary) {
   if (summary.not_analysable) flags.prepend(el("span", { class: "flag", text: `${summary.not_analysable} not analysable` }));
   const status = el("span", { class: "badge status", text: summary.status });
   status.dataset.state = summary.status;
+  const open = el("button", { type: "button", class: "open-study", title: summary.study_uid,
+                              "aria-label": `Open study ${summary.study_uid}` },
+                  el("code", { text: "…" + summary.study_uid.slice(-14) }));
   row.replaceChildren(
-    el("td", { title: summary.study_uid }, el("code", { text: "…" + summary.study_uid.slice(-14) })),
+    el("td", {}, open),
     el("td", { class: "site", text: summary.site || "—" }),
     el("td", {}, status),
     el("td", { class: "images", text: String(summary.images) +
@@ -111,14 +114,23 @@ function upsertRow(summary) {
 function openStudy(uid) {
   if (state.study) state.study.close();
   state.studyUid = uid;
+  state.selected = state.rejecting = state.latest = null;
+  state.views = new Map();
   history.replaceState(null, "", "#study=" + encodeURIComponent(uid));
   for (const [key, row] of state.rows) row.classList.toggle("selected", key === uid);
+  document.body.classList.add("study-open");
   $("#study").hidden = false;
   $("#study-uid").textContent = uid;
   $("#images").replaceChildren();
+  say("");
+  followStudy(uid);
+}
+
+function followStudy(uid) {
+  // reopened with a fresh ticket when a reconnect was refused; the view (zoom, window, selection) stays
   const source = new EventSource(withToken(`/studies/${encodeURIComponent(uid)}/events`));
   state.study = source;
-  reopenWhenClosed(source, () => { if (state.studyUid === uid) openStudy(uid); });
+  reopenWhenClosed(source, () => { if (state.studyUid === uid) followStudy(uid); });
   for (const type of EVENT_TYPES) source.addEventListener(type, scheduleRefresh);
   source.addEventListener("reset", scheduleRefresh);
   scheduleRefresh();
@@ -128,6 +140,7 @@ function closeStudy() {
   if (state.study) state.study.close();
   state.study = state.studyUid = null;
   $("#study").hidden = true;
+  document.body.classList.remove("study-open");
   history.replaceState(null, "", "#");
 }
 
@@ -142,11 +155,18 @@ async function refreshStudy() {
   if (!uid) return;
   try {
     const study = await api(`/studies/${encodeURIComponent(uid)}`);
-    if (uid === state.studyUid) renderStudy(study);
+    if (uid === state.studyUid) {
+      state.latest = study;
+      if (!state.rejecting) renderStudy(study);  // never rebuild a reject form while it is being filled in
+    }
     showError("");
   } catch (err) {
     if (!String(err.message).startsWith("404")) showError(err.message);
   }
+}
+
+function imageKey(img) {
+  return `${img.sop_uid}#${img.frame || 0}`;
 }
 
 function renderStudy(study) {
@@ -161,108 +181,150 @@ function renderStudy(study) {
                         ["Last event", study.last_event_id || "—"]]) {
     meta.append(el("dt", { text: k }), el("dd", { class: "meta-" + k.toLowerCase().replace(/ /g, "-"), text: v }));
   }
-  $("#images").replaceChildren(...study.images.map((img) => renderImage(study, img)));
-}
-
-function findingFor(box, findings) {
-  return (findings || []).find((f) => f.box && f.label === box.label &&
-                               f.box.every((v, i) => Math.abs(v - box.box[i]) < 1e-6));
-}
-
-function overrideNote(finding) {
-  // A radiologist's verdict (findings.overrides): "rejected by dr-x at 10:31:02: reason".
-  const o = finding && finding.override;
-  if (!o) return null;
-  const note = el("div", { class: "override", text: `${o.verdict} by ${o.by} at ${new Date(o.at).toLocaleTimeString()}` +
-                                                      (o.reason ? `: ${o.reason}` : "") });
-  note.dataset.verdict = o.verdict;
-  return note;
-}
-
-function verdictClass(finding) {
-  return finding && finding.override ? ` overridden ${finding.override.verdict}` : "";
-}
-
-function renderImage(study, img) {
-  const frame = el("div", { class: "frame" });
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("viewBox", `0 0 ${img.columns || 1} ${img.rows || 1}`);
-  svg.setAttribute("preserveAspectRatio", "none");
-  // Labels scale with the image: about 1/24 of its larger side, whatever the pixel size.
-  const fontSize = () => Math.max(8, Math.round(Math.max(img.columns || 256, img.rows || 256) / 24));
-  if (img.image_url) {
-    const picture = el("img", { alt: `display image of ${img.sop_uid}`, src: withToken(img.image_url) });
-    picture.addEventListener("load", () => {
-      if (!img.columns) svg.setAttribute("viewBox", `0 0 ${picture.naturalWidth} ${picture.naturalHeight}`);
-    });
-    frame.append(picture);
-  } else {
-    frame.append(el("p", { class: "muted", text: "no display image yet" }));
-  }
-  frame.append(svg);
-  const list = el("ul", { class: "box-list" });
-  (img.fused_boxes || []).forEach((box, i) => {
-    const finding = findingFor(box, img.findings);
-    const [x1, y1, x2, y2] = box.box;
-    const g = document.createElementNS(SVG_NS, "g");
-    g.setAttribute("class", "box" + (finding ? "" : " no-finding") + verdictClass(finding));
-    g.dataset.label = box.label;
-    if (finding) g.dataset.rule = finding.rule_id;
-    const rect = document.createElementNS(SVG_NS, "rect");
-    for (const [k, v] of [["x", x1], ["y", y1], ["width", x2 - x1], ["height", y2 - y1]]) rect.setAttribute(k, v);
-    const text = document.createElementNS(SVG_NS, "text");
-    text.setAttribute("x", x1);
-    text.setAttribute("y", Math.max(fontSize(), y1 - 4));
-    text.setAttribute("font-size", fontSize());
-    text.textContent = `${i + 1} ${box.label} ${box.score.toFixed(2)}`;
-    g.append(rect, text);
-    svg.append(g);
-    const sources = box.sources.map((s) => `${s.model} ${s.score.toFixed(2)}`).join(", ");
-    const item = el("li", { class: "box-item" + (finding ? "" : " no-finding") + verdictClass(finding) },
-      el("strong", { text: `${i + 1}. ${box.label}` }),
-      el("div", { class: "confidence", text: `calibrated confidence ${box.score.toFixed(3)}` }),
-      el("div", { class: "sources", text: `models: ${sources || "—"}` }),
-      finding ? el("div", { class: "rule", text: `rule ${finding.rule_id} v${finding.rule_version} ` +
-                            `(≥ ${Object.values(finding.thresholds).map((t) => t.toFixed(2)).join(", ")})` })
-              : el("div", { class: "muted", text: "below threshold: no finding" }));
-    const note = overrideNote(finding);
-    if (note) item.append(note);
-    if (finding) item.dataset.findingId = finding.finding_id;
-    list.append(item);
+  const counter = { findings: 0, candidates: 0 };
+  state.marks = [];
+  const cards = [];
+  study.images.forEach((img, index) => {
+    const key = imageKey(img);
+    let view = state.views.get(key);
+    if (!view) {
+      view = new ImageView(img, { urlFor: withToken, fetchJson: api, index,
+                                  onBoxHover: (mark, on) => highlightItem(mark, on) });
+      state.views.set(key, view);
+    }
+    view.update(img);
+    const marks = imageMarks(img, counter);
+    for (const m of marks) if (!m.candidate) state.marks.push({ ...m, view });
+    view.drawMarks(marks.filter((m) => m.box), { showCandidates: state.showCandidates, selectedId: state.selected });
+    renderDetails(view.details, img, marks, reviewContext());
+    cards.push(view.root);
   });
-  for (const f of (img.findings || []).filter((f) => !f.box)) {
-    const item = el("li", { class: "box-item" + verdictClass(f) }, el("strong", { text: f.label }),
-      el("div", { class: "confidence", text: `calibrated confidence ${f.confidence.toFixed(3)}` }),
-      el("div", { class: "rule", text: `rule ${f.rule_id} v${f.rule_version}` }));
-    const note = overrideNote(f);
-    if (note) item.append(note);
-    item.dataset.findingId = f.finding_id;
-    list.append(item);
+  const images = $("#images");
+  if (cards.length !== images.children.length || cards.some((c, i) => images.children[i] !== c)) {
+    images.replaceChildren(...cards);
   }
-  const side = el("div", { class: "details" },
-    el("h3", { text: `…${img.sop_uid.slice(-20)}${img.frame ? " #" + img.frame : ""}` }),
-    el("div", { class: "image-meta muted", text: [img.modality, img.body_part, img.view_position]
-                                                   .filter(Boolean).join(" · ") || "metadata pending" }));
-  if (img.status === "NOT_ANALYSABLE") side.append(el("div", { class: "not-analysable", text: "NOT ANALYSABLE" }));
-  for (const f of img.qc_flags) side.append(el("span", { class: "flag qc-flag", text: f }));
-  if (img.missing_models.length) side.append(el("span", { class: "flag", text: "missing: " + img.missing_models.join(", ") }));
-  if (img.findings === null) side.append(el("div", { class: "muted", text: "waiting for fusion…" }));
-  side.append(list);
-  const card = el("article", { class: "image" }, frame, side);
-  card.dataset.sopUid = img.sop_uid;
-  return card;
+  $("#candidate-count").textContent = counter.candidates ? `(${counter.candidates})` : "(none)";
 }
+
+function reviewContext() {
+  return {
+    showCandidates: state.showCandidates, selectedId: state.selected, rejectingId: state.rejecting,
+    canOverride: Boolean(state.me && state.me.overrides),
+    reasons: (state.me && state.me.rejection_reasons) || DEFAULT_REASONS,
+    onSelect: (id) => select(id),
+    onVerdict: (mark, verdict, reason, note) => sendVerdict(mark, verdict, reason, note),
+    onReject: (mark) => startReject(mark),
+    onCancel: (mark) => { state.rejecting = null; rerender(); focusItem(mark.finding.finding_id); },
+    onHover: (mark, on) => { const v = viewOf(mark); if (v) v.showSources(on ? mark : v.pinned); },
+  };
+}
+
+function rerender() {
+  if (state.latest) renderStudy(state.latest);
+}
+
+function viewOf(mark) {
+  const entry = state.marks.find((m) => m.finding && mark.finding && m.finding.finding_id === mark.finding.finding_id);
+  return entry ? entry.view : null;
+}
+
+function highlightItem(mark, on) {
+  if (!mark.finding) return;
+  const item = document.querySelector(`#images li.box-item[data-finding-id="${CSS.escape(mark.finding.finding_id)}"]`);
+  if (item) item.classList.toggle("hovered", on);
+}
+
+function focusItem(findingId) {
+  const item = document.querySelector(`#images li.box-item[data-finding-id="${CSS.escape(findingId)}"]`);
+  if (item) { item.focus({ preventScroll: true }); item.scrollIntoView({ block: "nearest" }); }
+  return item;
+}
+
+// -- review: selection, verdicts ---------------------------------------------------
+function select(findingId) {
+  state.selected = findingId;
+  rerender();
+  const mark = state.marks.find((m) => m.finding.finding_id === findingId);
+  if (mark && mark.box) mark.view.centerOn(mark.box);
+  focusItem(findingId);
+  if (mark) say(`finding ${mark.tag} of ${state.marks.length}: ${mark.label} ${mark.score.toFixed(2)}`);
+}
+
+function step(delta) {
+  if (!state.marks.length) { say("no findings in this study"); return; }
+  const at = state.marks.findIndex((m) => m.finding.finding_id === state.selected);
+  const next = at < 0 ? (delta > 0 ? 0 : state.marks.length - 1) : (at + delta + state.marks.length) % state.marks.length;
+  select(state.marks[next].finding.finding_id);
+}
+
+function selectedMark() {
+  const mark = state.marks.find((m) => m.finding.finding_id === state.selected);
+  if (!mark) say("select a finding first (n / p)");
+  return mark;
+}
+
+function startReject(mark) {
+  state.selected = mark.finding.finding_id;
+  state.rejecting = mark.finding.finding_id;
+  rerender();
+  const item = focusItem(mark.finding.finding_id);
+  const first = item && item.querySelector(".reject-form input[type=radio]");
+  if (first) first.focus();
+}
+
+async function sendVerdict(mark, verdict, reason, note) {
+  if (!(state.me && state.me.overrides)) { showError("this gateway records no verdicts"); return; }
+  const id = mark.finding.finding_id;
+  const body = verdict === "rejected" ? { verdict, reason, note } : { verdict, ...(note ? { note } : {}) };
+  try {
+    const out = await api(`/studies/${encodeURIComponent(state.studyUid)}/findings/${encodeURIComponent(id)}/override`,
+                          { method: "POST", body: JSON.stringify(body) });
+    showError("");
+    say(`finding ${mark.tag} ${out.override.verdict} as ${out.override.by}`);
+    if (state.rejecting === id) state.rejecting = null;
+    rerender();
+    focusItem(id);
+  } catch (err) {
+    showError("verdict not recorded: " + err.message);  // the form stays open with what was typed
+  }
+}
+
+function activeView() {
+  const mark = state.marks.find((m) => m.finding.finding_id === state.selected);
+  if (mark) return mark.view;
+  const focused = document.activeElement && document.activeElement.closest("article.image");
+  for (const view of state.views.values()) if (view.root === focused) return view;
+  return state.views.values().next().value || null;
+}
+
+document.addEventListener("keydown", (ev) => {
+  if (!state.studyUid || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (ev.target.closest && ev.target.closest("input, select, textarea, [contenteditable]")) return;
+  const view = activeView();
+  const actions = {
+    n: () => step(1), p: () => step(-1),
+    c: () => { const m = selectedMark(); if (m) sendVerdict(m, "confirmed", "", ""); },
+    r: () => { const m = selectedMark(); if (m) startReject(m); },
+    "+": () => view && view.zoomBy(1.5), "=": () => view && view.zoomBy(1.5),
+    "-": () => view && view.zoomBy(1 / 1.5), "0": () => view && view.fit(),
+  };
+  const action = actions[ev.key];
+  if (action) { ev.preventDefault(); action(); }
+});
 
 // -- start -------------------------------------------------------------------------
 async function connect() {
   try {
-    await api("/studies");  // EventSource cannot report 401/403, so check the token first
+    state.me = await api("/me");  // EventSource cannot report 401/403, so check the token first
     await refreshTicket();
   } catch (err) {
     setConnection("not connected", "error");
     showError("cannot connect: " + err.message);
     return;
   }
+  const who = $("#identity");
+  who.textContent = `signed in as ${state.me.identity}` + (state.me.overrides ? "" : " (read only)");
+  who.hidden = false;
   showError("");
   connectWorklist();
   const wanted = new URLSearchParams(location.hash.slice(1)).get("study");
@@ -276,5 +338,9 @@ $("#login").addEventListener("submit", (ev) => {
   connect();
 });
 $("#close-study").addEventListener("click", closeStudy);
+$("#show-candidates").addEventListener("change", (ev) => {
+  state.showCandidates = ev.target.checked;
+  rerender();
+});
 $("#token").value = state.token;
 if (state.token) connect();

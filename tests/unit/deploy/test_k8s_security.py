@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from deploy_expectations import REPO, Acl, Consumer, consumers, edge_acls, export_consumers, model_names, stage_acls
-from radstream.streams.kafka.topics import CONFIG_THRESHOLDS, OVERRIDES_AUDIT
+from radstream.streams.kafka.topics import CONFIG_THRESHOLDS, FINDINGS_OVERRIDES, OVERRIDES_AUDIT
 from test_k8s import TREES, Resource, _render, container, deployment_for, of_kind
 
 BLOB_WRITERS = {"decode", "preprocess"}  # the stages whose pure function calls BlobStore.put
@@ -120,12 +120,14 @@ def test_a_prod_tree_with_export_dicom_logs_the_export_in_as_its_own_user(tmp_pa
     _keda_logins(resources)
 
 
-def test_only_the_thresholds_identity_writes_thresholds_and_the_gateway_only_reads(prod: list[Resource]) -> None:
+def test_only_the_thresholds_identity_writes_thresholds_and_the_gateway_writes_verdicts_only(
+        prod: list[Resource]) -> None:
     writers = {name for name, u in users(prod).items() if ("topic", CONFIG_THRESHOLDS, "Write") in rendered_acls(u)}
     assert writers == {"radstream-thresholds"}
     gateway = rendered_acls(users(prod)["radstream-gateway"])
     assert {op for _, _, op in gateway} == {"Read", "Describe", "Write"}
-    assert {name for _, name, op in gateway if op == "Write"} == {OVERRIDES_AUDIT}  # only the ignored verdicts' audit
+    # the audit of the verdicts it ignored (D-036), and the viewer's verdicts (D-038)
+    assert {name for _, name, op in gateway if op == "Write"} == {OVERRIDES_AUDIT, FINDINGS_OVERRIDES}
 
 
 def test_prod_stages_log_in_as_their_own_user_over_tls(prod: list[Resource]) -> None:
