@@ -174,7 +174,6 @@ export class ImageView {
     const auto = this.presetWindow("auto");
     this.level.value = String(auto.center);
     this.width.value = String(auto.width);
-    this.showWindowValues(auto.center, auto.width);
     this.setWindowControls(true);
     this.root.dataset.windowable = sop ? "1" : "";
   }
@@ -186,7 +185,7 @@ export class ImageView {
   }
 
   applyPreset(name) {
-    if (name === "display" || !this.range) { this.setWindow(null); return; }
+    if (name === "display" || !this.range) { this.setWindow(null); this.showWindowValues(null); return; }
     if (name === "custom") return;
     const w = this.presetWindow(name);
     this.level.value = String(w.center);
@@ -205,9 +204,9 @@ export class ImageView {
     this.preset.title = enabled ? "" : "no full-range pixels for this image";
   }
 
-  showWindowValues(center, width) {
-    this.levelOut.textContent = center.toFixed(0);
-    this.widthOut.textContent = width.toFixed(0);
+  showWindowValues(center, width) {  // null: decode's own window, whose values the gateway does not know
+    this.levelOut.textContent = center === null ? "" : center.toFixed(0);
+    this.widthOut.textContent = center === null ? "" : width.toFixed(0);
   }
 
   // -- zoom and pan ------------------------------------------------------------------
@@ -307,19 +306,19 @@ export class ImageView {
   showSources(mark) {
     this.sourceLayer.replaceChildren();
     if (!mark) return;
-    for (const source of mark.sources || []) {
-      if (!source.box) continue;
+    (mark.sources || []).filter((s) => s.box).forEach((source, i) => {
       const [x1, y1, x2, y2] = source.box;
       const g = svg("g", { class: "source-box" });
       g.dataset.model = source.model;
       const rect = svg("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1 });
-      const text = svg("text", { x: x1, y: y2, dy: "1em" });
+      // labels stacked under the fused box, one line per model, so overlapping boxes stay readable
+      const text = svg("text", { x: mark.box[0], y: mark.box[3], dy: `${1.1 * (i + 1)}em` });
       text.textContent = `${source.model} ${source.score.toFixed(2)}`;
       rect.style.stroke = this.colour(source.model);
       text.style.fill = this.colour(source.model);
       g.append(rect, text);
       this.sourceLayer.append(g);
-    }
+    });
     this.layout();
   }
 }

@@ -90,3 +90,43 @@ def test_the_sites_column_says_which_sites_a_key_may_sign_arrivals_for() -> None
     for bad in (f"{pacs.public_line()} SITE A", f"{pacs.public_line()} ,", pacs.private_line()):
         with pytest.raises(KeyFileError):
             parse_key_sites(bad)
+
+
+def test_a_delegate_key_signs_overrides_for_others_and_nothing_else() -> None:
+    """D-039: the gateway's key, marked `delegate`, signs a verdict whose `by` is the person it
+    authenticated; it can sign no threshold push, not even as itself."""
+    from radstream.domain.signatures import DelegateKey, sign_for
+
+    gateway = new_signing_key("gateway")
+    trusted = parse_trusted_keys(LEAD.public_line() + "\n" + gateway.public_line(delegate=True) + "\n")
+    assert isinstance(trusted["gateway"], DelegateKey) and not isinstance(trusted["lead"], DelegateKey)
+    verdict = {"finding_id": "f1", "study_uid": "1.2", "verdict": "CONFIRMED", "reason": "", "created_at": 1}
+    record = sign_for("FindingOverride", verdict, gateway, "dr-north@hospital")
+    assert (record["by"], record["signer"]) == ("dr-north@hospital", "gateway")
+    assert rejection("FindingOverride", record, trusted) is None
+    assert "bad signature" in rejection("FindingOverride", {**record, "by": "dr-south"}, trusted)
+    # a personal key still signs only as itself
+    assert "is not the signer" in rejection("FindingOverride", {**sign("FindingOverride", verdict, LEAD),
+                                                                 "by": "dr-north"}, trusted)
+    assert "signs overrides only" in rejection("ThresholdSet", sign("ThresholdSet", THRESHOLDS, gateway), trusted)
+    with pytest.raises(ValueError, match="never on someone's behalf"):
+        sign_for("ThresholdSet", THRESHOLDS, gateway, "dr-north")
+    for actor in ("", "two\nlines", "x" * 129):
+        with pytest.raises(ValueError, match="printable"):
+            sign_for("FindingOverride", verdict, gateway, actor)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("gateway {key} delegate extra", r"expected `NAME BASE64PUBKEY \[SITES \| delegate\]`"),
+    ("{private}", r"expected `NAME BASE64PUBKEY \[SITES \| delegate\]`"),
+    ("gateway {key} delegate,SITE_A", "SITES must be"),  # a delegate signs no arrivals; `delegate` is no site
+])
+def test_a_delegate_line_is_the_word_alone_after_the_key(line: str, message: str) -> None:
+    from radstream.domain.signatures import parse_key_sites
+
+    gateway = new_signing_key("gateway")
+    text = line.format(key=gateway.public_line().split()[1], private=gateway.private_line())
+    with pytest.raises(KeyFileError, match=message):
+        parse_trusted_keys(text)
+    # and a delegate key may sign arrivals for no site
+    assert parse_key_sites(gateway.public_line(delegate=True)) == {"gateway": frozenset()}
