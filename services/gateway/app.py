@@ -250,19 +250,22 @@ async def _derived_blob(gw: Gateway, ref: dict[str, Any], what: str) -> bytes:
 async def _pixels(request: web.Request, state: StudyState, sop_uid: str, frame: int) -> Any:
     """decode's full-range pixel array of one image (cached by digest); 404 unless it is one."""
     gw = request.app[GATEWAY]
-    ref = state.pixels_ref(sop_uid, frame)
-    if ref is None or gw.blobs is None:
+    found = state.pixels_ref(sop_uid, frame)
+    if found is None or gw.blobs is None:
         raise web.HTTPNotFound(text=f"no pixels for {sop_uid} frame {frame}")
-    cached = gw.pixels.get(ref["sha256"])
+    ref, transform = found
+    key = gw.pixels.key(str(ref.get("sha256")), transform)
+    cached = gw.pixels.get(key)
     if cached is not None:
         return cached
     data = await _derived_blob(gw, ref, "pixels")
     try:
-        arr = await asyncio.get_running_loop().run_in_executor(None, load_pixels, data, ref.get("shape") or [])
+        arr = await asyncio.get_running_loop().run_in_executor(
+            None, load_pixels, data, ref.get("shape") or [], transform)
     except ValueError as exc:
         log.warning("refused a pixel blob (study %s): %s", state.study_uid, exc)
         raise web.HTTPNotFound(text=f"no pixels for {sop_uid} frame {frame}") from None
-    gw.pixels.put(ref["sha256"], arr)
+    gw.pixels.put(key, arr)
     return arr
 
 
@@ -294,11 +297,11 @@ async def _image(request: web.Request) -> web.Response:
 
 async def _windowed(request: web.Request, state: StudyState, sop_uid: str, frame: int,
                     window: tuple[float, float]) -> web.Response:
-    ref = state.pixels_ref(sop_uid, frame)
+    found = state.pixels_ref(sop_uid, frame)
     center, width = window
-    etag = f'"{ref["sha256"] if ref else ""}-{center:g}-{width:g}"'
+    etag = f'"{found[0].get("sha256") if found else ""}-{center:g}-{width:g}"'
     cache = {"Cache-Control": "private, max-age=86400, immutable", "ETag": etag}
-    if ref is not None and request.headers.get("If-None-Match") == etag:
+    if found is not None and request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=cache)
     pixels = await _pixels(request, state, sop_uid, frame)
     png = await asyncio.get_running_loop().run_in_executor(None, windowed_png, pixels, center, width)
@@ -315,7 +318,7 @@ async def _pixel_range(request: web.Request) -> web.Response:
 
 
 async def _override(request: web.Request) -> web.Response:
-    """A radiologist's verdict on one finding, as the identity the request authenticated (D-030)."""
+    """A radiologist's verdict on one finding, as the identity the request authenticated (D-035)."""
     gw = request.app[GATEWAY]
     if not request.headers.get("Authorization"):
         # a write never takes the token from the URL (it would land in logs and history)

@@ -30,7 +30,8 @@ class StudyState:
         self.expected_instances: int | None = None
         self.images: dict[str, dict[str, Any]] = {}
         self.displays: dict[str, dict[str, Any]] = {}  # image key -> BlobRef of the windowed PNG (never sent out)
-        self.pixels: dict[str, dict[str, Any]] = {}  # image key -> BlobRef of decode's full-range pixels (never sent out)
+        # image key -> (BlobRef of decode's full-range pixel blob, its pixel_transform); never sent out
+        self.pixels: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
         self.result: dict[str, Any] | None = None  # the latest StudyResult
         # finding_id -> the latest verdict; attached to the finding when shown, whichever arrived first
         self.overrides: dict[str, dict[str, Any]] = {}
@@ -73,7 +74,8 @@ class StudyState:
         if kind == IMAGE_DECODED:
             img["decoded"] = True
             if record.get("pixels"):
-                self.pixels[image_key(record["sop_uid"], record.get("frame", 0))] = record["pixels"]
+                self.pixels[image_key(record["sop_uid"], record.get("frame", 0))] = (
+                    record["pixels"], record.get("pixel_transform"))
                 img["has_pixels"] = True
         elif kind == INFERENCE_RESULTS:
             model = record["model"]
@@ -177,7 +179,8 @@ class StudyState:
     def display_ref(self, sop_uid: str, frame: int) -> dict[str, Any] | None:
         return self.displays.get(image_key(sop_uid, frame))
 
-    def pixels_ref(self, sop_uid: str, frame: int) -> dict[str, Any] | None:
+    def pixels_ref(self, sop_uid: str, frame: int) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """The pixel blob's ref and the event's pixel_transform (None: the blob is the model frame)."""
         return self.pixels.get(image_key(sop_uid, frame))
 
     def has_finding(self, finding_id: str) -> bool:

@@ -1,4 +1,4 @@
-"""Overrides from the viewer (D-030): `POST /studies/{uid}/findings/{id}/override` checks who, where and
+"""Overrides from the viewer (D-035): `POST /studies/{uid}/findings/{id}/override` checks who, where and
 what before anything is written, and the gateway's delegate key signs for the authenticated identity.
 
 The writer here is the real OverrideWriter (librdkafka) pointed at a closed port: every refusal
@@ -156,5 +156,6 @@ def test_up_makes_a_dev_gateway_key_its_trusted_file_delegates(tmp_path) -> None
     ensure_dev_keys(home)  # idempotent: no second line, no new key
     assert parse_trusted_keys((home / "keys" / "trusted-keys").read_text()).keys() == trusted.keys()
     prod = Config.from_env(env={"RADSTREAM_HOME": str(home), "RADSTREAM_ENV": "prod",
+                                "RADSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
                                 "RADSTREAM_TRUSTED_KEYS": str(home / "keys" / "trusted-keys")})
     assert gateway_signing_key(prod, None) is None  # no dev fallback in prod
