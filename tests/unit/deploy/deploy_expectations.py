@@ -127,7 +127,7 @@ def stage_acls(consumer: Consumer) -> set[Acl]:
 
 def edge_acls() -> dict[str, set[Acl]]:
     """The identities that are not stage workers: the gateway reads, and writes only the viewer's
-    verdicts (D-035), only the thresholds identity writes config.thresholds, the receiver writes arrivals."""
+    verdicts (D-038), only the thresholds identity writes config.thresholds, the receiver writes arrivals."""
     from radstream.services.gateway.events import KINDS
     from radstream.streams.kafka.topics import (
         CONFIG_AUDIT,
