@@ -126,6 +126,8 @@ class Viewer:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("response", lambda r: self.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        # the token never rides in a URL: EventSource and images carry a ticket (D-039)
+        self.page.on("request", lambda r: self.errors.append(f"token in {r.url}") if token in r.url else None)
         self.page.goto(f"{review.url}/#study={review.study}")
         self.page.fill("#token", token)
         self.page.click("#login button[type=submit]")
@@ -154,13 +156,16 @@ def _shoot(page: Page, name: str) -> None:
 
 def _findings(state: dict) -> list[tuple[dict, dict]]:
     """(image, finding) in the viewer's order (n / p): per image, its fused boxes' findings, then
-    the findings without a box."""
+    the other findings (no box, or a box no fused box matches)."""
     out = []
     for img in state["images"]:
         findings = img["findings"] or []
+        matched = []
         for box in img["fused_boxes"] or []:
-            out += [(img, f) for f in findings if f["box"] == box["box"] and f["label"] == box["label"]]
-        out += [(img, f) for f in findings if not f["box"]]
+            found = next((f for f in findings if f["box"] == box["box"] and f["label"] == box["label"]), None)
+            if found is not None:
+                matched.append(found)
+        out += [(img, f) for f in matched] + [(img, f) for f in findings if f not in matched]
     return out
 
 

@@ -10,16 +10,18 @@ function findingFor(box, findings) {
 // The image's fused boxes as marks: findings numbered from `counter.findings`, candidates `c1, c2...`.
 export function imageMarks(image, counter) {
   const marks = [];
+  const shown = new Set();
   for (const box of image.fused_boxes || []) {
     const finding = findingFor(box, image.findings) || null;
     const tag = finding ? String(++counter.findings) : `c${++counter.candidates}`;
+    if (finding) shown.add(finding.finding_id);
     marks.push({ tag, box: box.box, label: box.label, score: box.score, sources: box.sources, finding,
                  candidate: !finding, verdict: finding && finding.override ? finding.override.verdict : null });
   }
-  // findings without a box (a classifier's rule): listed, not drawn
-  for (const f of (image.findings || []).filter((f) => !f.box)) {
-    marks.push({ tag: String(++counter.findings), box: null, label: f.label, score: f.confidence, sources: [],
-                 finding: f, candidate: false, verdict: f.override ? f.override.verdict : null });
+  // every other finding: a classifier's rule (no box: listed, not drawn), or a box no fused box matches
+  for (const f of (image.findings || []).filter((f) => !shown.has(f.finding_id))) {
+    marks.push({ tag: String(++counter.findings), box: f.box || null, label: f.label, score: f.confidence,
+                 sources: [], finding: f, candidate: false, verdict: f.override ? f.override.verdict : null });
   }
   return marks;
 }

@@ -1,4 +1,4 @@
-"""Overrides from the viewer (D-039): `POST /studies/{uid}/findings/{id}/override` checks who, where and
+"""Overrides from the viewer (D-040): `POST /studies/{uid}/findings/{id}/override` checks who, where and
 what before anything is written, and the gateway's delegate key signs for the authenticated identity.
 
 The writer here is the real OverrideWriter (librdkafka) pointed at a closed port: every refusal
@@ -80,6 +80,11 @@ def test_the_endpoint_refuses_before_writing_anything() -> None:
             status, body = await _post(session, f"{base}{URL}?access_token=tok-a", **ok)
             assert status == 401 and body["error"] == "a verdict needs the Authorization header"
             assert (await _post(session, base + URL, headers={"Authorization": "Bearer nope"}, **ok))[0] == 401
+            # nor from a ticket (D-039): tickets are for the GETs of EventSource and images
+            async with session.post(f"{base}/session/ticket", headers=A) as resp:
+                ticket = (await resp.json())["ticket"]
+            status, body = await _post(session, f"{base}{URL}?ticket={ticket}", **ok)
+            assert status == 401 and body["error"] == "a verdict needs the Authorization header"
             # another site's study: the same 404 as a study that does not exist
             other = await _post(session, base + URL, headers={"Authorization": "Bearer tok-b"}, **ok)
             missing = await _post(session, f"{base}/studies/1.2.3/findings/{FID}/override", headers=A, **ok)
