@@ -15,7 +15,7 @@ without them signs thresholds and overrides only. A private line starts with its
 private key pasted into a trusted-keys file is refused rather than trusted.
 
 A `delegate` key belongs to a service that authenticates people itself (the gateway): it signs
-finding overrides whose `by` is the person it authenticated, and nothing else (D-040). Every
+finding overrides whose `by` is the person it authenticated, and nothing else (D-042). Every
 other key signs only as itself.
 """
 

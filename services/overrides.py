@@ -3,7 +3,7 @@
 only. The study result itself is never rewritten, so other findings stay as they were.
 
 A verdict is signed by the radiologist's key and `by` is that key's name, or, from the viewer,
-by the gateway's delegate key with `by` the identity the gateway authenticated (D-040); a reader
+by the gateway's delegate key with `by` the identity the gateway authenticated (D-042); a reader
 ignores (and logs at ERROR) any verdict a trusted key did not sign (domain/signatures.py).
 
 A rejection from the viewer gives one of REJECTION_REASONS, optionally followed by `: ` and free

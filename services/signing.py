@@ -75,7 +75,7 @@ def gateway_signing_key(config: Config, path: str | Path | None) -> SigningKey |
 
 def ensure_dev_keys(home: Path) -> Path:
     """The dev key pair under RADSTREAM_HOME and a trusted-keys file trusting it, made once; and
-    the dev gateway key, trusted there as `delegate` (D-040).
+    the dev gateway key, trusted there as `delegate` (D-042).
 
     Only `radstream up` (and what runs on it: demo, bench, tests) calls this; a reader uses the
     file only when RADSTREAM_TRUSTED_KEYS is unset and RADSTREAM_ENV is not prod."""

@@ -30,7 +30,7 @@ DEFAULT_ENGINE_CACHE = "~/.cache/radstream/engines"
 DEV_KEY_NAME = "dev"
 DEV_KEY_PATH = Path("keys") / "dev.key"
 DEV_TRUSTED_KEYS_PATH = Path("keys") / "trusted-keys"
-# The gateway's delegate key (D-040): it signs the viewer's overrides for the identity each
+# The gateway's delegate key (D-042): it signs the viewer's overrides for the identity each
 # request authenticated; `up` makes a dev one, trusted as `delegate` in the dev file.
 DEV_GATEWAY_KEY_NAME = "gateway"
 DEV_GATEWAY_KEY_PATH = Path("keys") / "gateway.key"

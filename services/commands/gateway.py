@@ -98,7 +98,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 def _override_writer(args: argparse.Namespace, config, trusted: dict):
     """The viewer's override writer, when a delegate key is configured; its own trusted keys
-    must list that key as `delegate`, else every verdict it signs would be ignored (D-040)."""
+    must list that key as `delegate`, else every verdict it signs would be ignored (D-042)."""
     from radstream.domain.signatures import DelegateKey, KeyFileError
     from radstream.services.gateway.verdicts import OverrideWriter
     from radstream.services.signing import gateway_signing_key

@@ -33,5 +33,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--out", default=".", metavar="DIR", help="folder for NAME.key and NAME.pub (default: here)")
     sp.add_argument("--delegate", action="store_true",
                     help="a gateway's key: its overrides name the person the gateway authenticated, not the key "
-                         "(the trusted-keys line ends in `delegate`; it signs nothing else; D-040)")
+                         "(the trusted-keys line ends in `delegate`; it signs nothing else; D-042)")
     sp.set_defaults(func=_new)

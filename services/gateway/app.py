@@ -318,7 +318,7 @@ async def _pixel_range(request: web.Request) -> web.Response:
 
 
 async def _override(request: web.Request) -> web.Response:
-    """A radiologist's verdict on one finding, as the identity the request authenticated (D-040)."""
+    """A radiologist's verdict on one finding, as the identity the request authenticated (D-042)."""
     gw = request.app[GATEWAY]
     if not request.headers.get("Authorization"):
         # a write never takes the token from the URL (it would land in logs and history)

@@ -4,7 +4,7 @@
 `{"verdict": "confirmed"|"rejected", "reason": REASON, "note": TEXT}`: a rejection needs a
 reason from REJECTION_REASONS (`other` needs a note too); the note is optional free text. The
 actor is never in the body: it is the identity the request authenticated, and the record is
-signed by the gateway's delegate key for that identity (D-040). The gateway's own consumer then
+signed by the gateway's delegate key for that identity (D-042). The gateway's own consumer then
 reads the record back from `findings.overrides`, so every open viewer sees it over SSE.
 """
 

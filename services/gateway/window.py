@@ -8,7 +8,7 @@ applies the window to the model frame: `?center=C&width=W` on the image route. W
 is a PNG it encoded from an array it parsed: the blob is read by its digest from the derived
 area only, hash-verified, parsed as a plain `.npy` (no pickle), and must be the 2-D array of the
 record's shape, in a stored integer dtype of at most 16 bits with a transform, or float32
-without one; anything else is a 404, like a display blob that is not a PNG (D-040).
+without one; anything else is a 404, like a display blob that is not a PNG (D-042).
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def test_only_the_thresholds_identity_writes_thresholds_and_the_gateway_writes_v
     assert writers == {"radstream-thresholds"}
     gateway = rendered_acls(users(prod)["radstream-gateway"])
     assert {op for _, _, op in gateway} == {"Read", "Describe", "Write"}
-    # the audit of the verdicts it ignored (D-036), and the viewer's verdicts (D-040)
+    # the audit of the verdicts it ignored (D-036), and the viewer's verdicts (D-042)
     assert {name for _, name, op in gateway if op == "Write"} == {OVERRIDES_AUDIT, FINDINGS_OVERRIDES}
 
 

@@ -93,7 +93,7 @@ def test_the_sites_column_says_which_sites_a_key_may_sign_arrivals_for() -> None
 
 
 def test_a_delegate_key_signs_overrides_for_others_and_nothing_else() -> None:
-    """D-040: the gateway's key, marked `delegate`, signs a verdict whose `by` is the person it
+    """D-042: the gateway's key, marked `delegate`, signs a verdict whose `by` is the person it
     authenticated; it can sign no threshold push, not even as itself."""
     from radstream.domain.signatures import DelegateKey, sign_for
 

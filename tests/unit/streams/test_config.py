@@ -97,7 +97,7 @@ def test_trusted_keys_fall_back_to_the_dev_file_only_outside_prod(tmp_path) -> N
     assert Config.from_env(env=env).trusted_keys() == {}
     ensure_dev_keys(tmp_path / "home")
     trusted = Config.from_env(env=env).trusted_keys()
-    assert set(trusted) == {"dev", "gateway"}  # and the dev gateway's key, as a delegate (D-040)
+    assert set(trusted) == {"dev", "gateway"}  # and the dev gateway's key, as a delegate (D-042)
     assert type(trusted["gateway"]).__name__ == "DelegateKey" and type(trusted["dev"]).__name__ != "DelegateKey"
     assert Config.from_env(env=env).signing_key_path() == tmp_path / "home" / "keys" / "dev.key"
     prod_env = {**env, "RADSTREAM_ENV": "prod", "RADSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL"}  # prod refuses PLAINTEXT

@@ -1,4 +1,4 @@
-"""Overrides from the viewer (D-040): `POST /studies/{uid}/findings/{id}/override` checks who, where and
+"""Overrides from the viewer (D-042): `POST /studies/{uid}/findings/{id}/override` checks who, where and
 what before anything is written, and the gateway's delegate key signs for the authenticated identity.
 
 The writer here is the real OverrideWriter (librdkafka) pointed at a closed port: every refusal

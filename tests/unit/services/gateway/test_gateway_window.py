@@ -1,4 +1,4 @@
-"""Window/level from the full-range pixels (D-040): the gateway windows decode's real pixel blob of
+"""Window/level from the full-range pixels (D-042): the gateway windows decode's real pixel blob of
 the RG1 chest (its stored uint16 values and pixel_transform, D-034) into a PNG it encodes itself,
 reads that blob only by digest from the derived area, and refuses anything that is not the
 recorded 2-D array in a dtype its transform allows."""
