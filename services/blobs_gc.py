@@ -20,7 +20,7 @@ from radstream.streams.codec import Codec, DecodeError
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
-from radstream.streams.kafka.topics import DICOM_ARRIVED, STUDY_RESULTS, dlq
+from radstream.streams.kafka.topics import DICOM_ARRIVED, STUDY_RESULTS, dlq, stat_twin
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,12 @@ def _mb(n: int) -> str:
 
 
 def raw_blob_studies(settings: KafkaSettings) -> dict[str, set[str]]:
-    """sha256 of each arrival's blob -> the studies that named it."""
+    """sha256 of each arrival's blob -> the studies that named it (urgent arrivals included: they
+    are on dicom.arrived's STAT twin)."""
     raw: dict[str, set[str]] = {}
-    for _, arrival in read_events(settings, DICOM_ARRIVED, skip_undecodable=True):
-        raw.setdefault(arrival["blob"]["sha256"], set()).add(arrival["study_uid"])
+    for topic in (DICOM_ARRIVED, stat_twin(DICOM_ARRIVED)):
+        for _, arrival in read_events(settings, topic, skip_undecodable=True):
+            raw.setdefault(arrival["blob"]["sha256"], set()).add(arrival["study_uid"])
     return raw
 
 

@@ -23,7 +23,8 @@ from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from radstream.domain.dicom.deflate import InflateLimitExceeded, inflated_size
 from radstream.domain.errors import StageError
-from radstream.services.publish import Instance
+from radstream.domain.priority import requested_procedure_priority
+from radstream.services.publish import HEADER_TAGS, Instance
 from radstream.streams.isolation import BoundedWorker
 
 MB = 1024 * 1024
@@ -56,8 +57,8 @@ def read_header(encoded: bytes, max_bytes: int) -> InstanceHeader | HeaderRefusa
         transfer_syntax, offset = _file_meta(encoded)
         if transfer_syntax == DeflatedExplicitVRLittleEndian:
             inflated_size(encoded[offset:], max_bytes - offset)
-        ds = pydicom.dcmread(BytesIO(encoded), stop_before_pixels=True, specific_tags=[
-            "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "NumberOfStudyRelatedInstances"])
+        ds = pydicom.dcmread(BytesIO(encoded), stop_before_pixels=True,
+                             specific_tags=[*HEADER_TAGS, "NumberOfStudyRelatedInstances"])
         study, series, sop = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
     except InflateLimitExceeded:
         return HeaderRefusal(DATASET_TOO_LARGE, f"the deflated dataset inflates past the cap of {max_bytes >> 20} MiB")
@@ -66,7 +67,8 @@ def read_header(encoded: bytes, max_bytes: int) -> InstanceHeader | HeaderRefusa
                              f"not a DICOM instance with Study/Series/SOP Instance UIDs ({type(exc).__name__})")
     if not (study and series and sop):
         return HeaderRefusal(CANNOT_UNDERSTAND, "empty Study/Series/SOP Instance UID")
-    return InstanceHeader(Instance(Path(sop), study, series, sop), _expected_count(ds.get("NumberOfStudyRelatedInstances")))
+    return InstanceHeader(Instance(Path(sop), study, series, sop, requested_procedure_priority(ds)),
+                          _expected_count(ds.get("NumberOfStudyRelatedInstances")))
 
 
 def _file_meta(encoded: bytes) -> tuple[str, int]:

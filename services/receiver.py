@@ -69,7 +69,7 @@ from radstream.streams import metrics, telemetry
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.config import Config
 from radstream.streams.kafka.producer import EventPublisher
-from radstream.streams.kafka.topics import DICOM_ARRIVED
+from radstream.streams.kafka.topics import DICOM_ARRIVED, lane_of
 from radstream.streams.watched_file import WatchedFile
 
 log = logging.getLogger("radstream.receiver")
@@ -128,10 +128,13 @@ class InstanceSink:
 
     def __init__(self, store: FileBlobStore, producer_factory: Callable[[], EventPublisher],
                  ack_timeout_s: float = 30.0, clock: Callable[[], float] = time.time,
-                 headers: HeaderReader | None = None, signer: SigningKey | None = None) -> None:
-        """`signer`: sign every arrival (D-038; required where decode requires signed arrivals)."""
+                 headers: HeaderReader | None = None, signer: SigningKey | None = None,
+                 urgent_sites: frozenset[str] = frozenset()) -> None:
+        """`signer`: sign every arrival (D-038; required where decode requires signed arrivals).
+        `urgent_sites`: the sites whose studies take the STAT lane (RADSTREAM_STAT_SITES, D-044)."""
         self.store = store
         self.signer = signer
+        self.urgent_sites = urgent_sites
         self._producer_factory = producer_factory
         self._producer = producer_factory()
         self._ack_timeout_s = ack_timeout_s
@@ -161,13 +164,14 @@ class InstanceSink:
             return OUT_OF_RESOURCES
         if expected_instances is not None:
             expected = expected_instances
-        event = arrival_event(instance, blob, site, expected, int(self._clock() * 1000))
+        event = arrival_event(instance, blob, site, expected, int(self._clock() * 1000), self.urgent_sites)
         if self.signer is not None:
             event = sign("DicomArrived", event, self.signer)
+        lane = lane_of(DICOM_ARRIVED, event)
         with self._lock:
             try:
-                headers = telemetry.producer_headers("receiver", DICOM_ARRIVED, telemetry.study_context(instance.study_uid))
-                self._producer.send(DICOM_ARRIVED, instance.sop_uid, event, headers)
+                headers = telemetry.producer_headers("receiver", lane, telemetry.study_context(instance.study_uid))
+                self._producer.send(lane, instance.sop_uid, event, headers)
                 self._producer.flush(self._ack_timeout_s)
             except Exception as exc:  # BufferError, KafkaException, or flush's RuntimeError: all mean "not acked"
                 log.error("broker did not acknowledge %s: %s", instance.sop_uid, exc)

@@ -6,9 +6,11 @@ Deployment runs, so local runs and production share one code path.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +19,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-STABLE_AFTER_S = 60.0  # a child that ran this long before exiting restarts without backoff
+# A child that ran this long before exiting restarts without backoff. A crash loop dies within
+# seconds of its start; a stage killed from outside (OOM, a node drain, chaos) after a few
+# seconds of work comes back at once, so its partitions are not idle for a backoff (D-043).
+STABLE_AFTER_S = 10.0
 
 
 @dataclass
@@ -69,7 +74,8 @@ class Supervisor:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             child.log_path = self.log_dir / f"{child.label.replace(':', '-')}.log"
             out = open(child.log_path, "ab")
-        child.proc = subprocess.Popen(child.argv(), env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        env = {**self.env, "RADSTREAM_GROUP_INSTANCE_ID": self.instance_id(child)}
+        child.proc = subprocess.Popen(child.argv(), env=env, stdout=out, stderr=subprocess.STDOUT)
         child.started_at = time.monotonic()
         child.exited_at = None
         log.info("started %s (pid %d)", child.label, child.proc.pid)
@@ -92,6 +98,17 @@ class Supervisor:
             child.restarts_in_a_row += 1
             log.warning("%s exited with code %s; restart #%d", child.label, code, child.restarts)
             self._spawn(child)
+
+    def instance_id(self, child: Child) -> str:
+        """The child's static group membership (KIP-345), the same for every restart of its slot:
+        host, this stack (its log folder, or the environment's RADSTREAM_GROUP_INSTANCE_ID as a
+        prefix) and the child's label. A restart then takes the slot's partitions back at once,
+        without a rebalance and without waiting out the dead process's session."""
+        prefix = self.env.get("RADSTREAM_GROUP_INSTANCE_ID")
+        if not prefix:
+            stack = str(self.log_dir.resolve()) if self.log_dir else os.getcwd()
+            prefix = f"{socket.gethostname()}-{hashlib.sha256(stack.encode()).hexdigest()[:8]}"
+        return f"{prefix}-{child.label.replace(':', '-')}"
 
     def find(self, label: str) -> Child:
         return next(c for c in self.children if c.label == label)

@@ -271,6 +271,8 @@ class Config:
     stall_after_s: float
     compute_threads: int
     non_image_policy: str
+    # Sites whose studies are all urgent: the STAT lane's site rule (RADSTREAM_STAT_SITES, D-044).
+    stat_sites: frozenset[str] = frozenset()
     receiver_host: str = "127.0.0.1"
     receiver_max_associations: int = 10
     receiver_ack_timeout_s: float = 30.0  # wait this long for the broker before answering a failure status
@@ -407,6 +409,7 @@ class Config:
             stall_after_s=float(e.get("RADSTREAM_STALL_AFTER_S", 600)),
             compute_threads=int(e.get("RADSTREAM_COMPUTE_THREADS", 0)),
             non_image_policy=_choice(e, "RADSTREAM_NON_IMAGE_POLICY", ("skip", "dlq")),
+            stat_sites=frozenset(_env_list(e.get("RADSTREAM_STAT_SITES")) or ()),
             rules=_yaml_file(e.get("RADSTREAM_RULES")),
             decode_timeout_s=float(e.get("RADSTREAM_DECODE_TIMEOUT_S", 60)),
             device=e.get("RADSTREAM_DEVICE", "auto"),

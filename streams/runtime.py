@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from radstream.domain.errors import Skipped, StageError, TransientError
 from radstream.domain.retry import RetryPolicy
+from radstream.models.manifest import ModelLoadError
 from radstream.streams import metrics, telemetry
 from radstream.streams.batching import collect_batch
 from radstream.streams.checkpoint import Checkpoint, last_offsets
@@ -27,11 +28,14 @@ from radstream.streams.holds import PartitionHolds
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.producer import open_producer
 from radstream.streams.kafka.settings import KafkaSettings
-from radstream.streams.kafka.topics import dlq, schema_of
+from radstream.streams.kafka.topics import STAT_LANED, dlq, lane_of, schema_of, stat_twin
+from radstream.streams.lanes import StatFirst
 from radstream.streams.stage import Inbound, Output, Result, Stage
 from radstream.streams.state import ChangelogStore
 
 log = logging.getLogger(__name__)
+
+LANED_BATCH = 4
 
 
 class StageRunner:
@@ -67,10 +71,21 @@ class StageRunner:
         self.backoff_s = backoff_s
         self.input_topic = settings.topic(stage.input_topic)
         self._inputs = {settings.topic(t): t for t in stage.input_topics}  # deployed name -> logical
+        # The STAT lane (streams/lanes.py): a stateless stage whose one input has a .stat twin reads
+        # it too, urgent first; the twin shares the input's schema and DLQ (D-044).
+        laned = (stage.input_topic in STAT_LANED and not stage.extra_input_topics and not stage.stateful
+                 and not stage.retry_until_answered)
+        self.stat_topic = settings.topic(stat_twin(stage.input_topic)) if laned else None
+        if self.stat_topic:
+            self._inputs[self.stat_topic] = stat_twin(stage.input_topic)
         self.dlq_topic = settings.topic(dlq(stage.input_topic))
         self._producer = open_producer(settings)
         self.group_id = settings.group(stage.group_id)
-        self._consumer = group_consumer(settings, self.group_id)
+        # Co-partitioned inputs of a stateful stage (monitor) must stay together: range assigns
+        # partition p of every input topic to one member; everything else is cooperative-sticky.
+        co_partitioned = stage.stateful and bool(stage.extra_input_topics)
+        self._consumer = group_consumer(settings, self.group_id, static_member=True,
+                                        assignor="range" if co_partitioned else None)
         self._stopping = False
         self._assigned: list[int] = []
         self._last_progress = time.time()
@@ -80,6 +95,13 @@ class StageRunner:
         self._last_loop = time.time()
         self.stall_after_s = stall_after_s
         self._checkpoint = Checkpoint(self._producer, self._consumer, self.input_topic, self.state)
+        self._lane = StatFirst(self._consumer, self.input_topic, self.stat_topic) if self.stat_topic else None
+        # An urgent message waits for the batch in hand. A laned stage that batches only to share
+        # produce-flush-commit (max_wait_ms 0: decode, preprocess) takes at most LANED_BATCH at a
+        # time; one that batches for its model (infer) keeps its batch (D-044).
+        self._max_batch = stage.max_batch
+        if self._lane is not None and stage.max_wait_ms == 0:
+            self._max_batch = min(stage.max_batch, LANED_BATCH)
         self._holds = (PartitionHolds(self._consumer, self.input_topic, unhealthy_after_s=stage.unhealthy_after_s)
                        if stage.retry_until_answered else None)
         # The stage's own book when it reads thresholds, so the watcher's updates are what it sees.
@@ -87,6 +109,7 @@ class StageRunner:
         self._config = ConfigWatcher(settings, self.codec, book=stage.config, trusted=trusted_keys,
                                      on_rejected=RejectionAudit(settings, self.codec, stage.name))
         self._health = HealthServer(self.health, host=health_host, port=health_port)
+        self._health_host, self._health_port = health_host, health_port
 
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> int:
@@ -95,14 +118,21 @@ class StageRunner:
         telemetry.setup_tracing(self.stage.timing_label)
         self._health.start()
         reg = register_process(self.stage.name, self._health.url, {"group": self.group_id})
+        # Join first: the group protocol runs in librdkafka's thread while the config topic is read
+        # and infer's model loads (D-043); nothing is handled before the first poll below.
+        self._consumer.subscribe(list(self._inputs), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_lost)
+        self.stage.start()
         self._config.load()  # the whole config topic before any work
         self._config_changed()
         log.info("stage %s started: group %s, input %s, health %s",
-                 self.stage.name, self.group_id, self.input_topic, self._health.url)
-        self._consumer.subscribe(list(self._inputs), on_assign=self._on_assign, on_revoke=self._on_revoke)
+                 self.stage.name, self.group_id, ", ".join(self._inputs), self._health.url)
+        unusable = None
         try:
             while not self._stopping:
                 self._step()
+        except ModelLoadError as exc:  # the background load failed: nothing was answered, nothing committed
+            unusable = str(exc)
         finally:
             log.info("stage %s draining and leaving the group", self.stage.name)
             self._checkpoint.close()
@@ -112,6 +142,8 @@ class StageRunner:
             self._health.stop()
             telemetry.shutdown()
             reg.unlink(missing_ok=True)
+        if unusable is not None:
+            return serve_unhealthy(self.stage.timing_label, unusable, self._health_host, self._health_port)
         return 0
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -120,13 +152,28 @@ class StageRunner:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         parts = sorted({p.partition for p in partitions})  # the same numbers of every input topic
         self._assigned = sorted(set(self._assigned) | set(parts))
+        if self._lane is not None:
+            self._lane.assigned()
         if self.state is not None:
             self.state.restore(parts)
         log.info("assigned partitions %s", parts)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Under cooperative-sticky only the partitions that move are revoked (the others keep
+        being consumed), so everything here is per partition."""
         parts = sorted({p.partition for p in partitions})
         self._checkpoint.commit_sync(parts)
+        self._forget(partitions)
+        log.info("revoked partitions %s", parts)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions the group took away (this member's session expired): another member owns
+        them already, so nothing is committed; their work is redone from the last commit."""
+        self._forget(partitions)
+        log.warning("lost partitions %s (session expired): not committing", sorted({p.partition for p in partitions}))
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        parts = sorted({p.partition for p in partitions})
         self._assigned = [p for p in self._assigned if p not in parts]
         for tp in partitions:  # revoked partitions must not keep reporting stale lag
             self._lag.pop((tp.topic, tp.partition), None)
@@ -138,7 +185,6 @@ class StageRunner:
             self.state.drop(parts)
         if self._holds is not None:
             self._holds.drop(parts)
-        log.info("revoked partitions %s", parts)
 
     # -- one iteration -----------------------------------------------------------
     def _config_changed(self) -> None:
@@ -168,10 +214,12 @@ class StageRunner:
     def _poll_batch(self) -> list[Message]:
         first = self._consumer.poll(0.2)
         if first is None:
+            if self._lane is not None:
+                self._lane.select([])  # nothing urgent came: the routine partitions may resume
             return []
         batch = [first]
-        if self.stage.max_batch > 1:  # run now when nothing more is buffered (streams/batching.py)
-            batch = collect_batch(first, self._consumer.consume, self.stage.max_batch, self.stage.max_wait_ms / 1000)
+        if self._max_batch > 1:  # run now when nothing more is buffered (streams/batching.py)
+            batch = collect_batch(first, self._consumer.consume, self._max_batch, self.stage.max_wait_ms / 1000)
         good = []
         for m in batch:
             err = m.error()
@@ -179,7 +227,7 @@ class StageRunner:
                 good.append(m)
             elif err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error: %s", err)
-        return good
+        return self._lane.select(good) if self._lane is not None else good
 
     def _handle(self, msgs: list[Message]) -> None:
         started = time.perf_counter()
@@ -279,7 +327,7 @@ class StageRunner:
     def _produce_all(self, outputs: list[tuple[Output, Any]], stage_ms: float | None = None) -> None:
         """Encode and produce; each output gets a producer span under its parent trace context."""
         for out, parent in outputs:
-            topic = self.settings.topic(out.topic)
+            topic = self.settings.topic(lane_of(out.topic, out.value))  # an urgent event takes the STAT twin
             headers = telemetry.producer_headers(self.stage.timing_label, topic, parent)
             if stage_ms is not None and "stage_ms" in out.value:
                 out.value["stage_ms"] = {**out.value["stage_ms"], self.stage.timing_label: round(stage_ms, 3)}
@@ -358,6 +406,7 @@ class StageRunner:
             "config_untrusted": self._config.untrusted,
             "config_last_error": self._config.book.last_error,
             **holds,
+            **({"stat_topic": self.stat_topic, "urgent_handled": self._lane.urgent_seen} if self._lane else {}),
             **self.stage.health(),
         }
 

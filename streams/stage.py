@@ -115,6 +115,10 @@ class Stage:
                 results.append(classify(exc))
         return results
 
+    def start(self) -> None:
+        """Called once the runner has subscribed, before its first poll: work that may go on while
+        the member joins and polls (infer loads its model in the background, D-043)."""
+
     def on_tick(self, now_ms: int) -> list[Output]:
         return []
 

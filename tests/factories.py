@@ -19,6 +19,7 @@ def arrival_event(**overrides) -> dict:
         "sop_uid": "1.2.3.4.5",
         "frame": 0,
         "site": "TEST",
+        "priority": "routine",
         "expected_instances": 1,
         "arrived_at": int(time.time() * 1000),
         "blob": blob_ref(),

@@ -9,7 +9,8 @@ name in the wrong place, and repeating it in a note would carry it onto the bus.
   in highdicom's copy of the standard's tables); ViewPosition, the defined terms
   of PS3.3 C.8.11.5.1.1 (DX and CR positioning); Laterality (0020,0060), the
   enumerated R and L of PS3.3 C.7.3.1; ImageLaterality (0020,0062), R, L, U and B
-  of PS3.3 C.8.11.2.
+  of PS3.3 C.8.11.2; RequestedProcedurePriority (0040,1003), STAT, HIGH, ROUTINE, MEDIUM
+  and LOW of PS3.3 C.4.11.
 - LO (Manufacturer, ManufacturerModelName): printable characters, capped at
   LO's 64; longer values are cut, with a note.
 """
@@ -41,6 +42,8 @@ VOCABULARIES: Mapping[str, frozenset[str]] = MappingProxyType({
     "ViewPosition": VIEW_POSITION,
     "Laterality": frozenset({"R", "L"}),
     "ImageLaterality": frozenset({"R", "L", "U", "B"}),
+    # PS3.3 C.4.11 (Requested Procedure Module): the arrival's urgency (domain/priority.py)
+    "RequestedProcedurePriority": frozenset({"STAT", "HIGH", "ROUTINE", "MEDIUM", "LOW"}),
 })
 
 

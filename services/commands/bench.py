@@ -1,5 +1,5 @@
 """`radstream bench`: the streamed pipeline against the same stages in one process, and the other
-measurements (SSE fan-out, decode, preprocess, chaos, config pushes) in services/bench.py and services/chaos.py."""
+measurements (SSE fan-out, decode, preprocess, chaos, the STAT lane, config pushes) in services/bench.py and services/chaos.py."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="instead: preprocess per profile alone against the shared steps done once")
     sp.add_argument("--chaos", type=int, metavar="N", help="instead: kill -9 a random stage N times under load")
     sp.add_argument("--events", type=int, default=1000, help="arrivals for --chaos (default 1000)")
+    sp.add_argument("--stat", type=int, metavar="N",
+                    help="instead: N urgent studies on an idle pipeline, then behind a routine backlog (STAT lane)")
+    sp.add_argument("--backlog", type=int, default=500, help="routine studies queued before --stat's urgent ones")
     sp.add_argument("--config-pushes", type=int, metavar="N",
                     help="instead: push N threshold versions under load and time their propagation")
     sp.set_defaults(func=cmd_bench)
@@ -43,6 +46,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from radstream.services.bench import run_preprocess_bench
 
         report = run_preprocess_bench(config)
+    elif args.stat:
+        from radstream.services.stat_bench import run_stat_bench
+
+        report = run_stat_bench(config, config.kafka.bootstrap or None, urgent=args.stat, backlog=args.backlog)
     elif args.chaos:
         from radstream.services.chaos import run_chaos
 

@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--key", metavar="FILE", help="sign each arrival with this key (default $RADSTREAM_SIGNING_KEY); "
                     "required where decode accepts only signed arrivals (RADSTREAM_ENV=prod): the key's "
                     "trusted-keys line must list --site")
+    sp.add_argument("--priority", choices=("routine", "stat"), default=None,
+                    help="stat: every study takes the STAT lane (default: each header's Requested Procedure "
+                         "Priority and RADSTREAM_STAT_SITES decide)")
     sp.set_defaults(func=cmd_publish)
 
 
@@ -35,7 +38,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     producer = EventPublisher(config.kafka)
     try:
         studies, errors = publish(producer, open_blob_store(config.blob_url), [Path(p) for p in args.paths],
-                                  site=args.site, log=lambda m: print(m, file=sys.stderr), signer=signer)
+                                  site=args.site, log=lambda m: print(m, file=sys.stderr), signer=signer,
+                                  priority=args.priority, urgent_sites=config.stat_sites)
     except PublishError as exc:
         raise CliError(str(exc)) from None
     for study in studies:

@@ -70,7 +70,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     except PullError as exc:
         raise CliError(str(exc)) from None
     sink = InstanceSink(open_blob_store(config.blob_url), lambda: EventPublisher(config.kafka),
-                        config.receiver_ack_timeout_s, headers=HeaderReader(int(config.receiver_max_mb * MB), workers=1), signer=signer)
+                        config.receiver_ack_timeout_s, headers=HeaderReader(int(config.receiver_max_mb * MB), workers=1),
+                        signer=signer, urgent_sites=config.stat_sites)
     try:
         report = pull(client, sink, instances, site=args.site or DEFAULT_SITE, progress=progress)
     except PullError as exc:

@@ -70,7 +70,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     # The header of every instance (C-STORE and STOW-RS) is read in bounded worker processes, one per association.
     headers = HeaderReader(settings.max_dataset_bytes, workers=min(settings.max_associations, 4))
     sink = InstanceSink(open_blob_store(config.blob_url), lambda: EventPublisher(config.kafka), settings.ack_timeout_s,
-                        headers=headers, signer=signer)
+                        headers=headers, signer=signer, urgent_sites=config.stat_sites)
     stow = _stow_server(args, config, sink, settings.host)
     try:
         receiver = Receiver(args.ae_title.strip(), args.port, sink, settings, peers, tls).start()

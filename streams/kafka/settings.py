@@ -73,6 +73,12 @@ class KafkaSettings:
     heartbeat_interval_ms: int = 1000
     max_poll_interval_ms: int = 300000
     fetch_wait_max_ms: int = 50
+    # Static membership (KIP-345): the stage runner's consumer joins as this member, so a restarted
+    # process takes its partitions back without a rebalance or the session timeout. One per
+    # supervised slot: `radstream up` sets it per child, k8s to the pod's name (D-043).
+    group_instance_id: str | None = None
+    # Incremental rebalancing (KIP-429): only moved partitions are revoked, the rest keep working.
+    assignor: str = "cooperative-sticky"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -114,6 +120,8 @@ class KafkaSettings:
             heartbeat_interval_ms=int(e.get("RADSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS", 1000)),
             max_poll_interval_ms=int(e.get("RADSTREAM_KAFKA_MAX_POLL_INTERVAL_MS", 300000)),
             fetch_wait_max_ms=int(e.get("RADSTREAM_KAFKA_FETCH_WAIT_MAX_MS", 50)),
+            group_instance_id=e.get("RADSTREAM_GROUP_INSTANCE_ID") or None,
+            assignor=e.get("RADSTREAM_KAFKA_ASSIGNOR", "cooperative-sticky").strip() or "cooperative-sticky",
             extra=extra,
         )
         settings.check_security()
@@ -237,7 +245,12 @@ class KafkaSettings:
         })
         return conf
 
-    def consumer_config(self, group_id: str | None, auto_offset_reset: str = "earliest") -> dict[str, object]:
+    def consumer_config(self, group_id: str | None, auto_offset_reset: str = "earliest",
+                        static_member: bool = False, assignor: str | None = None) -> dict[str, object]:
+        """`static_member`: join as `group_instance_id` (the stage runner's consumer only: a
+        process has one, and an instance id must be unique in its group). `assignor`: instead of
+        `self.assignor` (a stateful stage with co-partitioned input topics needs "range", which
+        gives partition p of every topic to one member; cooperative-sticky does not)."""
         conf = self._common()
         conf.update({
             "enable.auto.commit": False,
@@ -251,6 +264,9 @@ class KafkaSettings:
         })
         if group_id:
             conf["group.id"] = group_id
+            conf["partition.assignment.strategy"] = assignor or self.assignor
+            if static_member and self.group_instance_id:
+                conf["group.instance.id"] = self.group_instance_id
         else:
             conf["group.id"] = "radstream-unassigned"  # librdkafka requires one even for assign()
         return conf

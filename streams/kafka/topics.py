@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 
+from radstream.domain.priority import STAT
 from radstream.streams.kafka.admin import admin_client
 from radstream.streams.kafka.settings import KafkaSettings
 
@@ -40,6 +43,23 @@ def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+# The STAT lane (D-044): an urgent event of these topics travels on its twin `<topic>.stat`, which
+# the consuming stage drains first. These are the inputs of the stateless stages, where a
+# backlog queues (decode, preprocess, infer); fuse and qc join and assemble per partition from
+# one input topic each, so their inputs have no twin. A twin shares its topic's schema and DLQ.
+STAT_SUFFIX = ".stat"
+STAT_LANED = (DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED)
+
+
+def stat_twin(topic: str) -> str:
+    return f"{topic}{STAT_SUFFIX}"
+
+
+def lane_of(topic: str, value: Mapping[str, Any]) -> str:
+    """The logical topic an event of `topic` goes to: its .stat twin when the event is urgent."""
+    return stat_twin(topic) if topic in STAT_LANED and value.get("priority") == STAT else topic
+
+
 # Topics whose records failed somewhere get a dead-letter topic: the consumed ones, plus study.results
 # (what the webhook forwarder could not deliver) and findings.overrides (what the monitor could not read).
 DEAD_LETTERED = [*CONSUMED, STUDY_RESULTS, FINDINGS_OVERRIDES]
@@ -61,6 +81,7 @@ SCHEMAS: dict[str, str] = {
     MONITOR_ALARMS: "MonitorAlarm",
     **{dlq(t): "DeadLetter" for t in DEAD_LETTERED},
 }
+SCHEMAS.update({stat_twin(t): SCHEMAS[t] for t in STAT_LANED})
 
 
 def schema_of(topic: str) -> str:
@@ -86,6 +107,7 @@ class TopicSpec:
 
 def topic_specs(partitions: int = 3) -> list[TopicSpec]:
     specs = [TopicSpec(t, partitions) for t in PIPELINE]
+    specs += [TopicSpec(stat_twin(t), partitions) for t in STAT_LANED]
     specs += [TopicSpec(dlq(t), partitions) for t in DEAD_LETTERED]
     specs += [TopicSpec(t, partitions, compacted=True) for t in CHANGELOGS.values()]
     specs.append(TopicSpec(CONFIG_THRESHOLDS, 1, compacted=True))

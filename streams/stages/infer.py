@@ -10,7 +10,9 @@ Boxes leave this stage in original-image pixels (the letterbox is undone here).
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,9 +55,14 @@ class InferStage(Stage):
 
     def __init__(self, manifest: ModelManifest, backend: Any, store: FileBlobStore,
                  max_batch: int = 8, max_wait_ms: int = 20, backend_name: str = "torch-cpu", *,
-                 config: ThresholdBook | None = None) -> None:
+                 config: ThresholdBook | None = None, loader: Callable[[], Any] | None = None) -> None:
+        """`loader`: instead of `backend`, a function that opens it, run in the background by
+        `start` (the stage process joins its group and polls meanwhile; D-043)."""
         self.manifest = manifest
         self.backend = backend
+        self._loader = loader
+        self._loading: threading.Thread | None = None
+        self._load_error: BaseException | None = None
         self.store = store
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
@@ -71,7 +78,31 @@ class InferStage(Stage):
     def timing_label(self) -> str:
         return f"infer:{self.manifest.name}"
 
+    def start(self) -> None:
+        if self._loader is not None and self.backend is None and self._loading is None:
+            self._loading = threading.Thread(target=self._load, name=f"load-{self.manifest.name}", daemon=True)
+            self._loading.start()
+
+    def _load(self) -> None:
+        try:
+            self.backend = self._loader()  # type: ignore[misc]
+            self.backend_name = self.backend.name
+        except BaseException as exc:  # re-raised by the first batch: ModelLoadError makes the stage unhealthy
+            self._load_error = exc
+
+    def _wait_for_model(self) -> None:
+        """The first batch waits for the background load; a failed load is raised here, before any
+        message is answered, so nothing is dead-lettered for it (the runner serves /healthz 503)."""
+        if self.backend is None and self._loading is None and self._loader is not None:
+            self._load()
+        if self._loading is not None:
+            self._loading.join()
+            self._loading = None
+        if self._load_error is not None:
+            raise self._load_error
+
     def process_batch(self, events: list[Inbound]) -> list[Result]:
+        self._wait_for_model()
         results: list[Result | None] = [None] * len(events)
         tensors, ready = [], []
         for i, ev in enumerate(events):
@@ -152,7 +183,7 @@ class InferStage(Stage):
 
     def health(self) -> dict[str, Any]:
         m = self.manifest
-        return {"models": [{"name": m.name, "version": m.version, "sha256": m.artifact.sha256,
-                            "backend": self.backend_name}]}
+        backend = self.backend_name if self.backend is not None else "loading"
+        return {"models": [{"name": m.name, "version": m.version, "sha256": m.artifact.sha256, "backend": backend}]}
 
 

@@ -9,7 +9,9 @@ MemoryStore for the in-process pipeline).
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
+from typing import Any
 
 from radstream.domain.thresholds import ThresholdBook, ThresholdKey
 from radstream.models.manifest import ModelManifest
@@ -109,11 +111,23 @@ def _infer(config: Config, model: str | None, book: ThresholdBook, state: StateS
         if refusal:
             raise ModelLoadError(refusal)
     max_batch = 8  # InferStage's dynamic batch; a TensorRT engine built for more serves it too
-    backend = open_backend(manifests[model], config.device, config.engine_cache, max_batch,  # logs its choice
-                           torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs,
-                           backend=config.backend, threads=config.compute_threads)
-    return InferStage(manifests[model], backend, open_blob_store(config.blob_url), max_batch=max_batch,
-                      backend_name=backend.name, config=book)
+    # The artifact's hash and key are checked now (no torch needed, milliseconds): a stage with a
+    # wrong key or a tampered artifact does not start, and says why on /healthz, as before.
+    from radstream.models.manifest import read_weights
+
+    read_weights(manifests[model])
+
+    def load() -> Any:
+        backend = open_backend(manifests[model], config.device, config.engine_cache, max_batch,  # logs its choice
+                               torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs,
+                               backend=config.backend, threads=config.compute_threads)
+        limit_compute_threads(config.compute_threads)  # now that the backend has loaded torch (or not)
+        return backend
+
+    # The model loads once the runner polls (InferStage.start, D-043): a restarted infer process is
+    # back in its group in about a second and holds its partitions while torch and the weights load.
+    return InferStage(manifests[model], None, open_blob_store(config.blob_url), max_batch=max_batch,
+                      backend_name="loading", config=book, loader=load)
 
 
 def _fuse(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
@@ -166,14 +180,19 @@ STAGES: dict[str, Callable[[Config, str | None, ThresholdBook, StateStore | None
 
 def limit_compute_threads(threads: int) -> None:
     """Cap torch's and OpenCV's thread pools (0: library defaults). Several stage processes on
-    few cores oversubscribe the CPU otherwise; one process per pod can use them all."""
+    few cores oversubscribe the CPU otherwise; one process per pod can use them all.
+
+    torch is capped only where it is loaded already: importing it here (2-3 s) made every stage
+    process, decode and fuse included, that much slower to rejoin its group after a restart
+    (D-043). The infer factory calls this again once its backend has loaded torch.
+    """
     if threads <= 0:
         return
     import cv2
-    import torch
 
     cv2.setNumThreads(threads)
-    torch.set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def build_stage(name: str, config: Config, model: str | None = None, *, book: ThresholdBook | None = None,

@@ -113,11 +113,18 @@ def stage_acls(consumer: Consumer) -> set[Acl]:
         dlq,
     )
 
+    from radstream.streams.kafka.topics import STAT_LANED, stat_twin
+
     cls = stage_class(consumer.stage)
     inputs = (consumer.input_topic, *cls.extra_input_topics)  # the monitor also reads findings.overrides
-    acls: set[Acl] = {("topic", topic, op) for topic in inputs for op in ("Read", "Describe")}
+    read = list(inputs)
+    if consumer.input_topic in STAT_LANED and not cls.extra_input_topics and not cls.stateful \
+            and not cls.retry_until_answered:
+        read.append(stat_twin(consumer.input_topic))  # the STAT lane (D-044): read urgent first; its DLQ is the input's
+    acls: set[Acl] = {("topic", topic, op) for topic in read for op in ("Read", "Describe")}
     acls.add(("group", consumer.group_id, "Read"))
-    for topic in (*cls.output_topics, *(dlq(t) for t in inputs), CONFIG_AUDIT):
+    outputs = [*cls.output_topics, *(stat_twin(t) for t in cls.output_topics if t in STAT_LANED)]
+    for topic in (*outputs, *(dlq(t) for t in inputs), CONFIG_AUDIT):
         acls |= {("topic", topic, op) for op in ("Write", "Describe")}
     acls |= {("topic", CONFIG_THRESHOLDS, op) for op in ("Read", "Describe")}
     if consumer.stage in CHANGELOGS:
@@ -136,6 +143,7 @@ def edge_acls() -> dict[str, set[Acl]]:
         FINDINGS_OVERRIDES,
         OVERRIDES_AUDIT,
         STUDY_RESULTS,
+        stat_twin,
     )
 
     def read(*topics: str) -> set[Acl]:
@@ -152,8 +160,9 @@ def edge_acls() -> dict[str, set[Acl]]:
         # viewer's verdicts (D-042)
         "gateway": read(*KINDS, CONFIG_THRESHOLDS) | write(OVERRIDES_AUDIT, FINDINGS_OVERRIDES),
         "thresholds": read(CONFIG_THRESHOLDS, CONFIG_AUDIT) | write(CONFIG_THRESHOLDS),
-        "receiver": write(DICOM_ARRIVED),
-        # retention reads arrivals and results, and the export groups' committed offsets
-        # (a name ending in * is a prefixed ACL)
-        "blobs-gc": read(DICOM_ARRIVED, STUDY_RESULTS) | {("group", "radstream-export-*", "Describe")},
+        "receiver": write(DICOM_ARRIVED, stat_twin(DICOM_ARRIVED)),
+        # retention reads arrivals (urgent ones on the STAT twin) and results, and the export groups'
+        # committed offsets (a name ending in * is a prefixed ACL)
+        "blobs-gc": read(DICOM_ARRIVED, stat_twin(DICOM_ARRIVED), STUDY_RESULTS)
+        | {("group", "radstream-export-*", "Describe")},
     }

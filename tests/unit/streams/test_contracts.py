@@ -16,12 +16,13 @@ from radstream.streams.stages.decode import METADATA_FIELDS, METADATA_SOURCES, i
 # What each stage copied from its input before the fields were derived (the hand-kept tuples),
 # plus `source` (the original instance, for the export edges), carried since it was added, and
 # `image_stats` (drift monitoring: decode's exposure statistics, set again by preprocess with the
-# profiles' statistics), carried by infer and fuse since it was added.
+# profiles' statistics), carried by infer and fuse since it was added,
+# and `priority` (the STAT lane, D-044) through the laned stages.
 CARRIED_BEFORE = {
     "decode": {"study_uid", "series_uid", "sop_uid", "site", "expected_instances", "arrived_at", "config_version",
-               "trace_id"},
+               "trace_id", "priority"},
     "preprocess": {"study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
-                   "config_version", "trace_id", "display", "metadata", "source"},
+                   "config_version", "trace_id", "display", "metadata", "source", "priority"},
     "infer": {"study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
               "config_version", "trace_id", "display", "metadata", "source", "image_stats"},
     "fuse": {"study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
