@@ -65,6 +65,8 @@ def optimize_in_memory(graph: bytes, providers: list[Any]) -> bytes:
     anonymous memory file, never to a path on disk."""
     import onnxruntime as ort
 
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):  # not Linux: no memory file
+        return graph  # unoptimized; each load optimizes it anyway, only slower
     fd = os.memfd_create("radstream-graph", 0)
     try:
         options = session_options(1, "extended")
@@ -121,7 +123,12 @@ class OnnxRuntimeBackend:
             if cached is not None:
                 self.cache_hit = True
                 return cached
-        graph = optimize_in_memory(export_graph(self.manifest, opset), providers)
+        exported = export_graph(self.manifest, opset)
+        try:
+            graph = optimize_in_memory(exported, providers)
+        except Exception as exc:  # ONNX Runtime's own exception classes: a load error, so auto falls back
+            raise ModelLoadError(f"{self.manifest.key}: ONNX Runtime cannot optimize the graph: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         if cache_dir is not None:
             write_graph(cache_dir, self.manifest, key, graph)
         return graph

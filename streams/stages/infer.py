@@ -36,11 +36,15 @@ CARRIED = carried_fields(schema_of(IMAGE_PREPROCESSED), schema_of(INFERENCE_RESU
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA out-of-memory as torch raises it (its own class, or a RuntimeError saying so)."""
+    """Device out-of-memory as torch raises it (its own class, or a RuntimeError saying so), or as
+    ONNX Runtime does (its RuntimeException, not a RuntimeError: "Failed to allocate memory")."""
     import torch
 
     oom = getattr(torch.cuda, "OutOfMemoryError", ())
-    return (bool(oom) and isinstance(exc, oom)) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
+    if (bool(oom) and isinstance(exc, oom)) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc)):
+        return True
+    return (type(exc).__module__.startswith("onnxruntime") and
+            ("Failed to allocate memory" in str(exc) or "out of memory" in str(exc)))
 
 
 def letterbox_of(tensor: dict[str, Any]) -> Letterbox:

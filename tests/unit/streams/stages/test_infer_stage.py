@@ -61,3 +61,20 @@ def test_a_single_image_that_does_not_fit_is_a_transient_error(tmp_path) -> None
     events = [_event(store, manifest, "1.2.3.1", np.random.default_rng(1))]
     [result] = InferStage(manifest, OutOfMemoryAbove(TorchBackend(manifest), limit=0), store).process_batch(events)
     assert isinstance(result, TransientError) and result.code == "out_of_memory"
+
+
+def test_onnxruntime_allocation_failures_count_as_out_of_memory() -> None:
+    """ONNX Runtime's exceptions are not RuntimeErrors: its allocation failure (the real class,
+    with the message its CUDA allocator gives) halves the batch like torch's; its other errors,
+    here a real one from a wrong input shape, do not."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+
+    from radstream.models.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from radstream.streams.stages.infer import is_out_of_memory
+
+    assert not issubclass(RuntimeException, RuntimeError)
+    assert is_out_of_memory(RuntimeException("Failed to allocate memory for requested buffer of size 1073741824"))
+    backend = OnnxRuntimeBackend(load_manifests(default_registry_dir(), ["demo-qc"])["demo-qc"], threads=1)
+    with pytest.raises(Exception) as info:
+        backend.session.run(None, {"input": np.zeros((1, 1, 7, 7), np.float32)})
+    assert type(info.value).__module__.startswith("onnxruntime") and not is_out_of_memory(info.value)
