@@ -114,3 +114,21 @@ def test_over_the_cap_as_sent_or_inflated_is_refused_before_anything_is_stored(s
     assert producer.sent == [] and not [p for p in store.root.rglob("*") if p.is_file()]  # nothing stored
     assert sink.accept(_deflated(1 * MB), "PACS1") == SUCCESS  # a deflated instance within the cap is fine
     assert len(producer.sent) == 1
+
+
+def test_with_a_key_every_arrival_is_signed_for_the_configured_site(store: FileBlobStore) -> None:
+    """The receiver (and pull, through the same sink) signs after the peers file chose the site, so
+    decode can require signed arrivals (D-038); the producer here is a stand-in, the signature real."""
+    from radstream.domain.signatures import arrival_rejection, new_signing_key, parse_key_sites, parse_trusted_keys
+
+    key = new_signing_key("receiver-1")
+    producer = FakeProducer()
+    assert InstanceSink(store, lambda: producer, signer=key).accept(instance_bytes(), "SITE_A") == SUCCESS
+    ((_, _, event),) = producer.flushed
+    Codec().encode("DicomArrived", event)
+    line = key.public_line() + " SITE_A"
+    assert event["signer"] == "receiver-1"
+    assert arrival_rejection(event, parse_trusted_keys(line), parse_key_sites(line)) is None
+    other = key.public_line() + " SITE_B"
+    assert "may not sign arrivals for site 'SITE_A'" in arrival_rejection(event, parse_trusted_keys(other),
+                                                                             parse_key_sites(other))
