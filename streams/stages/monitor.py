@@ -39,10 +39,12 @@ class MonitorStage(Stage):
     stateful = True
 
     def __init__(self, settings: MonitorSettings | None = None, *, trusted: dict[str, Any] | None = None,
+                 on_rejected: Callable[[dict[str, Any], str], None] | None = None,
                  state: StateStore | None = None) -> None:
         self.state = state if state is not None else MemoryStore()
         self.monitor = MonitorState(self.state, settings)
         self.trusted = dict(trusted or {})
+        self.on_rejected = on_rejected  # an ignored verdict, as the gateway's: findings.overrides.audit
         # (kind "drift" or "recovered", group, text) -> sent somewhere; set by whoever runs the stage
         self.alert: Callable[[str, str, str], None] | None = None
         self.on_close: list[Callable[[], None]] = []
@@ -55,8 +57,10 @@ class MonitorStage(Stage):
         if event.topic == FINDINGS_OVERRIDES:
             why = rejection("FindingOverride", event.value, self.trusted)
             if why is not None:  # as every reader of overrides: ignored, logged, counted
-                self.untrusted += 1
                 log.error("ignored override of finding %s: %s", event.value.get("finding_id"), why)
+                if self.on_rejected is not None:
+                    self.on_rejected(event.value, why)  # flushed before the count says so
+                self.untrusted += 1
                 return []
             self.monitor.add_override(event.value)
             self.verdicts += 1

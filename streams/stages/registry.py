@@ -160,11 +160,15 @@ def _qc(config: Config, model: str | None, book: ThresholdBook, state: StateStor
 
 
 def _monitor(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
+    from radstream.streams.config import RejectionAudit
+    from radstream.streams.kafka.topics import OVERRIDES_AUDIT
     from radstream.streams.monitoring import monitor_settings
     from radstream.streams.stages.monitor import MonitorStage
 
     # Its webhook (RADSTREAM_MONITOR_WEBHOOK) is wired by `radstream stage` (services/monitor/alerts.py).
+    # A verdict it ignores goes to the audit topic marked rejected_by monitor, as the gateway's (D-036).
     return MonitorStage(monitor_settings(config), trusted=config.trusted_keys(),
+                        on_rejected=RejectionAudit(config.kafka, None, "monitor", OVERRIDES_AUDIT, "finding_id"),
                         state=_changelog_unless(state, config, "monitor"))
 
 

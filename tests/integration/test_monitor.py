@@ -24,7 +24,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from radstream.services.overrides import record_override
+from radstream.services.overrides import record_override, rejected_overrides
 from radstream.services.publish import publish
 from radstream.services.results import study_results
 from radstream.services.signing import signing_key
@@ -161,6 +161,8 @@ def test_a_changed_exposure_scale_alarms_for_that_site_and_device_only(pipeline_
                                                        "verdict": "REJECTED", "by": "nobody", "created_at": 1})
         producer.flush()
         _wait(stack, config, "the verdicts read", lambda h: (h["verdicts"], h["overrides_untrusted"]) == (1, 1), 60)
+        audited = [r for r in rejected_overrides(settings) if r["finding_id"] == finding_id]  # as the gateway's (D-036)
+        assert [(r["rejected_by"], r["rejected"]) for r in audited] == [(["monitor"], "unsigned")], audited
 
     out = tmp_path / "report"
     report = subprocess.run([sys.executable, "-m", "radstream.services.cli", "monitor", "report", "--out", str(out)],

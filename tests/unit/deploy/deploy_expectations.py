@@ -110,6 +110,8 @@ def stage_acls(consumer: Consumer) -> set[Acl]:
         CHANGELOGS,
         CONFIG_AUDIT,
         CONFIG_THRESHOLDS,
+        FINDINGS_OVERRIDES,
+        OVERRIDES_AUDIT,
         dlq,
     )
 
@@ -124,7 +126,9 @@ def stage_acls(consumer: Consumer) -> set[Acl]:
     acls: set[Acl] = {("topic", topic, op) for topic in read for op in ("Read", "Describe")}
     acls.add(("group", consumer.group_id, "Read"))
     outputs = [*cls.output_topics, *(stat_twin(t) for t in cls.output_topics if t in STAT_LANED)]
-    for topic in (*outputs, *(dlq(t) for t in inputs), CONFIG_AUDIT):
+    # a reader of verdicts audits the ones it ignores (the monitor, as the gateway: D-036)
+    audits = (OVERRIDES_AUDIT,) if FINDINGS_OVERRIDES in inputs else ()
+    for topic in (*outputs, *(dlq(t) for t in inputs), CONFIG_AUDIT, *audits):
         acls |= {("topic", topic, op) for op in ("Write", "Describe")}
     acls |= {("topic", CONFIG_THRESHOLDS, op) for op in ("Read", "Describe")}
     if consumer.stage in CHANGELOGS:
