@@ -30,7 +30,8 @@ head = ("# One Strimzi KafkaUser per stage worker and edge (D-028): SCRAM-SHA-51
 Path("k8s/components/kafka-auth/kafka-users.yaml").write_text(head + yaml.safe_dump_all(docs, sort_keys=False, width=120))
 # export Deployments come from their own components (export-dicom): an overlay lists those before
 # this one, so these patches find them; a patch whose target is not in the tree changes nothing.
-pods = [c.instance for c in consumers(model_names()) + export_consumers()]
+# The edges with a Deployment (components/receiver, components/gateway) log in the same way.
+pods = [c.instance for c in consumers(model_names()) + export_consumers()] + ["receiver", "gateway"]
 lines = ["# Authenticated, encrypted Kafka for every stage (D-028, docs/security.md): SASL_SSL with",
  "# SCRAM-SHA-512, each Deployment (and the blobs-gc CronJob) logged in as its own KafkaUser",
  "# (kafka-users.yaml), whose password Secret it mounts. Needs: the Strimzi listener at",

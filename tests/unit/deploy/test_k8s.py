@@ -67,6 +67,12 @@ def deployment_for(resources: list[Resource], consumer: Consumer) -> Resource:
     return found[0]
 
 
+def stage_deployments(resources: list[Resource]) -> list[Resource]:
+    """The stage workers' Deployments (the edges, receiver and gateway, are labelled `edge`)."""
+    return [d for d in of_kind(resources, "Deployment")
+            if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == "stage"]
+
+
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
@@ -185,7 +191,11 @@ def test_no_deployment_runs_an_unknown_stage_or_model(
     rendered: list[Resource], expected_consumers: list[Consumer], require_models: list[str]
 ) -> None:
     known = [c.args for c in expected_consumers]
-    strays = [d["metadata"]["name"] for d in of_kind(rendered, "Deployment") if container(d).get("args") not in known]
+    strays = [d["metadata"]["name"] for d in stage_deployments(rendered) if container(d).get("args") not in known]
+    # the other Deployments are the edges, each running its own command (test_k8s_edges.py)
+    edges = [d for d in of_kind(rendered, "Deployment") if d not in stage_deployments(rendered)]
+    strays += [d["metadata"]["name"] for d in edges
+               if container(d)["args"][0] != d["spec"]["template"]["metadata"]["labels"].get("radstream.io/edge")]
     assert not strays, f"Deployments for no stage/model in the code or models/registry: {strays}"
 
 
@@ -209,10 +219,13 @@ def test_every_topic_has_a_kafka_topic(rendered: list[Resource]) -> None:
             assert policy == "delete" and settings.get("retention.ms"), f"{name}: delete, with a retention"
 
 def test_network_policy_allows_kafka_dns_and_prometheus_only(rendered: list[Resource]) -> None:
-    policies = of_kind(rendered, "NetworkPolicy")
+    policies = [p for p in of_kind(rendered, "NetworkPolicy") if p["metadata"]["name"] == "radstream-stages"]
     assert len(policies) == 1
     spec = policies[0]["spec"]
-    for d in of_kind(rendered, "Deployment"):
+    # the edges' own policies: test_k8s_edges.py
+    assert {p["metadata"]["name"] for p in of_kind(rendered, "NetworkPolicy")} - {"radstream-stages"} <= \
+        {"radstream-receiver", "radstream-gateway"}
+    for d in stage_deployments(rendered):
         assert selects(spec["podSelector"]["matchLabels"], d["spec"]["template"]["metadata"]["labels"])
     assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
     ingress_ports = {p["port"] for rule in spec["ingress"] for p in rule["ports"]}

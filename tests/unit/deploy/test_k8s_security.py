@@ -10,7 +10,7 @@ from deploy_expectations import REPO, Acl, Consumer, consumers, edge_acls, expor
 from radstream.streams.kafka.topics import CONFIG_THRESHOLDS, FINDINGS_OVERRIDES, OVERRIDES_AUDIT
 from test_k8s import TREES, Resource, _render, container, deployment_for, of_kind
 
-BLOB_WRITERS = {"decode", "preprocess"}  # the stages whose pure function calls BlobStore.put
+BLOB_WRITERS = {"decode", "preprocess", "receiver"}  # the stages whose pure function calls BlobStore.put, and the receiver (raw DICOM)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,8 @@ def test_blobs_are_read_only_except_for_their_writers_and_the_model_key_is_on_in
     assert deployments
     for d in deployments:
         spec = d["spec"]["template"]["spec"]
-        stage = d["spec"]["template"]["metadata"]["labels"].get("radstream.io/stage")
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        stage = labels.get("radstream.io/stage") or labels.get("radstream.io/edge")  # receiver, gateway
         mounts = {m["name"]: m for m in container(d).get("volumeMounts", [])}
         name = d["metadata"]["name"]
         if "blobs" in mounts:
