@@ -46,7 +46,7 @@ class Stack:
             self.bootstrap = self.broker.bootstrap
             log.info("embedded broker on %s", self.bootstrap)
         settings = self.config.kafka.with_bootstrap(self.bootstrap)
-        created = create_topics(settings, self.config.partitions)
+        created = create_topics(settings, self.config.partitions, per_topic=self.config.topic_partitions)
         log.info("topics ready (%d created)", len(created))
         models = sorted(models_in_force(self.config))
         children = stage_children(models, monitor=self._monitor)

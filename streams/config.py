@@ -115,6 +115,12 @@ def _jwt_settings(e: Mapping[str, str], service: str) -> dict[str, Any]:
             f"{service}_jwt_max_lifetime_s": lifetime}
 
 
+def _topic_partitions(e: Mapping[str, str]) -> dict[str, int]:
+    from radstream.streams.kafka.topics import parse_topic_partitions  # confluent_kafka only when read
+
+    return parse_topic_partitions(e.get("RADSTREAM_TOPIC_PARTITIONS", ""))
+
+
 def _choice(env: Any, name: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name, allowed[0])
     if value not in allowed:
@@ -273,6 +279,8 @@ class Config:
     non_image_policy: str
     # Sites whose studies are all urgent: the STAT lane's site rule (RADSTREAM_STAT_SITES, D-044).
     stat_sites: frozenset[str] = frozenset()
+    # RADSTREAM_TOPIC_PARTITIONS: partitions per pipeline topic over `partitions` (`radstream plan` sizes them)
+    topic_partitions: Mapping[str, int] = field(default_factory=dict)
     receiver_host: str = "127.0.0.1"
     receiver_max_associations: int = 10
     receiver_ack_timeout_s: float = 30.0  # wait this long for the broker before answering a failure status
@@ -406,6 +414,7 @@ class Config:
             health_port=int(e.get("RADSTREAM_HEALTH_PORT", 0)),
             health_host=e.get("RADSTREAM_HEALTH_HOST", "127.0.0.1"),
             partitions=int(e.get("RADSTREAM_PARTITIONS", 3)),
+            topic_partitions=_topic_partitions(e),
             stall_after_s=float(e.get("RADSTREAM_STALL_AFTER_S", 600)),
             compute_threads=int(e.get("RADSTREAM_COMPUTE_THREADS", 0)),
             non_image_policy=_choice(e, "RADSTREAM_NON_IMAGE_POLICY", ("skip", "dlq")),

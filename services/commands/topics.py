@@ -18,6 +18,6 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     from radstream.streams.kafka.topics import create_topics
 
     config = require_bootstrap(args)
-    created = create_topics(config.kafka, args.partitions or config.partitions)
+    created = create_topics(config.kafka, args.partitions or config.partitions, per_topic=config.topic_partitions)
     print(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else " (all existed)"))
     return 0

@@ -105,11 +105,38 @@ class TopicSpec:
         return {"retention.ms": "-1"} if self.retain_forever else {}
 
 
-def topic_specs(partitions: int = 3) -> list[TopicSpec]:
-    specs = [TopicSpec(t, partitions) for t in PIPELINE]
-    specs += [TopicSpec(stat_twin(t), partitions) for t in STAT_LANED]
-    specs += [TopicSpec(dlq(t), partitions) for t in DEAD_LETTERED]
-    specs += [TopicSpec(t, partitions, compacted=True) for t in CHANGELOGS.values()]
+# The input each changelog is co-partitioned with (its stage's input_topic; a unit test checks).
+CHANGELOG_INPUTS = {"fuse": INFERENCE_RESULTS, "qc": FINDINGS_FUSED, "export-dicom": STUDY_RESULTS,
+                    "export-stow": STUDY_RESULTS, "monitor": STUDY_RESULTS}
+
+
+def parse_topic_partitions(text: str) -> dict[str, int]:
+    """RADSTREAM_TOPIC_PARTITIONS (`image.preprocessed=12,inference.results=6`): partitions per
+    pipeline topic, over RADSTREAM_PARTITIONS. A ValueError names what is wrong."""
+    found: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, count = item.partition("=")
+        name = name.strip()
+        if not sep or name not in PIPELINE or not count.strip().isdigit() or int(count) < 1:
+            raise ValueError(f"RADSTREAM_TOPIC_PARTITIONS: {item!r} is not TOPIC=N with TOPIC one of "
+                             f"{', '.join(PIPELINE)} and N >= 1")
+        found[name] = int(count)
+    return found
+
+
+def topic_specs(partitions: int = 3, per_topic: Mapping[str, int] | None = None) -> list[TopicSpec]:
+    """Every topic with its partitions: `per_topic` (pipeline topics) over `partitions`. A topic's
+    STAT twin and DLQ take its count, a changelog its stage's input's (co-partitioning), so that
+    a stage's consumers can scale to the partitions of what they read."""
+    per_topic = per_topic or {}
+
+    def count(topic: str) -> int:
+        return per_topic.get(topic, partitions)
+
+    specs = [TopicSpec(t, count(t)) for t in PIPELINE]
+    specs += [TopicSpec(stat_twin(t), count(t)) for t in STAT_LANED]
+    specs += [TopicSpec(dlq(t), count(t)) for t in DEAD_LETTERED]
+    specs += [TopicSpec(t, count(CHANGELOG_INPUTS[stage]), compacted=True) for stage, t in CHANGELOGS.items()]
     specs.append(TopicSpec(CONFIG_THRESHOLDS, 1, compacted=True))
     specs.append(TopicSpec(FINDINGS_OVERRIDES, partitions, compacted=True))  # a radiologist's verdicts
     specs.append(TopicSpec(CONFIG_AUDIT, 1, retain_forever=True))
@@ -118,7 +145,8 @@ def topic_specs(partitions: int = 3) -> list[TopicSpec]:
     return specs
 
 
-def create_topics(settings: KafkaSettings, partitions: int = 3, timeout: float = 30.0) -> list[str]:
+def create_topics(settings: KafkaSettings, partitions: int = 3, timeout: float = 30.0,
+                  per_topic: Mapping[str, int] | None = None) -> list[str]:
     """Create every topic that does not exist yet; return the names created."""
     admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
@@ -129,7 +157,7 @@ def create_topics(settings: KafkaSettings, partitions: int = 3, timeout: float =
             replication_factor=-1,  # the broker's default
             config=s.topic_config(),
         )
-        for s in topic_specs(partitions)
+        for s in topic_specs(partitions, per_topic)
         if settings.topic(s.name) not in existing
     ]
     if not new:

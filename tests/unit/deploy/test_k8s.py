@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from deploy_expectations import REPO, Consumer
-from radstream.streams.kafka.topics import topic_specs
+from radstream.streams.kafka.topics import parse_topic_partitions, topic_specs
 
 K8S = REPO / "k8s"
 TREES = ["base", "overlays/dev", "overlays/prod-gpu"]
@@ -202,7 +202,7 @@ def test_no_deployment_runs_an_unknown_stage_or_model(
 def test_every_topic_has_a_kafka_topic(rendered: list[Resource]) -> None:
     env = config(rendered)
     topics = {t["spec"].get("topicName", t["metadata"]["name"]): t for t in of_kind(rendered, "KafkaTopic")}
-    for spec in topic_specs(int(env["RADSTREAM_PARTITIONS"])):
+    for spec in topic_specs(int(env["RADSTREAM_PARTITIONS"]), parse_topic_partitions(env["RADSTREAM_TOPIC_PARTITIONS"])):
         name = env["RADSTREAM_TOPIC_PREFIX"] + spec.name
         assert name in topics, f"no KafkaTopic for {name}"
         topic = topics[name]

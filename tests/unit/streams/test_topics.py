@@ -58,3 +58,43 @@ def test_an_output_and_a_stage_input_take_their_schema_from_the_topic() -> None:
     assert DecodeStage.input_topic == "dicom.arrived" and DecodeStage.__new__(DecodeStage).input_schema == "DicomArrived"
     assert QcStage.__new__(QcStage).input_schema == "FindingsFused"
     assert WebhookForwarder.__new__(WebhookForwarder).input_schema == "StudyResult"
+
+
+def test_per_topic_partitions_carry_to_twins_dlqs_and_co_partitioned_changelogs() -> None:
+    from radstream.streams.kafka.topics import CHANGELOG_INPUTS, parse_topic_partitions
+
+    per_topic = parse_topic_partitions(" image.preprocessed=12, inference.results=6 ,")
+    assert per_topic == {"image.preprocessed": 12, "inference.results": 6}
+    counts = {s.name: s.partitions for s in topic_specs(3, per_topic)}
+    assert counts["image.preprocessed"] == counts["image.preprocessed.stat"] == counts["image.preprocessed.dlq"] == 12
+    assert counts["inference.results"] == counts["radstream.fuse.changelog"] == 6
+    assert counts["image.decoded"] == counts["radstream.qc.changelog"] == 3
+    assert counts["config.thresholds"] == 1
+    assert set(CHANGELOG_INPUTS) == set(CHANGELOGS)
+
+
+def test_changelogs_follow_their_stage_input() -> None:
+    """CHANGELOG_INPUTS is each stateful stage's input_topic (co-partitioning)."""
+    from radstream.streams.kafka.topics import CHANGELOG_INPUTS
+    from radstream.streams.stages.registry import STAGES
+    from radstream.services.export.stage import ExportStage  # noqa: F401  (export-* share its input)
+
+    import importlib
+    for stage, topic in CHANGELOG_INPUTS.items():
+        if stage.startswith("export-"):
+            assert ExportStage.input_topic == topic
+            continue
+        assert stage in STAGES
+        module = importlib.import_module(f"radstream.streams.stages.{stage}")
+        inputs = {getattr(c, "input_topic", None) for c in vars(module).values()
+                  if isinstance(c, type) and getattr(c, "name", None) == stage}
+        assert inputs == {topic}, stage
+
+
+@pytest.mark.parametrize("text", ["image.preprocessed", "nope=3", "image.decoded=0", "image.decoded=x",
+                                  "config.thresholds=4"])
+def test_bad_topic_partitions_are_one_clear_error(text: str) -> None:
+    from radstream.streams.kafka.topics import parse_topic_partitions
+
+    with pytest.raises(ValueError, match="RADSTREAM_TOPIC_PARTITIONS: .* is not TOPIC=N"):
+        parse_topic_partitions(text)
