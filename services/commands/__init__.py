@@ -7,6 +7,6 @@ new module plus its name here. `errors.py` (CliError, the exit codes) and `boots
 
 COMMANDS = (
     "blobs", "broker", "topics", "stage", "up", "publish", "results", "status", "demo", "bench",
-    "dicom", "dlq", "evaluate", "export", "fuse", "gateway", "keys", "models", "monitor", "override", "pull", "receiver", "replay",
+    "dicom", "dlq", "evaluate", "export", "fuse", "gateway", "keys", "models", "monitor", "override", "plan", "pull", "receiver", "replay",
     "sr", "thresholds", "watch",
 )
