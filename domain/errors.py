@@ -42,6 +42,15 @@ class TransientError(StageError):
     transient = True
 
 
+class BlobStoreUnavailable(TransientError):
+    """The blob store does not answer (an object store that is down, refuses our credentials, or
+    lacks its bucket). No stage can work without it, so nothing is dead-lettered for it: the
+    runtime holds the partition, commits nothing, and /healthz says why (streams/holds.py)."""
+
+    def __init__(self, reason: str, code: str = "blob_store_unavailable") -> None:
+        super().__init__(reason, code=code)
+
+
 class NotAnImage(PermanentError):
     """The instance is a valid DICOM object that carries no image (SR, PR, KO, ...)."""
 

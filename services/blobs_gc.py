@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import TopicPartition
 from radstream.domain.retention import FinalResult, RetentionPlan, plan_retention
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 from radstream.streams.codec import Codec, DecodeError
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.reader import read_events
@@ -91,7 +91,7 @@ def _committed(settings: KafkaSettings, group: str) -> dict[int, int]:
         consumer.close()
 
 
-def collect(store: FileBlobStore, settings: KafkaSettings, raw_after_s: float, derived_after_s: float,
+def collect(store: BlobStore, settings: KafkaSettings, raw_after_s: float, derived_after_s: float,
             export_targets: list[str], dry_run: bool, progress: Callable[[str], None] = print,
             now: float | None = None) -> GcSummary:
     raw = raw_blob_studies(settings)

@@ -2,10 +2,16 @@
 
 Nothing in the pipeline depends on it: every command takes --bootstrap (or
 RADSTREAM_BOOTSTRAP) to talk to any Apache Kafka instead.
+
+By default it keeps everything in memory: a restart loses every topic (thresholds, audit,
+overrides, changelogs). With a `storage` of `s3://BUCKET/` (Tansu's S3 engine, the one durable
+engine compiled into the shipped binary) and the AWS variables in `storage_env`, topics,
+records and committed offsets survive a restart (D-031; `radstream up --durable`).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -13,6 +19,9 @@ from pathlib import Path
 
 from radstream.streams.kafka.admin import admin_client
 from radstream.streams.kafka.settings import KafkaSettings
+
+
+MEMORY = "memory://tansu/"
 
 
 class BrokerError(RuntimeError):
@@ -37,9 +46,13 @@ class EmbeddedBroker:
     """Start on loopback, wait until it answers metadata requests, stop on exit."""
 
     def __init__(self, port: int | None = None, log_path: Path | None = None,
-                 advertised_port: int | None = None, authentication: bool = False) -> None:
+                 advertised_port: int | None = None, authentication: bool = False,
+                 storage: str = MEMORY, storage_env: dict[str, str] | None = None) -> None:
         """`advertised_port`: the port clients are told to use (a TLS terminator in front of the
-        broker, D-028); `authentication`: Tansu's `--authentication` (SASL required)."""
+        broker, D-028); `authentication`: Tansu's `--authentication` (SASL required); `storage`:
+        Tansu's storage engine URL, `storage_env` the variables it reads for it (AWS_*)."""
+        self.storage = storage
+        self.storage_env = dict(storage_env or {})
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.advertised_port = advertised_port or self.port
@@ -53,8 +66,8 @@ class EmbeddedBroker:
         self._proc = subprocess.Popen(
             [broker_binary(), "broker", "--listener-url", url,
              "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port}",
-             "--storage-engine", "memory://tansu/", *(["--authentication"] if self.authentication else [])],
-            stdout=out, stderr=subprocess.STDOUT,
+             "--storage-engine", self.storage, *(["--authentication"] if self.authentication else [])],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.storage_env} if self.storage_env else None,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:  # wait for the port first: librdkafka logs every refused connect

@@ -16,7 +16,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from radstream.domain.signatures import SigningKey, sign
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 from radstream.streams import telemetry
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import DICOM_ARRIVED, lane_of
@@ -85,7 +85,7 @@ def arrival_event(inst: Instance, blob: dict, site: str, expected: int | None, n
     }
 
 
-def publish(producer: EventPublisher, store: FileBlobStore, paths: list[Path], site: str = "",
+def publish(producer: EventPublisher, store: BlobStore, paths: list[Path], site: str = "",
             log=print, signer: SigningKey | None = None, priority: str | None = None,
             urgent_sites: Iterable[str] = ()) -> tuple[list[str], list[str]]:
     """Publish every readable DICOM file; returns (study UIDs, error lines). With `signer`, each

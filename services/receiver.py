@@ -54,6 +54,7 @@ from pydicom.uid import (
     RLELossless,
 )
 from radstream.domain.dicom.peers import Peer, PeerTable, Refusal
+from radstream.domain.errors import TransientError
 from radstream.domain.signatures import SigningKey, sign
 from radstream.services.instance_header import (
     CANNOT_UNDERSTAND,
@@ -66,7 +67,7 @@ from radstream.services.instance_header import (
 from radstream.services.publish import arrival_event
 from radstream.services.tls import TlsFiles, server_tls_context
 from radstream.streams import metrics, telemetry
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 from radstream.streams.config import Config
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.topics import DICOM_ARRIVED, lane_of
@@ -126,7 +127,7 @@ def receiver_settings(config: Config) -> ReceiverSettings:
 class InstanceSink:
     """Header, claim check, event, broker ack -> a C-STORE status. Thread-safe; no networking of its own."""
 
-    def __init__(self, store: FileBlobStore, producer_factory: Callable[[], EventPublisher],
+    def __init__(self, store: BlobStore, producer_factory: Callable[[], EventPublisher],
                  ack_timeout_s: float = 30.0, clock: Callable[[], float] = time.time,
                  headers: HeaderReader | None = None, signer: SigningKey | None = None,
                  urgent_sites: frozenset[str] = frozenset()) -> None:
@@ -158,7 +159,7 @@ class InstanceSink:
         instance, expected = header.instance, header.expected
         try:
             blob = self.store.put(encoded, MEDIA_TYPE)
-        except OSError as exc:
+        except (OSError, TransientError) as exc:  # a full disk, an object store that does not answer
             log.error("blob store failed for %s: %s", instance.sop_uid, exc)
             metrics.failed.labels("receiver", "transient", "blob_store").inc()
             return OUT_OF_RESOURCES

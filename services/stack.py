@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from radstream.services.broker import EmbeddedBroker
+from radstream.services.durable_broker import DurableStorage, open_durable_storage
 from radstream.services.signing import ensure_dev_keys
 from radstream.services.supervisor import Child, Supervisor, child_env, stage_children
 from radstream.streams.config import Config
@@ -23,9 +24,12 @@ log = logging.getLogger(__name__)
 
 class Stack:
     def __init__(self, config: Config, bootstrap: str | None = None, env: dict[str, str] | None = None,
-                 broker_port: int | None = None, receiver: list[str] | None = None, monitor: bool = False) -> None:
+                 broker_port: int | None = None, receiver: list[str] | None = None, monitor: bool = False,
+                 durable: str | None = None) -> None:
         self._receiver = receiver  # `radstream receiver`'s arguments (--port, --ae-title, --peers ...): also run it
         self._monitor = monitor  # also run the monitor stage (`up` does; the pipeline does not need it)
+        self._durable = durable  # the embedded broker's topics kept in a folder or s3://BUCKET/ (D-031)
+        self.storage: DurableStorage | None = None
         self.config = config
         self._bootstrap = bootstrap
         self._broker_port = broker_port
@@ -42,7 +46,17 @@ class Stack:
             # Local runs need no setup: a dev key pair under home, trusted by these stages only.
             log.info("no RADSTREAM_TRUSTED_KEYS: stages trust the dev key %s", ensure_dev_keys(home))
         if not self._bootstrap:
-            self.broker = EmbeddedBroker(self._broker_port, log_path=home / "broker.log").start()
+            if self._durable:
+                self.storage = open_durable_storage(self._durable)
+                log.info("embedded broker: %s", self.storage.describe())
+            try:
+                self.broker = EmbeddedBroker(self._broker_port, log_path=home / "broker.log",
+                                             **({"storage": self.storage.url, "storage_env": self.storage.env}
+                                                if self.storage else {})).start()
+            except BaseException:
+                if self.storage:
+                    self.storage.stop()
+                raise
             self.bootstrap = self.broker.bootstrap
             log.info("embedded broker on %s", self.bootstrap)
         settings = self.config.kafka.with_bootstrap(self.bootstrap)
@@ -90,6 +104,8 @@ class Stack:
             self.supervisor.stop()
         if self.broker:
             self.broker.stop()
+        if self.storage:
+            self.storage.stop()
 
     def __enter__(self) -> "Stack":
         return self.start()

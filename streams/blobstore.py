@@ -6,128 +6,79 @@ PHI inside), `derived/` what the stages made from it (pixels, tensors, display P
 The gateway reads display images from `derived/` only, by digest (D-024); retention
 (`blobs gc`, D-029) walks both and tells them apart by area. Blobs written before the split (`<root>/<sha[:2]>/<sha>`) are
 still read through their URIs.
+
+`BlobStore` holds what every backend shares (content addressing, the hash check, the
+areas, arrays streamed in and out so a pixel array is never held twice); a backend
+supplies where a blob lives and how its bytes move: `FileBlobStore` here (`file://`, the
+embedded default), `S3BlobStore` in streams/blobstore_s3.py (`s3://BUCKET/PREFIX`, D-030).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import re
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import IO
 from urllib.parse import unquote, urlparse
 
-import numpy as np
 from radstream.domain.errors import PermanentError, TransientError
 from radstream.domain.retention import StoredBlob
+from radstream.streams.blobstore_base import (  # noqa: F401 (the blob store's public names, for callers)
+    AREAS,
+    DERIVED,
+    NPY,
+    RAW,
+    SHA256_NAME,
+    Area,
+    BlobRef,
+    BlobStore,
+    area_of_path,
+    checked_area,
+    verify_digest,
+    npy_parts,
+)
 
-BlobRef = dict[str, Any]
-Area = Literal["raw", "derived"]
-RAW: Area = "raw"
-DERIVED: Area = "derived"
-AREAS: tuple[Area, ...] = (RAW, DERIVED)
-_SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 
-
-class FileBlobStore:
+class FileBlobStore(BlobStore):
     """Blobs as files under `root/<area>/<sha[:2]>/<sha>`; writes are atomic (temp file + rename)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.url = self.root.as_uri()
 
     def area_dir(self, area: Area) -> Path:
         """The folder of one area: `raw` (what arrived) or `derived` (what a stage made)."""
-        if area not in AREAS:
-            raise ValueError(f"unknown blob area {area!r}: expected one of {', '.join(AREAS)}")
-        return self.root / area
-
-    def put(self, data: bytes, media_type: str, shape: tuple[int, ...] = (), dtype: str = "",
-            area: Area = RAW) -> BlobRef:
-        """Store `data` in `area`: raw (the default: what arrived) or derived (what a stage made)."""
-        digest = hashlib.sha256(data).hexdigest()
-        path = self.area_dir(area) / digest[:2] / digest
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        return {
-            "uri": path.as_uri(),
-            "sha256": digest,
-            "size_bytes": len(data),
-            "media_type": media_type,
-            "shape": [int(s) for s in shape],
-            "dtype": dtype,
-        }
+        return self.root / checked_area(area)
 
     def get(self, ref: BlobRef) -> bytes:
-        """Read and verify a blob. Missing or corrupt blobs are permanent errors."""
         path = self._path(ref["uri"])
         try:
-            data = path.read_bytes()
+            data = path.read_bytes()  # one read, into the one bytes object returned
         except FileNotFoundError:
             raise PermanentError(f"blob not found: {ref['uri']}", code="blob_missing") from None
         except OSError as exc:
             raise TransientError(f"cannot read blob {ref['uri']}: {exc.strerror}", code="blob_io") from exc
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != ref["sha256"]:
-            raise PermanentError(f"blob hash mismatch for {ref['uri']}", code="blob_hash_mismatch")
+        verify_digest(hashlib.sha256(data), ref)
         return data
-
-    def get_by_digest(self, sha256: str, area: Area) -> bytes:
-        """Read and verify the blob with this sha256 in `area`, from where `put` stores it.
-
-        For readers that must not trust a record's `uri` (the gateway, from `derived`): the
-        path comes from the digest and the area alone, so a record can only name content
-        of that area.
-        """
-        if not _is_sha256(sha256):
-            raise PermanentError("not a sha256 digest", code="blob_uri")
-        return self.get({"uri": (self.area_dir(area) / sha256[:2] / sha256).as_uri(), "sha256": sha256})
-
-    def put_array(self, array: np.ndarray, area: Area = DERIVED) -> BlobRef:
-        """Arrays are what stages make (pixels, tensors): derived unless told otherwise."""
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-        return self.put(buf.getvalue(), "application/x-npy", array.shape, str(array.dtype), area=area)
-
-    def get_array(self, ref: BlobRef) -> np.ndarray:
-        return np.load(io.BytesIO(self.get(ref)), allow_pickle=False)
-
-    def area_of(self, ref: BlobRef) -> Area | None:
-        """The area a ref's URI points into (`raw` or `derived`), None for a blob from before
-        the split; a URI outside the store is a PermanentError. Says nothing about the content:
-        readers that must not trust the URI use `get_by_digest`."""
-        return _area_of(self._path(ref["uri"]).relative_to(self.root))
-
-    def is_derived(self, ref: BlobRef) -> bool:
-        return self.area_of(ref) == DERIVED
 
     def stored(self) -> Iterator[StoredBlob]:
         """Every blob file under the root, at any depth, with its area (temp files of writes in
         flight are not blobs: their names are not a sha256)."""
         for dirpath, _, files in os.walk(self.root):
             for name in files:
-                if _SHA256_NAME.match(name):
+                if SHA256_NAME.match(name):
                     path = Path(dirpath) / name
                     try:
                         st = path.stat()
                     except FileNotFoundError:  # deleted meanwhile (another gc, a test cleaning up)
                         continue
                     yield StoredBlob(name, str(path), st.st_size, st.st_mtime,
-                                     _area_of(path.relative_to(self.root)))
+                                     area_of_path(PurePosixPath(path.relative_to(self.root).as_posix())))
 
     def delete(self, blob: StoredBlob) -> bool:
-        """Remove one blob file (retention); False when it was already gone."""
         path = Path(blob.path).resolve()
         if not path.is_relative_to(self.root) or path.name != blob.sha256:
             raise PermanentError(f"not a blob of this store: {blob.path}", code="blob_uri")
@@ -136,6 +87,36 @@ class FileBlobStore:
         except FileNotFoundError:
             return False
         return True
+
+    def _uri(self, area: Area, digest: str) -> str:
+        return (self.root / area / digest[:2] / digest).as_uri()
+
+    def _relative(self, uri: str) -> PurePosixPath:
+        return PurePosixPath(self._path(uri).relative_to(self.root).as_posix())
+
+    def _exists(self, uri: str) -> bool:
+        return self._path(uri).exists()
+
+    def _write(self, uri: str, parts: Sequence[memoryview], size: int) -> None:
+        path = self._path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for part in parts:
+                    f.write(part)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _open(self, uri: str) -> IO[bytes]:
+        try:
+            return self._path(uri).open("rb")
+        except FileNotFoundError:
+            raise PermanentError(f"blob not found: {uri}", code="blob_missing") from None
+        except OSError as exc:
+            raise TransientError(f"cannot read blob {uri}: {exc.strerror}", code="blob_io") from exc
 
     def _path(self, uri: str) -> Path:
         parsed = urlparse(uri)
@@ -147,19 +128,15 @@ class FileBlobStore:
         return path
 
 
-def _area_of(relative: Path) -> Area | None:
-    """`<area>/<sha[:2]>/<sha>` is in that area; anything else (the old root layout) in none."""
-    parts = relative.parts
-    return parts[0] if len(parts) == 3 and parts[0] in AREAS else None  # type: ignore[return-value]
-
-
-def _is_sha256(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
-def open_blob_store(url: str) -> FileBlobStore:
-    """`file:///path` or a plain path. Other schemes are refused with a clear error."""
+def open_blob_store(url: str, env: dict[str, str] | None = None) -> BlobStore:
+    """`file:///path` or a plain path; `s3://BUCKET/PREFIX`, with the endpoint and credentials
+    from the standard AWS variables in `env` (default: the process environment). Other schemes
+    are refused with a clear error."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         return FileBlobStore(unquote(parsed.path) if parsed.scheme else url)
-    raise ValueError(f"unsupported blob store URL {url!r}: only file:// (or a path) is implemented")
+    if parsed.scheme == "s3":
+        from radstream.streams.blobstore_s3 import S3BlobStore, S3Settings
+
+        return S3BlobStore(url, S3Settings.from_env(os.environ if env is None else env))
+    raise ValueError(f"unsupported blob store URL {url!r}: file:// (or a path) and s3://BUCKET/PREFIX are implemented")

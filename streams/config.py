@@ -279,8 +279,12 @@ class Config:
     non_image_policy: str
     # Sites whose studies are all urgent: the STAT lane's site rule (RADSTREAM_STAT_SITES, D-044).
     stat_sites: frozenset[str] = frozenset()
+<<<<<<< HEAD
     # RADSTREAM_TOPIC_PARTITIONS: partitions per pipeline topic over `partitions` (`radstream plan` sizes them)
     topic_partitions: Mapping[str, int] = field(default_factory=dict)
+=======
+    blob_unhealthy_after_s: float = 10.0  # /healthz turns 503 once the blob store has not answered this long
+>>>>>>> 6a9d4b4 (S3 blob store (obstore) beside the file store, one BlobStore interface, streamed arrays; blob store outages hold partitions; SeaweedFS test server; durable embedded broker (--durable))
     receiver_host: str = "127.0.0.1"
     receiver_max_associations: int = 10
     receiver_ack_timeout_s: float = 30.0  # wait this long for the broker before answering a failure status
@@ -405,6 +409,7 @@ class Config:
             home=home,
             kafka=KafkaSettings.from_env(bootstrap, e),
             blob_url=e.get("RADSTREAM_BLOB_URL", str(home / "blobs")),
+            blob_unhealthy_after_s=float(e.get("RADSTREAM_BLOB_UNHEALTHY_AFTER_S", 10)),
             model_registry=Path(registry) if registry else None,
             models=_env_list(e.get("RADSTREAM_MODELS")),
             join_deadline_s=float(e.get("RADSTREAM_JOIN_DEADLINE_S", 30)),

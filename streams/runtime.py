@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from radstream.domain.errors import Skipped, StageError, TransientError
+from radstream.domain.errors import BlobStoreUnavailable, Skipped, StageError, TransientError
 from radstream.domain.retry import RetryPolicy
 from radstream.models.manifest import ModelLoadError
 from radstream.streams import metrics, telemetry
@@ -52,6 +52,7 @@ class StageRunner:
         backoff_s: float = 0.2,
         stall_after_s: float = 600.0,
         trusted_keys: dict[str, Any] | None = None,
+        blob_unhealthy_after_s: float = 10.0,
     ) -> None:
         self.state: ChangelogStore | None = None
         if stage.stateful:
@@ -102,8 +103,14 @@ class StageRunner:
         self._max_batch = stage.max_batch
         if self._lane is not None and stage.max_wait_ms == 0:
             self._max_batch = min(stage.max_batch, LANED_BATCH)
-        self._holds = (PartitionHolds(self._consumer, self.input_topic, unhealthy_after_s=stage.unhealthy_after_s)
-                       if stage.retry_until_answered else None)
+        # Held partitions: an export peer that does not answer (retry_until_answered), and for every
+        # stateless stage a blob store that does not answer (BlobStoreUnavailable), are waited for,
+        # never dead-lettered. Stateful stages hold nothing else: their state moved as they processed.
+        self._holds: PartitionHolds | None = (
+            PartitionHolds(self._consumer, self.input_topic, unhealthy_after_s=stage.unhealthy_after_s)
+            if stage.retry_until_answered else
+            None if stage.stateful else
+            PartitionHolds(self._consumer, self.input_topic, cap_s=5.0, unhealthy_after_s=blob_unhealthy_after_s))
         # The stage's own book when it reads thresholds, so the watcher's updates are what it sees.
         # Only records signed by `trusted_keys` take effect (None or empty: none do); the rest are audited.
         self._config = ConfigWatcher(settings, self.codec, book=stage.config, trusted=trusted_keys,
@@ -303,12 +310,14 @@ class StageRunner:
                 metrics.end_to_end_seconds.labels(self.stage.name).observe(max(0.0, now_ms - ev.value["arrived_at"]) / 1000)
 
     def _hold_unanswered(self, msgs: list[Message], results: list[Result | None]) -> dict[int, int]:
-        """For a retry-until-answered stage: partition -> the first offset whose peer did not answer."""
+        """Partition -> the first offset whose peer did not answer: any transient failure of a
+        retry-until-answered stage, a blob store that does not answer for the others."""
         if self._holds is None:
             return {}
         held: dict[int, int] = {}
         for m, res in zip(msgs, results):
-            if isinstance(res, StageError) and res.transient and m.partition() not in held:
+            waits = self.stage.retry_until_answered or isinstance(res, BlobStoreUnavailable)
+            if isinstance(res, StageError) and res.transient and waits and m.partition() not in held:
                 held[m.partition()] = m.offset()
                 self._holds.hold(m.partition(), m.offset(), res.reason)
         self._holds.answered({m.partition() for m in msgs} - set(held))

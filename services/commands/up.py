@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from radstream.services.commands.bootstrap import add_bootstrap, config_from
+from radstream.services.commands.errors import CliError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,11 +18,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--peers", metavar="FILE", help="the receiver's peers file (default: $RADSTREAM_RECEIVER_PEERS)")
     sp.add_argument("--allow-any-peer", action="store_true", help="the receiver admits any peer (local demos only)")
     sp.add_argument("--no-monitor", action="store_true", help="without the monitor stage (PPV and drift)")
+    add_durable(sp)
     sp.set_defaults(func=cmd_up)
+
+
+def add_durable(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--durable", metavar="DIR|s3://BUCKET/",
+                    help="the embedded broker keeps its topics across restarts: in an embedded SeaweedFS in DIR, "
+                         "or in an S3 bucket (the AWS_* variables say where); without it, it keeps them in memory")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from radstream.services.commands.receiver import peer_table
+    from radstream.services.durable_broker import MEMORY_NOTE
     from radstream.services.stack import Stack
 
     stopping = []
@@ -33,8 +42,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         peer_table(peers, args.allow_any_peer)  # refused here, not by a receiver child restarting in a loop
         receiver = ["--port", str(args.receiver_port), "--ae-title", args.ae_title,
                     *(["--allow-any-peer"] if args.allow_any_peer else ["--peers", str(Path(peers).resolve())])]
-    stack = Stack(config, config.kafka.bootstrap or None, receiver=receiver, monitor=not args.no_monitor).start()
+    embedded = not config.kafka.bootstrap
+    if args.durable and not embedded:
+        raise CliError("--durable is for the embedded broker: with --bootstrap (or RADSTREAM_BOOTSTRAP) "
+                       "the Kafka cluster keeps the topics")
+    if embedded and not args.durable:
+        print(MEMORY_NOTE, flush=True)
+    stack = Stack(config, config.kafka.bootstrap or None, receiver=receiver, durable=args.durable,
+                  monitor=not args.no_monitor).start()
     assert stack.supervisor is not None
+    if stack.storage:
+        print(f"embedded broker: {stack.storage.describe()}", flush=True)
     print(f"radstream up on {stack.bootstrap} (topics ready): {', '.join(c.label for c in stack.supervisor.children)}", flush=True)
     print(f"logs in {stack.logs}; `radstream status` shows health; Ctrl-C or SIGTERM stops", flush=True)
     try:

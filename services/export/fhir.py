@@ -20,7 +20,7 @@ from radstream.domain.dicom.patient import PatientContext
 from radstream.domain.errors import PermanentError, TransientError
 from radstream.services.export.fhir_bundle import transaction_bundle
 from radstream.services.export.stage import ExportStage
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 
 FHIR_JSON = "application/fhir+json"
 RETRYABLE_STATUS = {408, 425, 429}
@@ -64,7 +64,7 @@ class FhirExport(ExportStage):
     name = "export-fhir"
     target = "fhir"
 
-    def __init__(self, store: FileBlobStore, url: str, token: str | None = None, timeout_s: float = 30.0,
+    def __init__(self, store: BlobStore, url: str, token: str | None = None, timeout_s: float = 30.0,
                  not_for_clinical_use: Any = None, patient_system: str | None = None,
                  unhealthy_after_s: float = 300.0) -> None:
         super().__init__(store, unhealthy_after_s)

@@ -20,7 +20,7 @@ from radstream.domain.errors import PermanentError, TransientError
 from radstream.services.export.hl7_oru import Hl7Parties, message_control_id, oru_r01
 from radstream.services.export.mllp import MllpNoAnswer, exchange
 from radstream.services.export.stage import ExportStage
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 
 ACCEPTED = {"AA", "CA"}
 REFUSED = {"AE": "application error", "AR": "application reject", "CE": "commit error", "CR": "commit reject"}
@@ -59,7 +59,7 @@ class Hl7Export(ExportStage):
     name = "export-hl7"
     target = "hl7"
 
-    def __init__(self, store: FileBlobStore, host: str, port: int, parties: Hl7Parties | None = None,
+    def __init__(self, store: BlobStore, host: str, port: int, parties: Hl7Parties | None = None,
                  timeout_s: float = 30.0, not_for_clinical_use: Any = None, unhealthy_after_s: float = 300.0,
                  tls: ssl.SSLContext | None = None) -> None:
         super().__init__(store, unhealthy_after_s)

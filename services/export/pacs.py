@@ -26,7 +26,7 @@ from radstream.services.export.patient_context import original_headers
 from radstream.services.export.predecessors import SrHistory
 from radstream.services.export.stage import ExportStage
 from radstream.services.export.stow_rs import StowSender
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 from radstream.streams.state import MemoryStore, StateStore
 
 
@@ -35,7 +35,7 @@ class PacsExportStage(ExportStage):
 
     stateful: ClassVar[bool] = True
 
-    def __init__(self, store: FileBlobStore, state: StateStore | None = None, *, uid_root: str = DEFAULT_UID_ROOT,
+    def __init__(self, store: BlobStore, state: StateStore | None = None, *, uid_root: str = DEFAULT_UID_ROOT,
                  not_for_clinical_use: Callable[[dict[str, Any]], bool] = lambda result: False,
                  unhealthy_after_s: float = 300.0) -> None:
         super().__init__(store, unhealthy_after_s)
@@ -68,7 +68,7 @@ class CStoreExport(PacsExportStage):
     name = "export-dicom"
     target = "dicom"
 
-    def __init__(self, store: FileBlobStore, sender: CStoreSender, state: StateStore | None = None,
+    def __init__(self, store: BlobStore, sender: CStoreSender, state: StateStore | None = None,
                  **options: Any) -> None:
         super().__init__(store, state, **options)
         self.sender = sender
@@ -86,7 +86,7 @@ class StowExport(PacsExportStage):
     name = "export-stow"
     target = "stow"
 
-    def __init__(self, store: FileBlobStore, sender: StowSender, state: StateStore | None = None,
+    def __init__(self, store: BlobStore, sender: StowSender, state: StateStore | None = None,
                  **options: Any) -> None:
         super().__init__(store, state, **options)
         self.sender = sender

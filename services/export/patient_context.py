@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from radstream.domain.dicom.patient import PatientContext
 from radstream.domain.errors import PermanentError, StageError
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 
 
 class OriginalMissing(PermanentError):
@@ -27,7 +27,7 @@ class OriginalMissing(PermanentError):
         super().__init__(reason, code="original_missing")
 
 
-def patient_context(store: FileBlobStore, result: dict[str, Any]) -> PatientContext:
+def patient_context(store: BlobStore, result: dict[str, Any]) -> PatientContext:
     """The PatientContext of a StudyResult, from the first of its images whose original loads."""
     reasons: list[str] = []
     for image in result["images"]:
@@ -54,7 +54,7 @@ def patient_context(store: FileBlobStore, result: dict[str, Any]) -> PatientCont
     raise OriginalMissing(f"study {result['study_uid']}: cannot read the patient from an original instance ({detail})")
 
 
-def original_headers(store: FileBlobStore, result: dict[str, Any]) -> dict[str, Dataset]:
+def original_headers(store: BlobStore, result: dict[str, Any]) -> dict[str, Dataset]:
     """SOP Instance UID -> the header of each image's original (what dicom_objects references).
     OriginalMissing, naming the image, when any is absent or unreadable: no partial export."""
     headers: dict[str, Dataset] = {}

@@ -16,7 +16,7 @@ from radstream.domain.dicom.patient import PatientContext
 from radstream.domain.errors import Skipped
 from radstream.services.dlq import replayed_for_another
 from radstream.services.export.patient_context import patient_context
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 from radstream.streams.kafka.topics import STUDY_RESULTS
 from radstream.streams.stage import Inbound, Output, Stage
 
@@ -30,7 +30,7 @@ class ExportStage(Stage):
     max_batch = 1  # one result, one peer round trip: a hold never strands a batch behind it
     retry_until_answered = True
 
-    def __init__(self, store: FileBlobStore, unhealthy_after_s: float = 300.0) -> None:
+    def __init__(self, store: BlobStore, unhealthy_after_s: float = 300.0) -> None:
         self.store = store
         self.unhealthy_after_s = unhealthy_after_s
         self.exported = 0

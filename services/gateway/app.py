@@ -37,7 +37,7 @@ from radstream.services.gateway.window import (
     windowed_png,
 )
 from radstream.services.overrides import REJECTION_REASONS, override_view
-from radstream.streams.blobstore import DERIVED, FileBlobStore
+from radstream.streams.blobstore import DERIVED, BlobStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -47,7 +47,7 @@ STATIC = Path(__file__).parent / "static"
 class Gateway:
     hub: EventHub
     auth: Authenticator
-    blobs: FileBlobStore | None
+    blobs: BlobStore | None
     source: KafkaEventSource | None = None
     stream: StreamSettings = field(default_factory=StreamSettings)
     tickets: TicketIssuer = field(default_factory=TicketIssuer)

@@ -10,13 +10,14 @@ float32 frame; readers take the model frame through `model_frame` (domain/dicom/
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import cv2
 import numpy as np
 
-from radstream.streams.blobstore import DERIVED, FileBlobStore
+from radstream.streams.blobstore import DERIVED, BlobStore, open_blob_store
 from radstream.domain.dicom.decode import DecodeLimits, decode_instance
 from radstream.domain.errors import NotAnImage, Rejected, Skipped
 from radstream.domain.exposure import exposure_statistics
@@ -76,12 +77,18 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+@functools.cache
+def _worker_store(url: str) -> BlobStore:
+    """The worker's own store, opened once per URL (an S3 client keeps its connections)."""
+    return open_blob_store(url)
+
+
 class DecodeStage(Stage):
     name = "decode"
     input_topic = DICOM_ARRIVED
     output_topics = (IMAGE_DECODED,)
 
-    def __init__(self, store: FileBlobStore, limits: DecodeLimits = DecodeLimits(), non_image_policy: str = "skip",
+    def __init__(self, store: BlobStore, limits: DecodeLimits = DecodeLimits(), non_image_policy: str = "skip",
                  timeout_s: float = 60.0, memory_bytes: int = 4 << 30,
                  arrival_check: Callable[[dict], str | None] | None = None) -> None:
         """`arrival_check(arrival)`: why an arrival's site is not vouched for, or None
@@ -98,7 +105,7 @@ class DecodeStage(Stage):
             raise Rejected(f"arrival {event.value.get('sop_uid')} not accepted for its site: {why}",
                            code="arrival_untrusted")
         if self._worker is not None:
-            return self._worker.call(decode_arrival, str(self.store.root), self.limits, self.non_image_policy,
+            return self._worker.call(decode_arrival, self.store.url, self.limits, self.non_image_policy,
                                      event.value)
         return decode_arrival(self.store, self.limits, self.non_image_policy, event.value)
 
@@ -107,11 +114,12 @@ class DecodeStage(Stage):
             self._worker.close()
 
 
-def decode_arrival(store: FileBlobStore | str, limits: DecodeLimits, non_image_policy: str,
+def decode_arrival(store: BlobStore | str, limits: DecodeLimits, non_image_policy: str,
                    arrival: dict) -> list[Output]:
-    """One arrival to its ImageDecoded events (module-level: it also runs in the worker)."""
+    """One arrival to its ImageDecoded events (module-level: it also runs in the worker, which
+    gets the store's URL and opens it once)."""
     if isinstance(store, str):
-        store = FileBlobStore(store)
+        store = _worker_store(store)
     try:
         decoded = decode_instance(store.get(arrival["blob"]), limits)
     except NotAnImage as exc:

@@ -20,7 +20,7 @@ import numpy as np
 from radstream.models.manifest import ModelManifest
 from radstream.models.profile import Letterbox
 from radstream.streams import metrics
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 from radstream.domain.errors import PermanentError, TransientError, classify
 from radstream.domain.thresholds import ThresholdBook
 from radstream.streams.contracts import carried_fields
@@ -57,7 +57,7 @@ class InferStage(Stage):
     input_topic = IMAGE_PREPROCESSED
     output_topics = (INFERENCE_RESULTS,)
 
-    def __init__(self, manifest: ModelManifest, backend: Any, store: FileBlobStore,
+    def __init__(self, manifest: ModelManifest, backend: Any, store: BlobStore,
                  max_batch: int = 8, max_wait_ms: int = 20, backend_name: str = "torch-cpu", *,
                  config: ThresholdBook | None = None, loader: Callable[[], Any] | None = None) -> None:
         """`loader`: instead of `backend`, a function that opens it, run in the background by

@@ -12,7 +12,7 @@ import numpy as np
 from radstream.domain.dicom.pixels import PixelTransform, model_frame
 from radstream.domain.exposure import profile_statistics
 from radstream.models.profile import InputProfile, apply_profiles
-from radstream.streams.blobstore import FileBlobStore
+from radstream.streams.blobstore import BlobStore
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import IMAGE_DECODED, IMAGE_PREPROCESSED, schema_of
 from radstream.streams.stage import Inbound, Output, Stage
@@ -26,7 +26,7 @@ class PreprocessStage(Stage):
     input_topic = IMAGE_DECODED
     output_topics = (IMAGE_PREPROCESSED,)
 
-    def __init__(self, store: FileBlobStore, profiles: list[InputProfile]) -> None:
+    def __init__(self, store: BlobStore, profiles: list[InputProfile]) -> None:
         self.store = store
         self.profiles = {p.hash(): p for p in profiles}
 
