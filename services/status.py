@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -30,10 +31,22 @@ def stage_statuses(folder: Path | None = None, timeout_s: float = 2.0) -> list[d
         try:
             with urllib.request.urlopen(entry["health_url"] + "/healthz", timeout=timeout_s) as resp:
                 entry["health"] = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:  # 503 = unhealthy: its body still says why
+            entry["health"] = _unhealthy_body(exc)
         except OSError as exc:
             entry["health"] = {"healthy": False, "error": str(exc)}
         rows.append(entry)
     return rows
+
+
+def _unhealthy_body(exc: "urllib.error.HTTPError") -> dict:
+    try:
+        body = json.loads(exc.read())
+    except (OSError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        return {"healthy": False, "error": str(exc)}
+    return {**body, "healthy": False}
 
 
 def format_table(rows: list[dict]) -> str:

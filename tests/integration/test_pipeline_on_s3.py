@@ -97,16 +97,18 @@ def test_stopping_s3_for_20_s_mid_run_loses_nothing(s3_pipeline: S3Pipeline, sea
     assert published.returncode == 0, published.stderr
     studies = {v["study_uid"] for _, v in _arrivals(s3_pipeline)} - earlier
     assert len(studies) == 4
-    seaweedfs.stop()  # at once: decode, preprocess and infer are in the middle of these eight images
+    assert seaweedfs.process is not None
+    seaweedfs.process.terminate()  # at once: decode, preprocess and infer are in the middle of these images
     stopped = time.monotonic()
     unhealthy: dict[str, str] = {}
     while time.monotonic() - stopped < 20:
         s3_pipeline.stack.poll()
         for row in stage_statuses(s3_pipeline.home / "run"):
-            health = row["health"]
+            health = row["health"]  # what `radstream status` shows
             if not health.get("healthy", True) and "blob store" in health.get("unanswered_reason", ""):
                 unhealthy[row["stage"]] = health["unanswered_reason"]
         time.sleep(1)
+    seaweedfs.stop()  # it has stopped serving S3 within a second of SIGTERM; its exit takes ~15 s more
     seaweedfs.start()
     results = s3_pipeline.results(studies, 300)
     assert set(results) == studies, f"{len(results)} of {len(studies)} studies final; logs in {s3_pipeline.stack.logs}"
