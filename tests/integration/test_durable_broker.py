@@ -1,4 +1,5 @@
-"""The embedded broker with `--durable DIR` (Tansu's S3 engine on an embedded SeaweedFS in DIR):
+"""The embedded broker with `--durable` (Tansu's S3 engine, here on the session's SeaweedFS through
+`s3://BUCKET/`; `--durable DIR` is the same engine on a SeaweedFS that radstream starts in DIR):
 topics, their records (a compacted one too) and a group's committed offset survive a broker
 restart; without --durable, `radstream up` says once, plainly, that it keeps nothing."""
 
@@ -16,7 +17,6 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from radstream.services.broker import free_port
-from tests.seaweedfs import seaweedfs_missing
 
 pytestmark = pytest.mark.integration
 
@@ -26,11 +26,11 @@ def _cli(env: dict[str, str], *args: str, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _start_broker(folder: Path, port: int) -> subprocess.Popen:
-    proc = _cli({}, "broker", "--port", str(port), "--durable", str(folder))
+def _start_broker(env: dict[str, str], bucket: str, port: int) -> subprocess.Popen:
+    proc = _cli(env, "broker", "--port", str(port), "--durable", f"s3://{bucket}/")
     assert proc.stdout is not None
     line = proc.stdout.readline()  # printed once the broker answers
-    assert "listening on" in line and "topics kept in s3://radstream-broker/" in line, line + _rest(proc)
+    assert "listening on" in line and f"topics kept in s3://{bucket}/" in line, line + _rest(proc)
     return proc
 
 
@@ -57,12 +57,10 @@ def _read(bootstrap: str, topic: str, partitions: int, expected: int) -> list[by
     return values
 
 
-def test_topics_records_and_offsets_survive_a_restart_of_the_durable_broker(tmp_path: Path) -> None:
-    if reason := seaweedfs_missing():
-        pytest.skip(reason)
-    folder, port = tmp_path / "broker-data", free_port()
+def test_topics_records_and_offsets_survive_a_restart_of_the_durable_broker(seaweedfs) -> None:
+    env, bucket, port = seaweedfs.env(), seaweedfs.bucket(), free_port()
     bootstrap = f"127.0.0.1:{port}"
-    proc = _start_broker(folder, port)
+    proc = _start_broker(env, bucket, port)
     try:
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for f in admin.create_topics([NewTopic("t.study.results", 3, 1),
@@ -79,11 +77,11 @@ def test_topics_records_and_offsets_survive_a_restart_of_the_durable_broker(tmp_
         group.close()
     finally:
         _stop(proc)
-    assert (folder / "data").is_dir() and (folder / "ports.json").exists()
+    assert any(k.endswith(".batch") for k in seaweedfs.keys(bucket, "clusters/"))  # the records are objects
 
     port = free_port()  # a new broker process on another port: only the data carried over
     bootstrap = f"127.0.0.1:{port}"
-    proc = _start_broker(folder, port)
+    proc = _start_broker(env, bucket, port)
     try:
         topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=20).topics
         assert {"t.study.results", "t.config.thresholds"} <= set(topics)
