@@ -105,11 +105,12 @@ class StageRunner:
             self._max_batch = min(stage.max_batch, LANED_BATCH)
         # Held partitions: an export peer that does not answer (retry_until_answered), and for every
         # stateless stage a blob store that does not answer (BlobStoreUnavailable), are waited for,
-        # never dead-lettered. Stateful stages hold nothing else: their state moved as they processed.
+        # never dead-lettered. Stateful stages hold nothing else: their state moved as they processed;
+        # nor do stages of several input topics (a hold is a partition of the one input topic).
         self._holds: PartitionHolds | None = (
             PartitionHolds(self._consumer, self.input_topic, unhealthy_after_s=stage.unhealthy_after_s)
             if stage.retry_until_answered else
-            None if stage.stateful else
+            None if stage.stateful or stage.extra_input_topics else
             PartitionHolds(self._consumer, self.input_topic, cap_s=5.0, unhealthy_after_s=blob_unhealthy_after_s))
         # The stage's own book when it reads thresholds, so the watcher's updates are what it sees.
         # Only records signed by `trusted_keys` take effect (None or empty: none do); the rest are audited.
