@@ -93,15 +93,6 @@ class S3BlobStore(BlobStore):
             "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2), "base": 2},
         })
 
-    def probe(self) -> None:
-        """One cheap request (a listing of at most one key): BlobStoreUnavailable unless it answers."""
-        import obstore
-
-        try:
-            next(iter(obstore.list(self._store, self._key(""), chunk_size=1)), None)
-        except Exception as exc:  # every client error means "not usable now"
-            raise self._unavailable("list", self.url, exc) from None
-
     # -- the primitives -------------------------------------------------------------------------
     def _key(self, relative: str) -> str:
         return f"{self.prefix}/{relative}" if self.prefix else relative
