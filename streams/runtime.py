@@ -105,12 +105,12 @@ class StageRunner:
             self._max_batch = min(stage.max_batch, LANED_BATCH)
         # Held partitions: an export peer that does not answer (retry_until_answered), and for every
         # stateless stage a blob store that does not answer (BlobStoreUnavailable), are waited for,
-        # never dead-lettered. Stateful stages hold nothing else: their state moved as they processed;
-        # nor do stages of several input topics (a hold is a partition of the one input topic).
+        # never dead-lettered. Stateful stages hold nothing else: their state moved as they processed.
+        # A hold is per (topic, partition), so a laned stage's urgent twin topic is held on its own.
         self._holds: PartitionHolds | None = (
             PartitionHolds(self._consumer, self.input_topic, unhealthy_after_s=stage.unhealthy_after_s)
             if stage.retry_until_answered else
-            None if stage.stateful or stage.extra_input_topics else
+            None if stage.stateful else
             PartitionHolds(self._consumer, self.input_topic, cap_s=5.0, unhealthy_after_s=blob_unhealthy_after_s))
         # The stage's own book when it reads thresholds, so the watcher's updates are what it sees.
         # Only records signed by `trusted_keys` take effect (None or empty: none do); the rest are audited.
@@ -273,7 +273,7 @@ class StageRunner:
             pending = retry
 
         held = self._hold_unanswered(msgs, results)
-        done = {i for i, m in enumerate(msgs) if m.offset() < held.get(m.partition(), m.offset() + 1)}
+        done = {i for i, m in enumerate(msgs) if m.offset() < held.get((m.topic(), m.partition()), m.offset() + 1)}
         to_produce: list[tuple[Output, Any]] = []
         for i, (m, res) in enumerate(zip(msgs, results)):
             if i not in done:
@@ -310,18 +310,19 @@ class StageRunner:
             if "arrived_at" in ev.value:
                 metrics.end_to_end_seconds.labels(self.stage.name).observe(max(0.0, now_ms - ev.value["arrived_at"]) / 1000)
 
-    def _hold_unanswered(self, msgs: list[Message], results: list[Result | None]) -> dict[int, int]:
-        """Partition -> the first offset whose peer did not answer: any transient failure of a
-        retry-until-answered stage, a blob store that does not answer for the others."""
+    def _hold_unanswered(self, msgs: list[Message], results: list[Result | None]) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the first offset whose peer did not answer: any transient failure
+        of a retry-until-answered stage, a blob store that does not answer for the others."""
         if self._holds is None:
             return {}
-        held: dict[int, int] = {}
+        held: dict[tuple[str, int], int] = {}
         for m, res in zip(msgs, results):
             waits = self.stage.retry_until_answered or isinstance(res, BlobStoreUnavailable)
-            if isinstance(res, StageError) and res.transient and waits and m.partition() not in held:
-                held[m.partition()] = m.offset()
-                self._holds.hold(m.partition(), m.offset(), res.reason)
-        self._holds.answered({m.partition() for m in msgs} - set(held))
+            key = (m.topic(), m.partition())
+            if isinstance(res, StageError) and res.transient and waits and key not in held:
+                held[key] = m.offset()
+                self._holds.hold(m.partition(), m.offset(), res.reason, topic=m.topic())
+        self._holds.answered({(m.topic(), m.partition()) for m in msgs} - set(held))
         return held
 
     def _process(self, events: list[Inbound]) -> list[Result]:
