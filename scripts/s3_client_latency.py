@@ -1,4 +1,4 @@
-"""Put/get latency of the S3 clients considered for the blob store (D-048), against SeaweedFS.
+"""Put/get latency of the S3 clients considered for the blob store (D-050), against SeaweedFS.
 
     python scripts/s3_client_latency.py [--reps 7] [--rounds 3]
 

@@ -6,7 +6,7 @@ RADSTREAM_BOOTSTRAP) to talk to any Apache Kafka instead.
 By default it keeps everything in memory: a restart loses every topic (thresholds, audit,
 overrides, changelogs). With a `storage` of `s3://BUCKET/` (Tansu's S3 engine, the one durable
 engine compiled into the shipped binary) and the AWS variables in `storage_env`, topics,
-records and committed offsets survive a restart (D-049; `radstream up --durable`).
+records and committed offsets survive a restart (D-051; `radstream up --durable`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Where the embedded broker keeps its topics when asked to keep them (`--durable DIR|s3://BUCKET/`, D-049).
+"""Where the embedded broker keeps its topics when asked to keep them (`--durable DIR|s3://BUCKET/`, D-051).
 
 Tansu's S3 storage engine is the one durable engine compiled into the shipped binary (its SQLite
 and Postgres engines are not). Against SeaweedFS it keeps topics, records and committed

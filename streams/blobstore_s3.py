@@ -1,8 +1,8 @@
-"""The blob store on S3-compatible object storage (`RADSTREAM_BLOB_URL=s3://BUCKET/PREFIX`, D-048).
+"""The blob store on S3-compatible object storage (`RADSTREAM_BLOB_URL=s3://BUCKET/PREFIX`, D-050).
 
 Same layout, content addressing and hash check as the file store:
 `s3://BUCKET/PREFIX/<area>/<sha[:2]>/<sha256>`. The client is obstore (chosen by measurement
-against SeaweedFS, D-048). The endpoint and credentials come from the standard AWS variables
+against SeaweedFS, D-050). The endpoint and credentials come from the standard AWS variables
 (`S3Settings.from_env`).
 
 - Atomic: a blob is one PUT (up to 5 MiB) or one multipart upload, which S3 shows only once

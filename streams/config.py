@@ -279,12 +279,9 @@ class Config:
     non_image_policy: str
     # Sites whose studies are all urgent: the STAT lane's site rule (RADSTREAM_STAT_SITES, D-044).
     stat_sites: frozenset[str] = frozenset()
-<<<<<<< HEAD
     # RADSTREAM_TOPIC_PARTITIONS: partitions per pipeline topic over `partitions` (`radstream plan` sizes them)
     topic_partitions: Mapping[str, int] = field(default_factory=dict)
-=======
     blob_unhealthy_after_s: float = 10.0  # /healthz turns 503 once the blob store has not answered this long
->>>>>>> 6a9d4b4 (S3 blob store (obstore) beside the file store, one BlobStore interface, streamed arrays; blob store outages hold partitions; SeaweedFS test server; durable embedded broker (--durable))
     receiver_host: str = "127.0.0.1"
     receiver_max_associations: int = 10
     receiver_ack_timeout_s: float = 30.0  # wait this long for the broker before answering a failure status
