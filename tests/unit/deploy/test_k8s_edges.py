@@ -101,3 +101,30 @@ def test_prod_edges_log_in_as_their_own_user_and_the_receiver_signs_its_arrivals
     key = {e["name"]: e.get("value") for e in container(d)["env"]}["RADSTREAM_SIGNING_KEY"]
     mounts = {m["mountPath"]: m for m in container(d)["volumeMounts"]}
     assert mounts[key.rpartition("/")[0]]["readOnly"] is True
+
+
+def test_every_export_edge_has_a_component_wired_like_a_stage() -> None:
+    """overlays/results-out includes components/export-{dicom,stow,hl7,fhir}: each export the CLI
+    defines is a Deployment with the stages' pod settings, its PDB and KEDA trigger on
+    study.results as its own group, args the CLI parses (the peer from the ConfigMap), its bearer
+    token (stow, fhir) from a read-only Secret, and an egress policy to its peer only."""
+    from deploy_expectations import export_consumers
+    from test_k8s import _wiring_problems, config
+
+    resources = tree("overlays/results-out")
+    env = config(resources)
+    for consumer in export_consumers():
+        (d,) = [d for d in of_kind(resources, "Deployment") if d["metadata"]["name"] == f"radstream-{consumer.instance}"]
+        problems = _pod_problems(d, resources) + _wiring_problems(d, consumer, resources)
+        assert not problems, "\n".join(problems)
+        argv = [env[a[2:-1]] if a.startswith("$(") else a for a in container(d)["args"]]  # as the kubelet expands them
+        args = build_parser().parse_args(argv)
+        assert args.func.__module__.endswith(consumer.stage.replace("-", "_")), args.func
+        if hasattr(args, "token_file"):
+            assert args.token_file and not args.token
+            mounts = {m["mountPath"]: m for m in container(d)["volumeMounts"]}
+            assert mounts[args.token_file.rpartition("/")[0]]["readOnly"] is True
+        (policy,) = [p for p in of_kind(resources, "NetworkPolicy")
+                     if p["spec"]["policyTypes"] == ["Egress"] and p["metadata"]["name"].startswith(f"radstream-{consumer.instance}-")]
+        assert selects(policy["spec"]["podSelector"]["matchLabels"], d["spec"]["template"]["metadata"]["labels"])
+        assert len(policy["spec"]["egress"]) == 1 and len(policy["spec"]["egress"][0]["ports"]) == 1
