@@ -240,8 +240,9 @@ def test_model_key_is_a_reference_and_dev_only_in_dev() -> None:
     for tree in TREES:
         _RENDERED.setdefault(tree, _render(tree))
     dev_secrets = of_kind(_RENDERED["overlays/dev"], "Secret")
-    assert [s["metadata"]["name"] for s in dev_secrets] == ["radstream-model-key"]
-    assert dev_secrets[0]["metadata"]["labels"].get("radstream.io/dev-only") == "true"
+    # the model key and the receiver's trace-id key (components/receiver): placeholders, labelled
+    assert sorted(s["metadata"]["name"] for s in dev_secrets) == ["radstream-model-key", "radstream-trace-key"]
+    assert all(s["metadata"]["labels"].get("radstream.io/dev-only") == "true" for s in dev_secrets)
     for tree in ("base", "overlays/prod-gpu"):
         assert not of_kind(_RENDERED[tree], "Secret"), f"k8s/{tree} must only reference the model key Secret"
 

@@ -67,6 +67,9 @@ def test_the_receiver_listens_on_all_interfaces_behind_a_service_and_a_policy(na
     assert monitoring_only(ingress[HEALTH_PORT])
     assert all(not monitoring_only(ingress[p]) for p in listening), "the senders must reach the DICOM ports"
     assert egress == KAFKA_AND_DNS
+    trace = [e for e in container(d)["env"] if e["name"] == "RADSTREAM_TRACE_KEY"]
+    assert len(trace) == 1 and trace[0]["valueFrom"]["secretKeyRef"]["name"] == "radstream-trace-key", \
+        "every sender shares one trace-id key, from a Secret (streams/config.py trace_key)"
     mounts = {m["mountPath"]: m for m in container(d)["volumeMounts"]}
     for path in (args.peers, args.dicomweb_tokens):
         folder = path.rpartition("/")[0]
