@@ -10,6 +10,7 @@ misspelt apiVersion of a built-in kind must not pass as "unknown")."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
@@ -17,7 +18,13 @@ from deploy_expectations import REPO
 from test_k8s import _RENDERED, K8S, Resource, _render
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (test extra)")
+import kubernetes_validate.utils as _kv_utils  # noqa: E402
 from kubernetes_validate.utils import SchemaNotFoundError  # noqa: E402
+
+# validate() re-reads and re-parses the version's whole _definitions.json for every resource
+# (about 1.5 s a tree); the schemas are read-only data, so parse each file once per session.
+if hasattr(_kv_utils, "schema_contents"):
+    _kv_utils.schema_contents = functools.lru_cache(maxsize=None)(_kv_utils.schema_contents)
 
 # The operator CRDs kubernetes-validate has no schema for (see the module docstring).
 CUSTOM_RESOURCES = {
