@@ -94,7 +94,7 @@ class InferStage(Stage):
         except BaseException as exc:  # re-raised by the first batch: ModelLoadError makes the stage unhealthy
             self._load_error = exc
 
-    def _wait_for_model(self) -> None:
+    def wait_for_model(self) -> None:
         """The first batch waits for the background load; a failed load is raised here, before any
         message is answered, so nothing is dead-lettered for it (the runner serves /healthz 503)."""
         if self.backend is None and self._loading is None and self._loader is not None:
@@ -106,7 +106,7 @@ class InferStage(Stage):
             raise self._load_error
 
     def process_batch(self, events: list[Inbound]) -> list[Result]:
-        self._wait_for_model()
+        self.wait_for_model()
         results: list[Result | None] = [None] * len(events)
         tensors, ready = [], []
         for i, ev in enumerate(events):

@@ -239,10 +239,14 @@ def test_infer_stage_health_reports_the_backend_it_opened(tmp_path: Path) -> Non
 
     config = Config.from_env(env=_env(tmp_path))
     stage = build_stage("infer", config, "demo-qc")
+    assert stage.health()["models"][0]["backend"] == "loading"  # the model opens after the group join (D-043)
+    stage.start()
+    stage.wait_for_model()
     assert stage.backend.name == "onnxruntime-cpu"  # no CUDA, no TensorRT here; the manifest allows onnx
     assert stage.health()["models"][0]["backend"] == "onnxruntime-cpu"
     assert stage.max_batch == 8  # the batch the engine lookup asked for
     forced = build_stage("infer", Config.from_env(env={**_env(tmp_path), "RADSTREAM_BACKEND": "torch"}), "demo-qc")
+    forced.wait_for_model()
     assert forced.health()["models"][0]["backend"] == "torch-cpu"
 
 

@@ -159,6 +159,7 @@ def test_compute_threads_reach_the_session(tmp_path: Path) -> None:
     env = {"RADSTREAM_BLOB_URL": str(tmp_path / "blobs"), "RADSTREAM_DEVICE": "cpu",
            "RADSTREAM_ENGINE_CACHE": str(tmp_path / "engines"), "RADSTREAM_COMPUTE_THREADS": "1"}
     stage = build_stage("infer", Config.from_env(env=env), "demo-qc")
+    stage.wait_for_model()  # the background load (D-043), here in the caller's thread
     assert stage.backend.name == "onnxruntime-cpu"
     options = stage.backend.session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
