@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Literal
 
-import cv2
 import numpy as np
 import pydicom
 from pydicom.config import disable_value_validation
@@ -467,7 +466,11 @@ def _int_or_none(value: object) -> int | None:
 
 def _affine_display(stored: np.ndarray, affine: tuple[float, float, int | None, int | None]) -> np.ndarray:
     """convertScaleAbs saturates above 255 by itself; only the side that would go negative (and
-    be mirrored by the absolute value) is clamped first."""
+    be mirrored by the absolute value) is clamped first. cv2 is imported here, not with the
+    module: it maps ~400 MB of address space, and the receiver's header workers import this
+    package under an RLIMIT_AS of 3x the dataset cap + 512 MB (services/instance_header.py)."""
+    import cv2
+
     alpha, beta, low, high = affine
     if low is not None:
         stored = cv2.max(stored, low)
