@@ -10,7 +10,10 @@
 # build context: build the demo models (`radstream models build-demo`) first.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-ARG TORCH_VERSION=2.13.0
+# torch and torchvision as pyproject.toml pins them (tests/unit/deploy/test_dockerfile.py checks it),
+# so installing the radstream wheel afterwards changes neither.
+ARG TORCH_VERSION=2.14.1
+ARG TORCHVISION_VERSION=0.29.1
 # CUDA flavour of the GPU wheel (download.pytorch.org/whl/<TORCH_CUDA>); match the nodes' driver.
 ARG TORCH_CUDA=cu128
 
@@ -27,24 +30,28 @@ COPY schemas/ schemas/
 COPY evaluation/ evaluation/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
-# torch first, from the CPU index: no CUDA libraries. radstream's own pin (torch==2.13.0)
-# is then already satisfied. The schemaregistry extra brings the registry client's
+# torch first, from the CPU index: no CUDA libraries. radstream's own pins (torch, torchvision)
+# are then already satisfied. The schemaregistry extra brings the registry client's
 # dependencies, used only when RADSTREAM_SCHEMA_REGISTRY_URL is set.
 FROM ${PYTHON_IMAGE} AS deps-cpu
 ARG TORCH_VERSION
+ARG TORCHVISION_VERSION
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/radstream \
- && /opt/radstream/bin/pip install --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}"
+ && /opt/radstream/bin/pip install --index-url https://download.pytorch.org/whl/cpu \
+      "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 COPY --from=builder /wheels /wheels
 RUN /opt/radstream/bin/pip install /wheels/*.whl "confluent-kafka[schemaregistry]" \
  && if /opt/radstream/bin/pip list 2>/dev/null | grep -i '^nvidia-'; then echo "CUDA libraries in the CPU image" >&2; exit 1; fi
 
 FROM ${PYTHON_IMAGE} AS deps-gpu
 ARG TORCH_VERSION
+ARG TORCHVISION_VERSION
 ARG TORCH_CUDA
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/radstream \
- && /opt/radstream/bin/pip install --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}" "torch==${TORCH_VERSION}"
+ && /opt/radstream/bin/pip install --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}" \
+      "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 COPY --from=builder /wheels /wheels
 # onnxruntime-gpu is the same `onnxruntime` module with the CUDA execution provider (D-031);
 # the two wheels must not both be installed.

@@ -31,6 +31,16 @@ def test_cpu_runtime_has_no_cuda() -> None:
         assert "cu1" not in all_stages[source] and "TORCH_CUDA" not in all_stages[source]
 
 
+def test_torch_and_torchvision_are_the_versions_pyproject_pins() -> None:
+    """Installed first from PyTorch's index; if they differed from the wheel's pins, installing the
+    wheel would replace them from PyPI (a CUDA build, in the CPU image too)."""
+    pins = dict(re.findall(r'"(torch|torchvision)==([^"]+)"', (REPO / "pyproject.toml").read_text()))
+    args = dict(re.findall(r"(?m)^ARG (TORCH_VERSION|TORCHVISION_VERSION)=(\S+)", DOCKERFILE))
+    assert args == {"TORCH_VERSION": pins["torch"], "TORCHVISION_VERSION": pins["torchvision"]}
+    for deps in ("deps-cpu", "deps-gpu"):
+        assert '"torchvision==${TORCHVISION_VERSION}"' in stages()[deps], f"{deps}: torchvision from the same index"
+
+
 def test_runtimes_run_as_non_root() -> None:
     for target in ("runtime-cpu", "runtime-gpu"):
         users = re.findall(r"(?m)^USER\s+(\S+)", stages()[target])
