@@ -68,6 +68,13 @@ class ModelManifest:
     def key(self) -> str:
         return f"{self.name}-{self.version}"
 
+    def check_batch(self, shape: tuple[int, ...]) -> None:
+        """Every backend's input contract: (N, C, S, S) for this model's input profile."""
+        profile = self.input_profile
+        expected = (profile.channels, profile.size, profile.size)
+        if len(shape) != 4 or tuple(shape[1:]) != expected:
+            raise ValueError(f"{self.key}: expected batch (N, {expected}), got {tuple(shape)}")
+
     def artifact_path(self) -> Path:
         if self.manifest_dir is None:
             raise ModelLoadError(f"{self.key}: manifest was not loaded from disk; artifact path unknown")

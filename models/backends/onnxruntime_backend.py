@@ -145,10 +145,7 @@ class OnnxRuntimeBackend:
 
     def predict(self, batch: np.ndarray) -> list[ModelOutput]:
         """One ModelOutput per image of an (N, C, S, S) float32 batch."""
-        profile = self.manifest.input_profile
-        expected = (profile.channels, profile.size, profile.size)
-        if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
-            raise ValueError(f"{self.manifest.key}: expected batch (N, {expected}), got {batch.shape}")
+        self.manifest.check_batch(batch.shape)
         outputs = run_graph(self.session, self.output_names, np.ascontiguousarray(batch, dtype=np.float32))
         raw = [torch.from_numpy(np.asarray(o)) for o in outputs]
         return self.family.decode(raw, self.manifest.labels, self.score_floor, self.top_k)

@@ -152,10 +152,8 @@ def choose_backend(manifest: ModelManifest, device_setting: str, engine_cache_di
 def _onnxruntime(manifest: ModelManifest, wanted: str | None, device_setting: str, platform: Platform,
                  reasons: _Reasons, forced: bool) -> Choice | None:
     """ONNX Runtime on CUDA or on the CPU, or None with the reason added."""
-    try:
-        family_backends = get_family(manifest.family).backends
-    except ValueError as exc:
-        reasons.add(str(exc))
+    family_backends = _family_backends(manifest, reasons)
+    if family_backends is None:
         return None
     if "onnx" not in family_backends:
         reasons.add(f"family {manifest.family} does not export to ONNX")
@@ -176,6 +174,15 @@ def _onnxruntime(manifest: ModelManifest, wanted: str | None, device_setting: st
     return None
 
 
+def _family_backends(manifest: ModelManifest, reasons: _Reasons) -> tuple[str, ...] | None:
+    """The backends the manifest's family can run on, or None with the reason (an unknown family) added."""
+    try:
+        return get_family(manifest.family).backends
+    except ValueError as exc:
+        reasons.add(str(exc))
+        return None
+
+
 def _torch(wanted: str | None, platform: Platform, reasons: _Reasons) -> Choice:
     if wanted is None:
         reasons.add("RADSTREAM_DEVICE=cpu")
@@ -189,10 +196,8 @@ def _torch(wanted: str | None, platform: Platform, reasons: _Reasons) -> Choice:
 def _tensorrt_engine(manifest: ModelManifest, wanted: str | None, engine_cache_dir: Path, max_batch: int,
                      platform: Platform, precision: str, reasons: _Reasons) -> Path | None:
     """The cached engine to run, or None with the reason added."""
-    try:
-        family_backends = get_family(manifest.family).backends
-    except ValueError as exc:
-        reasons.add(str(exc))
+    family_backends = _family_backends(manifest, reasons)
+    if family_backends is None:
         return None
     if "tensorrt" not in family_backends:
         reasons.add(f"family {manifest.family} cannot run on TensorRT")

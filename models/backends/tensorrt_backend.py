@@ -147,10 +147,7 @@ class TensorRTBackend:
 
     def predict(self, batch: np.ndarray) -> list[ModelOutput]:
         """One ModelOutput per image of an (N, C, S, S) float32 batch."""
-        profile = self.manifest.input_profile
-        expected = (profile.channels, profile.size, profile.size)
-        if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
-            raise ValueError(f"{self.manifest.key}: expected batch (N, {expected}), got {batch.shape}")
+        self.manifest.check_batch(batch.shape)
         chunks = [self._run(batch[i:i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
         raw = [torch.cat(parts) for parts in zip(*chunks)]
         return self.family.decode(raw, self.manifest.labels, self.score_floor, self.top_k)

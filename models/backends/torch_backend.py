@@ -170,10 +170,7 @@ class TorchBackend:
 
     def predict(self, batch: np.ndarray) -> list[ModelOutput]:
         """One ModelOutput per image of an (N, C, S, S) float32 batch."""
-        profile = self.manifest.input_profile
-        expected = (profile.channels, profile.size, profile.size)
-        if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
-            raise ValueError(f"{self.manifest.key}: expected batch (N, {expected}), got {batch.shape}")
+        self.manifest.check_batch(batch.shape)
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         with torch.inference_mode():
             raw = self._run_cuda(x) if self.device.type == "cuda" else [t.float().cpu() for t in self.raw(x)]
