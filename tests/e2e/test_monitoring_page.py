@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +21,9 @@ from radstream.services.gateway.events import Position
 from radstream.services.synthetic.phantoms import make_phantom
 from radstream.streams.kafka.topics import FINDINGS_OVERRIDES, STUDY_RESULTS
 from radstream.streams.monitoring import MonitorSettings
+from tests.browser import BROWSER_SKIPS, launch_chromium, sync_playwright
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
+pytestmark = BROWSER_SKIPS
 TOKENS = {"tok-all": None, "tok-b": frozenset({"SITE_B"})}
 NOW = int(dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc).timestamp() * 1000)
 BOX = [10.0, 10.0, 30.0, 30.0]
@@ -84,12 +83,9 @@ def gateway_url() -> Iterator[str]:
 
 
 def _open(url: str, token: str, shot: Path | None = None) -> tuple[dict, list[str]]:
-    from playwright.sync_api import sync_playwright
-
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900},
                                     extra_http_headers={"Authorization": f"Bearer {token}"})

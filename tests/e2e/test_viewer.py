@@ -9,7 +9,6 @@ events are injected so the box counts are exact.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,18 +24,9 @@ from radstream.streams.blobstore import DERIVED, FileBlobStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "services" / "gateway"))
 from gateway_records import decoded, fused, fused_box, inferred, override, study_result
+from tests.browser import BROWSER_SKIPS, Page, expect, sync_playwright, launch_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-try:
-    from playwright.sync_api import Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - exercised only where playwright is missing
-    sync_playwright = None
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install playwright)"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)"),
-]
+pytestmark = [pytest.mark.integration, *BROWSER_SKIPS]
 TOKEN = "tok-viewer"
 STUDY_A, STUDY_B, STUDY_C = "1.2.826.0.1.77.1", "1.2.826.0.1.77.2", "1.2.826.0.1.77.3"
 
@@ -112,8 +102,7 @@ def gateway(tmp_path: Path) -> Iterator[RunningGateway]:
 @pytest.fixture
 def page() -> Iterator[Page]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         try:
             pg = browser.new_page(viewport={"width": 1400, "height": 900})
             pg.set_default_timeout(15000)

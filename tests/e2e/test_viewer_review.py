@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -33,18 +32,9 @@ from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
 from radstream.streams.kafka.producer import EventPublisher
 from tests.conftest import FAST_GROUP_ENV
+from tests.browser import BROWSER_SKIPS, Browser, Page, expect, sync_playwright, launch_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - exercised only where playwright is missing
-    sync_playwright = None
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install playwright)"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)"),
-]
+pytestmark = [pytest.mark.integration, *BROWSER_SKIPS]
 SITE = "SITE_A"
 TOKENS = {"tok-rad": "dr-rad", "tok-desk": "north-desk"}
 # two detectors, so a fused box has two models' own boxes to show; and the pixel-QC model
@@ -108,8 +98,7 @@ def review(broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Review]
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = launch_chromium(p)
         try:
             yield b
         finally:
