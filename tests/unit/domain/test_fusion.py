@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from ensemble_boxes import weighted_boxes_fusion as reference_wbf
 
 from radstream.domain.fusion import ModelBoxes, weighted_boxes_fusion
+from tests.fusion_cases import random_fusion_case
 
 
 def test_two_models_agree_hand_computed() -> None:
@@ -38,22 +38,7 @@ def test_labels_never_mix_and_skip_threshold_drops() -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_matches_reference_implementation(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    n_models = int(rng.integers(1, 4))
-    weights = [float(w) for w in rng.uniform(0.5, 2.0, n_models)]
-    inputs, ref_boxes, ref_scores, ref_labels = [], [], [], []
-    centers = rng.uniform(0.2, 0.8, (4, 2))
-    for m in range(n_models):
-        k = int(rng.integers(1, 8))
-        c = centers[rng.integers(0, 4, k)] + rng.normal(0, 0.02, (k, 2))
-        half = rng.uniform(0.03, 0.08, (k, 2))
-        boxes = np.clip(np.concatenate([c - half, c + half], axis=1), 0, 1)
-        scores = rng.uniform(0.05, 1.0, k)
-        labels = rng.integers(0, 2, k)
-        inputs.append(ModelBoxes(f"m{m}", boxes.tolist(), scores.tolist(), [f"l{v}" for v in labels], weights[m]))
-        ref_boxes.append(boxes.tolist())
-        ref_scores.append(scores.tolist())
-        ref_labels.append(labels.tolist())
+    inputs, (ref_boxes, ref_scores, ref_labels), weights = random_fusion_case(seed)
     ours = weighted_boxes_fusion(inputs, iou_thr=0.55, skip_box_thr=0.1)
     boxes, scores, labels = reference_wbf(ref_boxes, ref_scores, ref_labels, weights=weights,
                                           iou_thr=0.55, skip_box_thr=0.1, conf_type="avg")

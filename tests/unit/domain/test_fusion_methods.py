@@ -13,26 +13,7 @@ from radstream.domain.fusion import ModelBoxes
 from radstream.domain.fusion_methods import FusionMethodError, check_method, fuse_by_label
 from radstream.domain.nmw import non_maximum_weighted
 from radstream.domain.soft_nms import soft_nms
-
-
-def _random_case(seed: int):
-    """Up to three models' boxes around four centres, two labels, random weights (as the WBF test)."""
-    rng = np.random.default_rng(seed)
-    n_models = int(rng.integers(1, 4))
-    weights = [float(w) for w in rng.uniform(0.5, 2.0, n_models)]
-    inputs, ref = [], ([], [], [])
-    centers = rng.uniform(0.2, 0.8, (4, 2))
-    for m in range(n_models):
-        k = int(rng.integers(1, 8))
-        c = centers[rng.integers(0, 4, k)] + rng.normal(0, 0.02, (k, 2))
-        half = rng.uniform(0.03, 0.08, (k, 2))
-        boxes = np.clip(np.concatenate([c - half, c + half], axis=1), 0, 1)
-        scores = rng.uniform(0.05, 1.0, k)
-        labels = rng.integers(0, 2, k)
-        inputs.append(ModelBoxes(f"m{m}", boxes.tolist(), scores.tolist(), [f"l{v}" for v in labels], weights[m]))
-        for out, values in zip(ref, (boxes.tolist(), scores.tolist(), labels.tolist())):
-            out.append(values)
-    return inputs, ref, weights
+from tests.fusion_cases import random_fusion_case
 
 
 def _rows(fused) -> list[tuple]:
@@ -52,7 +33,7 @@ def _assert_same(ours: list[tuple], ref: list[tuple], rel: float) -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_nmw_matches_reference(seed: int) -> None:
-    inputs, (boxes, scores, labels), weights = _random_case(seed)
+    inputs, (boxes, scores, labels), weights = random_fusion_case(seed)
     ours = non_maximum_weighted(inputs, iou_thr=0.55, skip_box_thr=0.1)
     ref = reference_nmw(boxes, scores, labels, weights=weights, iou_thr=0.55, skip_box_thr=0.1)
     # the reference computes each fused box in float32; same order (descending score)
@@ -61,7 +42,7 @@ def test_nmw_matches_reference(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_soft_nms_original_scores_match_reference(seed: int) -> None:
-    inputs, (boxes, scores, labels), weights = _random_case(seed)
+    inputs, (boxes, scores, labels), weights = random_fusion_case(seed)
     ours = soft_nms(inputs, sigma=0.5, thresh=0.02, score="original")
     ref = reference_soft_nms(boxes, [list(s) for s in scores], labels, weights=weights, sigma=0.5, thresh=0.02)
     _assert_same(_rows(ours), _reference_rows(*ref), rel=1e-9)  # same boxes, same order
@@ -70,7 +51,7 @@ def test_soft_nms_original_scores_match_reference(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(20))
 def test_soft_nms_decayed_scores_match_reference_loop(seed: int) -> None:
     """The decayed scores are what the reference's own loop leaves in its score array."""
-    inputs, (boxes, scores, labels), weights = _random_case(seed)
+    inputs, (boxes, scores, labels), weights = random_fusion_case(seed)
     ours = soft_nms(inputs, sigma=0.5, thresh=0.02)
     total = sum(weights)
     flat = [(b, s * weights[m] / total, l) for m in range(len(boxes))
