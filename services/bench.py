@@ -8,6 +8,7 @@ Per-stage overhead is read from each stage's own /metrics: wall time per message
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -84,9 +85,14 @@ def _wait_for(pending: set[str], settings, stack: Stack, timeout_s: float) -> di
 
 
 def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: int = 4, rate: float = 0.0,
-              say=print) -> dict:
+              say=print, env: dict[str, str] | None = None, durable: str | None = None,
+              inprocess: bool = True) -> dict:
     """`rate` > 0 publishes that many images per second (latency without queueing); 0 publishes
-    them all at once (throughput; latency then includes the queue)."""
+    them all at once (throughput; latency then includes the queue).
+
+    `env`: variables for the stages and this process's blob store (RADSTREAM_BLOB_URL, AWS_*);
+    `durable`: the embedded broker's `--durable`; `inprocess=False` skips the in-process baseline
+    (services/bench_compare.py compares two streamed setups instead)."""
     from radstream.services.synthetic.studies import write_synthetic_study
 
     data = config.home / "bench-data"
@@ -94,9 +100,9 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
     warm_dirs = [write_synthetic_study(data / f"warm-{i}", 1, seed=90_000 + i)[0].parent for i in range(warmup)]
     dirs = [write_synthetic_study(data / f"img-{i}", 1, seed=100_000 + i)[0].parent for i in range(images)]
 
-    with Stack(config, bootstrap) as stack:
+    with Stack(config, bootstrap, env=env, durable=durable) as stack:
         settings = config.kafka.with_bootstrap(stack.bootstrap)
-        store = open_blob_store(config.blob_url)
+        store = open_blob_store(config.blob_url, env={**os.environ, **env} if env else None)
         producer = EventPublisher(settings)
         say(f"pipeline up on {stack.bootstrap}; warming up with {warmup} image(s) ...")
         warm, _ = publish(producer, store, warm_dirs, log=lambda m: None)
@@ -125,13 +131,15 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
         w = (row.wall_ms * row.messages - (prev.wall_ms * prev.messages if prev else 0)) / n
         overheads.append(StageOverhead(row.stage, n, c, w))
 
-    say("running the same stages in one process without Kafka ...")
-    inproc = InProcessPipeline(config)
-    inproc.run(warm_dirs)
-    t1 = time.perf_counter()
-    inproc.stage_seconds.clear()
-    inproc.run(dirs)
-    inproc_elapsed = time.perf_counter() - t1
+    inproc_elapsed = None
+    if inprocess:
+        say("running the same stages in one process without Kafka ...")
+        inproc = InProcessPipeline(config)
+        inproc.run(warm_dirs)
+        t1 = time.perf_counter()
+        inproc.stage_seconds.clear()
+        inproc.run(dirs)
+        inproc_elapsed = time.perf_counter() - t1
 
     total_compute = sum(o.compute_ms * o.messages for o in overheads)
     total_overhead = sum(o.overhead_ms * o.messages for o in overheads)
@@ -139,7 +147,7 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
         "images": images,
         "rate": rate or "burst",
         "streamed_images_per_s": images / elapsed,
-        "inprocess_images_per_s": images / inproc_elapsed,
+        "inprocess_images_per_s": images / inproc_elapsed if inproc_elapsed else None,
         "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                        "p99": percentile(latencies, 99)},
         "stages": [o.__dict__ | {"overhead_ms": o.overhead_ms} for o in overheads],
@@ -148,7 +156,8 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
         "backend": config.backend,
         "backends": backends,
     }
-    report["throughput_ratio_streamed_over_inprocess"] = report["streamed_images_per_s"] / report["inprocess_images_per_s"]
+    report["throughput_ratio_streamed_over_inprocess"] = (
+        report["streamed_images_per_s"] / report["inprocess_images_per_s"] if inproc_elapsed else None)
     say(format_report(report))
     return report
 
@@ -156,8 +165,9 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
 def format_report(r: dict) -> str:
     lines = [
         f"images: {r['images']} (published {'at ' + str(r['rate']) + '/s' if r['rate'] != 'burst' else 'at once'})",
-        f"throughput: streamed {r['streamed_images_per_s']:.2f} img/s, in-process {r['inprocess_images_per_s']:.2f} img/s "
-        f"(ratio {r['throughput_ratio_streamed_over_inprocess']:.2f})",
+        f"throughput: streamed {r['streamed_images_per_s']:.2f} img/s"
+        + (f", in-process {r['inprocess_images_per_s']:.2f} img/s (ratio {r['throughput_ratio_streamed_over_inprocess']:.2f})"
+           if r["inprocess_images_per_s"] else " (no in-process baseline)"),
         f"end-to-end latency (arrival to study assembly): p50 {r['latency_ms']['p50']:.0f} ms, "
         f"p95 {r['latency_ms']['p95']:.0f} ms, p99 {r['latency_ms']['p99']:.0f} ms",
         f"backend: RADSTREAM_BACKEND={r['backend']}: "

@@ -1,5 +1,6 @@
 """`radstream bench`: the streamed pipeline against the same stages in one process, and the other
-measurements (SSE fan-out, decode, preprocess, chaos, the STAT lane, config pushes) in services/bench.py and services/chaos.py."""
+measurements (SSE fan-out, decode, preprocess, chaos, the STAT lane, config pushes, two setups compared) in
+services/bench.py, services/chaos.py, services/stat_bench.py and services/bench_compare.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from radstream.services.commands.bootstrap import add_bootstrap, config_from
+from radstream.services.commands.errors import CliError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--backlog", type=int, default=500, help="routine studies queued before --stat's urgent ones")
     sp.add_argument("--config-pushes", type=int, metavar="N",
                     help="instead: push N threshold versions under load and time their propagation")
+    sp.add_argument("--compare", choices=["blob-store", "broker"],
+                    help="instead: the burst on two setups, alternated: blobs on file:// vs s3:// (an embedded "
+                         "SeaweedFS; plus put/get per blob size), or the embedded broker in memory vs --durable")
+    sp.add_argument("--rounds", type=int, default=3, help="runs of each setup for --compare (default 3)")
     sp.set_defaults(func=cmd_bench)
 
 
@@ -54,6 +60,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from radstream.services.chaos import run_chaos
 
         report = run_chaos(config, config.kafka.bootstrap or None, kills=args.chaos, events=args.events)
+    elif args.compare:
+        from radstream.services.bench_compare import run_blob_store_comparison, run_broker_comparison
+
+        compare = run_blob_store_comparison if args.compare == "blob-store" else run_broker_comparison
+        try:
+            report = compare(config, config.kafka.bootstrap or None, images=args.images, warmup=args.warmup,
+                             rounds=args.rounds)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     elif args.config_pushes:
         report = run_config_push_bench(config, config.kafka.bootstrap or None, pushes=args.config_pushes)
     else:
