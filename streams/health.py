@@ -15,9 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from radstream.streams.metrics import REGISTRY
+from radstream.streams.metrics import exposition
 
 
 class HealthServer:
@@ -33,7 +31,8 @@ class HealthServer:
                     data = json.dumps(body).encode()
                     self._send(200 if body.get("healthy", True) else 503, "application/json", data)
                 elif self.path.startswith("/metrics"):
-                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+                    data, ctype = exposition()
+                    self._send(200, ctype, data)
                 else:
                     self._send(404, "text/plain", b"not found\n")
 

@@ -1,8 +1,10 @@
-"""Prometheus metrics shared by every stage process (one registry per process)."""
+"""Prometheus metrics shared by every stage process (one registry per process), and the one
+rendering of a registry as the text format that every `/metrics` serves (the stages' health
+server, the gateway)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry()
 
@@ -37,3 +39,8 @@ monitor_ks = Gauge("radstream_monitor_ks", "Two-sample KS statistic of a group's
                    ["group", "feature"], registry=REGISTRY)
 monitor_ppv = Gauge("radstream_monitor_ppv", "Confirmed / (confirmed + rejected) findings, per rule, model, site, "
                     "week", ["dimension", "key"], registry=REGISTRY)
+
+
+def exposition(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
+    """`registry` in Prometheus's text exposition format, and its Content-Type."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST

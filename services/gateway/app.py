@@ -1,6 +1,6 @@
 """The gateway's HTTP surface (aiohttp): thin handlers over the hub, the auth and the blob store.
 
-Public: `/` (the viewer), `/static/*`, `/healthz`. Everything else needs a bearer
+Public: `/` (the viewer), `/static/*`, `/healthz`, `/metrics` (Prometheus). Everything else needs a bearer
 token (`Authorization: Bearer ...`), or for a GET from what cannot send headers (EventSource,
 <img>) a short-lived ticket in `?ticket=` from `POST /session/ticket` (tickets.py).
 `?access_token=` is still read, for older clients; the viewer no longer sends it.
@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from radstream.domain.errors import StageError
 from radstream.services.gateway.auth import Authenticator, AuthError, Principal
 from radstream.services.gateway.events import EventFilter
 from radstream.services.gateway.hub import EventHub
+from radstream.services.gateway.metrics import gateway_registry
 from radstream.services.gateway.monitoring import add_monitoring
 from radstream.services.gateway.responses import add_security_headers, is_png
 from radstream.services.gateway.source import KafkaEventSource
@@ -38,6 +40,7 @@ from radstream.services.gateway.window import (
 )
 from radstream.services.overrides import REJECTION_REASONS, override_view
 from radstream.streams.blobstore import DERIVED, BlobStore
+from radstream.streams.metrics import exposition
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -61,14 +64,17 @@ class Gateway:
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
+METRICS = web.AppKey("metrics", CollectorRegistry)
 
 
 def create_app(gateway: Gateway) -> web.Application:
     app = web.Application(middlewares=[_errors_as_json])
     app[GATEWAY] = gateway
+    app[METRICS] = gateway_registry(gateway)
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/", _index)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_post("/session/ticket", _ticket)
     app.router.add_get("/me", _me)
     app.router.add_get("/events", _all_events)
@@ -156,6 +162,13 @@ async def _healthz(request: web.Request) -> web.Response:
         stats["undecodable_skipped"] = gw.source.undecodable
         stats["untrusted_overrides_skipped"] = gw.source.untrusted
     return web.json_response({"status": "ok", **stats})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus text format, like every stage's /metrics; open like /healthz (the pods'
+    NetworkPolicy admits only Prometheus and the ingress controller to the port)."""
+    data, ctype = exposition(request.app[METRICS])
+    return web.Response(body=data, headers={"Content-Type": ctype})
 
 
 async def _ticket(request: web.Request) -> web.Response:

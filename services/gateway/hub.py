@@ -88,6 +88,7 @@ class EventHub:
         self.subscribers: set[Subscription] = set()
         self.duplicates = 0
         self.overflows = 0
+        self.delivered = 0  # events written to SSE clients (replayed and live), for /metrics
         self.site_conflicts = 0  # records ignored because they claimed another site for a known study
         self.ready = asyncio.Event()  # set once the source has read every partition to its start-time end
         # Called with (kind, record) for each record indexed (not redeliveries): /monitoring's state.
@@ -184,6 +185,11 @@ class EventHub:
         self.subscribers.add(sub)
         return sub, Replay(replay, reset)
 
+    def mark_delivered(self, sub: Subscription, event: GatewayEvent) -> None:
+        """`event` was written to `sub`'s stream: its resume point moves, and the count grows."""
+        sub.last_delivered = self.event_id(event.seq)
+        self.delivered += 1
+
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscribers.discard(sub)
 
@@ -203,6 +209,7 @@ class EventHub:
 
     def stats(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "seq": self.seq, "studies": len(self.studies), "clients": len(self.subscribers),
+                "events_delivered": self.delivered,
                 "duplicates_dropped": self.duplicates, "clients_cut_off": self.overflows,
                 "site_conflicts_ignored": self.site_conflicts,
                 "ready": self.ready.is_set()}

@@ -88,7 +88,7 @@ async def stream_events(request: web.Request, hub: EventHub, sub: Subscription, 
                                             "reset"), settings)
         for event in replay.events:
             await _write(resp, frame(hub, event), settings)
-            sub.last_delivered = hub.event_id(event.seq)
+            hub.mark_delivered(sub, event)
         await _follow(resp, hub, sub, settings)
     except (TimeoutError, ConnectionResetError):
         pass  # a stuck or gone client: just stop writing to it
@@ -113,7 +113,7 @@ async def _follow(resp: web.StreamResponse, hub: EventHub, sub: Subscription, se
         if event is None:
             return
         await _write(resp, frame(hub, event), settings)
-        sub.last_delivered = hub.event_id(event.seq)
+        hub.mark_delivered(sub, event)
 
 
 async def _write(resp: web.StreamResponse, data: bytes, settings: StreamSettings) -> None:

@@ -123,11 +123,16 @@ def _pod_problems(d: Resource, resources: list[Resource]) -> list[str]:
     mounts = {m["mountPath"]: volumes.get(m["name"], {}) for m in c.get("volumeMounts", [])}
     if "emptyDir" not in mounts.get(env["RADSTREAM_HOME"], {}):
         problems.append(f"{name}: RADSTREAM_HOME ({env['RADSTREAM_HOME']}) must be a writable emptyDir")
-    blob_path = env["RADSTREAM_BLOB_URL"].removeprefix("file://")
-    claim = mounts.get(blob_path, {}).get("persistentVolumeClaim", {}).get("claimName")
-    pvcs = {p["metadata"]["name"]: p for p in of_kind(resources, "PersistentVolumeClaim")}
-    if claim not in pvcs or "ReadWriteMany" not in pvcs[claim]["spec"]["accessModes"]:
-        problems.append(f"{name}: the blob store ({blob_path}) must be a ReadWriteMany PVC")
+    if env["RADSTREAM_BLOB_URL"].startswith("s3://"):  # components/blobs-s3: credentials, no volume
+        problems += [f"{name}: {p}" for p in s3_credential_problems(c)]
+        if any(v.get("persistentVolumeClaim") for v in volumes.values()):
+            problems.append(f"{name}: mounts a volume claim although the blobs are on S3")
+    else:
+        blob_path = env["RADSTREAM_BLOB_URL"].removeprefix("file://")
+        claim = mounts.get(blob_path, {}).get("persistentVolumeClaim", {}).get("claimName")
+        pvcs = {p["metadata"]["name"]: p for p in of_kind(resources, "PersistentVolumeClaim")}
+        if claim not in pvcs or "ReadWriteMany" not in pvcs[claim]["spec"]["accessModes"]:
+            problems.append(f"{name}: the blob store ({blob_path}) must be a ReadWriteMany PVC")
     key_dir = env["RADSTREAM_MODEL_KEY_FILE"].rsplit("/", 1)[0]
     key_mounted = mounts.get(key_dir, {}).get("secret", {}).get("secretName") == "radstream-model-key"
     is_infer = d["spec"]["template"]["metadata"]["labels"].get("radstream.io/stage") == "infer"
@@ -135,6 +140,20 @@ def _pod_problems(d: Resource, resources: list[Resource]) -> list[str]:
         problems.append(f"{name}: RADSTREAM_MODEL_KEY_FILE's folder must mount the Secret radstream-model-key")
     if key_mounted and not is_infer:  # only infer decrypts weights (docs/security.md, Retention and mounts)
         problems.append(f"{name}: mounts the model key, which only infer pods may")
+    return problems
+
+
+S3_SECRET = "radstream-s3-credentials"
+
+
+def s3_credential_problems(c: Resource) -> list[str]:
+    """The S3 key pair from the Secret radstream-s3-credentials, as env (never a literal value)."""
+    env = {e["name"]: e for e in c.get("env", [])}
+    problems = []
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        ref = env.get(var, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        if ref != {"name": S3_SECRET, "key": var}:
+            problems.append(f"{var} must come from the Secret {S3_SECRET}, got {env.get(var)}")
     return problems
 
 

@@ -145,7 +145,7 @@ def test_prod_stages_log_in_as_their_own_user_over_tls(prod: list[Resource]) -> 
         assert config["RADSTREAM_KAFKA_SSL_CA"].startswith(mounts["kafka-ca"]["mountPath"] + "/")
 
 
-@pytest.mark.parametrize("tree", [*TREES, "overlays/pacs-export", "overlays/results-out"])
+@pytest.mark.parametrize("tree", [*TREES, "overlays/pacs-export", "overlays/results-out", "overlays/prod-results-out"])
 def test_blobs_are_read_only_except_for_their_writers_and_the_model_key_is_on_infer_only(tree: str) -> None:
     resources = _render(tree)
     deployments = of_kind(resources, "Deployment")
@@ -176,7 +176,7 @@ def test_blobs_gc_runs_as_a_cron_job_with_its_own_user(prod: list[Resource]) -> 
     assert not any(v.get("secret", {}).get("secretName") == "radstream-model-key" for v in pod["volumes"])
 
 
-@pytest.mark.parametrize("tree", [*TREES, "overlays/pacs-export", "overlays/results-out"])
+@pytest.mark.parametrize("tree", [*TREES, "overlays/pacs-export", "overlays/results-out", "overlays/prod-results-out"])
 def test_retention_waits_for_every_export_the_tree_deploys(tree: str) -> None:
     """A raw DICOM blob must outlive every export that may still send its study (D-029): the gc
     CronJob names each deployed export's group with --exported-by."""
@@ -190,5 +190,5 @@ def test_retention_waits_for_every_export_the_tree_deploys(tree: str) -> None:
     assert exports <= required, f"{tree}: gc does not wait for {sorted(exports - required)}"
     if tree == "overlays/pacs-export":
         assert exports == {"dicom"}
-    if tree == "overlays/results-out":
+    if tree in ("overlays/results-out", "overlays/prod-results-out"):
         assert exports == {"dicom", "stow", "hl7", "fhir"}
