@@ -8,19 +8,28 @@ process-wide one), so several gateways in one test process do not share numbers.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-if TYPE_CHECKING:
-    from radstream.services.gateway.app import Gateway
+from radstream.services.gateway.hub import EventHub
+from radstream.services.gateway.sse import StreamQuota
+
+
+class CountedGateway(Protocol):
+    """What the collector reads of `app.Gateway` (named here, not imported: app imports this module)."""
+
+    hub: EventHub
+    quota: StreamQuota
+    writer: Any  # OverrideWriter | None: `.written`
+    source: Any  # KafkaEventSource | None: `.undecodable`, `.untrusted`
 
 
 class GatewayCollector:
     """Gauges and counters of one gateway, from its live objects."""
 
-    def __init__(self, gateway: "Gateway") -> None:
+    def __init__(self, gateway: CountedGateway) -> None:
         self.gateway = gateway
 
     def collect(self) -> Iterator[Metric]:
@@ -55,7 +64,7 @@ class GatewayCollector:
             yield CounterMetricFamily(name, doc, value=count)
 
 
-def gateway_registry(gateway: "Gateway") -> CollectorRegistry:
+def gateway_registry(gateway: CountedGateway) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(GatewayCollector(gateway))
     return registry
