@@ -119,7 +119,7 @@ def run_bench(config: Config, bootstrap: str | None, images: int = 40, warmup: i
         elapsed = max(v for k, v in landed.items() if not k.startswith("latency:")) - t0
         after = stage_overheads(config.home)
         backends = infer_backends(config.home)
-        del producer  # destroy the client while its broker is up: librdkafka would retry it noisily
+        producer.close()
     latencies = [v for k, v in landed.items() if k.startswith("latency:")]
     overheads = []
     for row in after:  # subtract the warm-up so only steady state counts
@@ -246,7 +246,7 @@ def run_config_push_bench(config: Config, bootstrap: str | None, pushes: int = 2
             results.setdefault(result["study_uid"], set()).add(result["idempotency_key"])
             if set(studies) <= set(results):
                 break
-        del producer  # as in run_bench: gone before the broker is
+        producer.close()
     report = {
         "pushes": pushes,
         "propagation_ms": {"p50": percentile(delays, 50), "p99": percentile(delays, 99), "max": max(delays)},

@@ -116,6 +116,7 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
             say(f"kill {k + 1}/{kills}: {child.label} (pid {old_pid}) recovered in "
                 + (f"{took:.2f}s" if took is not None else "NEVER (60 s)"))
         feeder.join()
+        producer.close()
         say(f"all {len(studies)} arrival(s) published; waiting for results ...")
         keys: dict[str, set[str]] = {}
         raw = 0

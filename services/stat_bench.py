@@ -50,6 +50,7 @@ def run_stat_bench(config: Config, bootstrap: str | None, urgent: int = 5, backl
         loaded = _urgent_latencies(settings, stack, producer, store, loaded_paths)
         finals = {r["study_uid"] for _, r in read_events(settings, STUDY_RESULTS, skip_undecodable=True) if r["final"]}
         routine_done = len(set(routine) & finals)
+        producer.close()
     idle_p50, loaded_p50 = percentile(list(idle.values()), 50), percentile(list(loaded.values()), 50)
     report = {
         "urgent": urgent, "backlog": backlog,

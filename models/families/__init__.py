@@ -11,6 +11,7 @@ Boxes from `decode` are in TENSOR pixels; the infer stage undoes the letterbox.
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -18,6 +19,11 @@ import torch
 from torch import nn
 
 from radstream.models.outputs import ModelOutput
+
+# effdet and rfdetr call torch.jit.script when imported, and torch 2.14 warns that it is
+# deprecated: a library's notice that would reach the terminal of every command that loads
+# a model (`bench` printed it twice). Nothing here can act on it, so it is silenced by message.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 
 class ModelFamily(Protocol):

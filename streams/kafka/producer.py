@@ -94,3 +94,9 @@ class EventPublisher:
     def flush(self, timeout_s: float = 30.0) -> None:
         """Raises DeliveryFailed (a RuntimeError) unless everything sent was acknowledged."""
         self._producer.flush(timeout_s)
+
+    def close(self) -> None:
+        """Destroy the client now, while its broker is still up: one left for the garbage
+        collector outlives a stack's broker, and librdkafka then prints its disconnects and
+        refused reconnects on the terminal. Unacknowledged sends are the caller's (flush first)."""
+        self._producer = None  # type: ignore[assignment]
