@@ -106,7 +106,7 @@ class MotionSpectrum(nn.Module):
 class SpectralMotionFamily(SigmoidClassifier):
     name = "motion-spectrum"
     tasks = ("qc",)
-    backends = ("torch",)  # torch.median has no ONNX operator
+    backends = ("torch",)  # torch's ONNX exporter has no aten::fft_rfft2 (opset 17), nor complex values
     default_architecture = DEFAULT_ARCHITECTURE
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:

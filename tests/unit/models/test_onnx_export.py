@@ -94,7 +94,7 @@ def test_family_without_onnx_is_refused_in_one_line(name: str, family: Any, arch
 
 
 def test_a_manifest_of_such_a_family_is_refused_before_its_weights_are_read(tmp_path: Path) -> None:
-    assert NOT_EXPORTABLE, "motion-spectrum (torch.median has no ONNX operator) is expected among the families"
+    assert NOT_EXPORTABLE, "motion-spectrum (no ONNX export of rfft2) is expected among the families"
     data = load_manifests(default_registry_dir(), ["demo-effdet"])["demo-effdet"].to_dict()
     data.update(family=NOT_EXPORTABLE[0][0], artifact={"path": "missing.pt", "sha256": "0" * 64})
     (tmp_path / "frcnn.json").write_text(json.dumps({**data, "name": "frcnn"}))
