@@ -105,13 +105,30 @@ class Letterbox:
         return out
 
 
-def robust_scale(image: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] between the 0.5th and 99.5th percentiles, clipped."""
+ROBUST_PERCENTILES = (_LOW_PERCENTILE, _HIGH_PERCENTILE)
+
+
+def robust_window(image: np.ndarray) -> tuple[np.float64, np.float64]:
+    """The 0.5th and 99.5th percentiles of a float32 image (numpy's linear method, float64)."""
+    low, high = np.percentile(np.asarray(image, dtype=np.float32), list(ROBUST_PERCENTILES))
+    return low, high
+
+
+def scale_to_window(image: np.ndarray, low: np.float64, high: np.float64) -> np.ndarray:
+    """Scale a float32 image to [0, 1] between low and high, clipped (zeros if the window is empty).
+
+    Elementwise, so a table of distinct values scaled by it gives the same bits as the image
+    (models/intensity.py relies on that)."""
     data = np.asarray(image, dtype=np.float32)
-    low, high = np.percentile(data, [_LOW_PERCENTILE, _HIGH_PERCENTILE])
     if high <= low:
         return np.zeros_like(data, dtype=np.float32)
     return np.clip((data - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def robust_scale(image: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] between the 0.5th and 99.5th percentiles, clipped."""
+    data = np.asarray(image, dtype=np.float32)
+    return scale_to_window(data, *robust_window(data))
 
 
 def apply_clahe(unit_image: np.ndarray, settings: ClaheSettings) -> np.ndarray:
@@ -183,7 +200,16 @@ def apply_profiles(image: np.ndarray, profiles: list[InputProfile],
     if data.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {data.shape}")
     clock = _StepClock(seconds)
-    scaled = clock("robust_scale", robust_scale, data)
+    return apply_profiles_to_unit(clock("robust_scale", robust_scale, data), profiles, seconds)
+
+
+def apply_profiles_to_unit(scaled: np.ndarray, profiles: list[InputProfile],
+                           seconds: dict[str, float] | None = None) -> dict[str, tuple[np.ndarray, Letterbox]]:
+    """`apply_profiles` after its robust scale: `scaled` is `robust_scale(image)`, however made
+    (the preprocess stage makes it from the stored integers: models/intensity.py)."""
+    if scaled.ndim != 2:
+        raise ValueError(f"expected a 2-D grayscale image, got shape {scaled.shape}")
+    clock = _StepClock(seconds)
     equalised: dict[ClaheSettings, np.ndarray] = {}
     resized: dict[tuple, tuple[np.ndarray, Letterbox]] = {}
     out: dict[str, tuple[np.ndarray, Letterbox]] = {}

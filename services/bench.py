@@ -315,9 +315,21 @@ def run_decode_bench(repeats: int = 7, say=print) -> dict:
 def run_preprocess_bench(config: Config, repeats: int = 7, say=print) -> dict:
     """preprocess's work on RG1 (1955x1841) for the profiles in force, one thread: each profile
     alone (`apply_profile`, what one tensor costs by itself), all of them one after another, and
-    all of them with the shared steps done once (`apply_profiles`, what the stage runs), with the
-    shared run's time per step. Medians of `repeats`, alternated run by run."""
-    from radstream.models.profile import PREPROCESS_STEPS, apply_profile, apply_profiles
+    all of them with the shared steps done once (`apply_profiles`), with the shared run's time per
+    step; then the stage's whole path from the uint16 blob, with the robust scale of the float
+    frame (model frame, percentiles, scale) against the one from the stored integers (D-053),
+    tensors checked equal. Medians of `repeats`, alternated run by run."""
+    import numpy as np
+
+    from radstream.domain.dicom.pixels import model_frame
+    from radstream.models.intensity import robust_scale_stored
+    from radstream.models.profile import (
+        PREPROCESS_STEPS,
+        apply_profile,
+        apply_profiles,
+        apply_profiles_to_unit,
+        robust_scale,
+    )
     from radstream.streams.stages.registry import limit_compute_threads, models_in_force
 
     limit_compute_threads(1)
@@ -326,9 +338,11 @@ def run_preprocess_bench(config: Config, repeats: int = 7, say=print) -> dict:
     for manifest in models_in_force(config).values():
         profiles[manifest.input_profile.hash()] = manifest.input_profile
         users.setdefault(manifest.input_profile.hash(), []).append(manifest.name)
-    image = _rg1_model_frame()
+    stored, transform = _rg1_stored()
+    image = model_frame(stored, transform)
     alone: dict[str, list[float]] = {h: [] for h in profiles}
     separate, shared, steps = [], [], {step: [] for step in PREPROCESS_STEPS}
+    path = {"float_scale": [], "stored_scale": [], "float_stage": [], "stored_stage": []}
     for _ in range(repeats):
         t_all = 0.0
         for h, profile in profiles.items():
@@ -343,13 +357,31 @@ def run_preprocess_bench(config: Config, repeats: int = 7, say=print) -> dict:
         shared.append(time.perf_counter() - t0)
         for step in PREPROCESS_STEPS:
             steps[step].append(seconds.get(step, 0.0))
+        t0 = time.perf_counter()
+        scaled_float = robust_scale(model_frame(stored, transform))
+        t1 = time.perf_counter()
+        float_tensors = apply_profiles_to_unit(scaled_float, list(profiles.values()))
+        t2 = time.perf_counter()
+        scaled_stored = robust_scale_stored(stored, transform)
+        t3 = time.perf_counter()
+        stored_tensors = apply_profiles_to_unit(scaled_stored, list(profiles.values()))
+        t4 = time.perf_counter()
+        path["float_scale"].append(t1 - t0)
+        path["float_stage"].append(t2 - t0)
+        path["stored_scale"].append(t3 - t2)
+        path["stored_stage"].append(t4 - t2)
+        if any(not np.array_equal(float_tensors[h][0], stored_tensors[h][0]) for h in profiles):
+            raise AssertionError("the robust scale from the stored integers changed a tensor")
     ms = lambda xs: 1000 * percentile(xs, 50)  # noqa: E731
     rows = [{"profile": h, "models": users[h], "size": p.size, "letterbox": p.letterbox, "clahe": p.clahe.enabled,
              "alone_ms": ms(alone[h])} for h, p in profiles.items()]
     report = {"repeats": repeats, "image": "RG1_UNCR (1955x1841)", "profiles": rows,
               "separate_ms": ms(separate), "shared_ms": ms(shared),
               "speedup": percentile(separate, 50) / percentile(shared, 50),
-              "shared_steps_ms": {step: ms(v) for step, v in steps.items()}}
+              "shared_steps_ms": {step: ms(v) for step, v in steps.items()},
+              "stage_path_ms": {k: ms(v) for k, v in path.items()},
+              "stage_speedup": percentile(path["float_stage"], 50) / percentile(path["stored_stage"], 50),
+              "robust_scale_speedup": percentile(path["float_scale"], 50) / percentile(path["stored_scale"], 50)}
     say(f"{'profile':<17} {'size':>4} {'letterbox':>9} {'CLAHE':>5} {'alone ms':>9}  models")
     for r in rows:
         say(f"{r['profile']:<17} {r['size']:>4} {str(r['letterbox']):>9} {str(r['clahe']):>5} {r['alone_ms']:>9.1f}  "
@@ -357,14 +389,20 @@ def run_preprocess_bench(config: Config, repeats: int = 7, say=print) -> dict:
     say(f"all {len(rows)} profiles one by one: {report['separate_ms']:.1f} ms; shared steps once: "
         f"{report['shared_ms']:.1f} ms ({report['speedup']:.2f}x); shared run per step: "
         + ", ".join(f"{k} {v:.1f} ms" for k, v in report["shared_steps_ms"].items()))
+    p = report["stage_path_ms"]
+    say(f"the stage from the uint16 blob: robust scale of the float frame {p['float_scale']:.1f} ms, from the "
+        f"stored integers {p['stored_scale']:.1f} ms ({report['robust_scale_speedup']:.2f}x); whole path "
+        f"{p['float_stage']:.1f} -> {p['stored_stage']:.1f} ms ({report['stage_speedup']:.2f}x), tensors identical")
     return report
 
 
-def _rg1_model_frame():
+def _rg1_stored():
+    """RG1's pixel blob as decode stores it (uint16 stored values) and its PixelTransform."""
     from radstream.domain.dicom.decode import decode_instance
 
     [path] = [p for p in _decode_corpus() if p.name == "RG1_UNCR.dcm"]
-    return decode_instance(path.read_bytes()).frames[0]
+    decoded = decode_instance(path.read_bytes())
+    return decoded.stored[0], decoded.transform
 
 
 def run_gateway_bench(levels: list[int], target_p99_ms: float = 100.0, rate_hz: float = 50.0,

@@ -3,6 +3,8 @@
 The transform itself is models/profile.apply_profile, the same function training
 used, so serving cannot drift from training; `apply_profiles` runs it for every profile with
 the shared steps (robust scale, CLAHE per setting, resize per geometry) done once per image.
+The robust scale of an integer blob is made from its stored values (`robust_scale_stored`:
+a histogram and a table, the same bits as the float frame's; D-053).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import numpy as np
 
 from radstream.domain.dicom.pixels import PixelTransform, model_frame
 from radstream.domain.exposure import profile_statistics
-from radstream.models.profile import InputProfile, apply_profiles
+from radstream.models.intensity import robust_scale_stored
+from radstream.models.profile import InputProfile, apply_profiles_to_unit, robust_scale
 from radstream.streams.blobstore import BlobStore
 from radstream.streams.contracts import carried_fields
 from radstream.streams.kafka.topics import IMAGE_DECODED, IMAGE_PREPROCESSED, schema_of
@@ -32,9 +35,12 @@ class PreprocessStage(Stage):
 
     def process(self, event: Inbound) -> list[Output]:
         decoded = event.value
-        image = model_frame(self.store.get_array(decoded["pixels"]),
-                            PixelTransform.from_record(decoded.get("pixel_transform")))
-        prepared = apply_profiles(image, [profile for _, profile in sorted(self.profiles.items())])
+        stored = self.store.get_array(decoded["pixels"])
+        transform = PixelTransform.from_record(decoded.get("pixel_transform"))
+        scaled = robust_scale_stored(stored, transform)
+        if scaled is None:  # a float blob (color, a Modality LUT Sequence, 32-bit samples)
+            scaled = robust_scale(model_frame(stored, transform))
+        prepared = apply_profiles_to_unit(scaled, [profile for _, profile in sorted(self.profiles.items())])
         tensors, stats = [], []
         for profile_hash, (tensor, box) in prepared.items():
             profile = self.profiles[profile_hash]
