@@ -12,7 +12,7 @@ function of the stored value alone (`pixels.model_frame`), so:
   value and scaled by the same float operations, once), looked up per pixel.
 
 Same operations on the same values, so the result is identical to
-`robust_scale(model_frame(stored, transform))` (tests/unit/models/test_intensity.py; D-053).
+`robust_scale(model_frame(stored, transform))` (tests/unit/models/test_intensity.py; D-055).
 """
 
 from __future__ import annotations

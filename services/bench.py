@@ -317,7 +317,7 @@ def run_preprocess_bench(config: Config, repeats: int = 7, say=print) -> dict:
     alone (`apply_profile`, what one tensor costs by itself), all of them one after another, and
     all of them with the shared steps done once (`apply_profiles`), with the shared run's time per
     step; then the stage's whole path from the uint16 blob, with the robust scale of the float
-    frame (model frame, percentiles, scale) against the one from the stored integers (D-053),
+    frame (model frame, percentiles, scale) against the one from the stored integers (D-055),
     tensors checked equal. Medians of `repeats`, alternated run by run."""
     import numpy as np
 

@@ -4,7 +4,7 @@ The transform itself is models/profile.apply_profile, the same function training
 used, so serving cannot drift from training; `apply_profiles` runs it for every profile with
 the shared steps (robust scale, CLAHE per setting, resize per geometry) done once per image.
 The robust scale of an integer blob is made from its stored values (`robust_scale_stored`:
-a histogram and a table, the same bits as the float frame's; D-053).
+a histogram and a table, the same bits as the float frame's; D-055).
 """
 
 from __future__ import annotations
