@@ -20,13 +20,20 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-SCOPE_RE = re.compile(r"^(global|(model|rule|site):[A-Za-z0-9._-]+)$")
+SCOPE_RE = re.compile(r"^(global|models|(model|rule|site):[A-Za-z0-9._-]+)$")
+
+# The model set in force (D-053): one record of scope `models` whose keys name a version of a model,
+# `model:<name>/<version>`, each 1. It shares the topic, the versions, the signatures and the audit
+# of the thresholds, but it is not a threshold: `effective` leaves it out, so a promotion does not
+# change any result's config_version (results carry model_versions for that).
+MODEL_SET_SCOPE = "models"
+
 
 
 KEY_RE = re.compile(r"^(rule|model):[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
 
 
-PRECEDENCE = {"global": 0, "model": 1, "rule": 2, "site": 3}
+PRECEDENCE = {"models": -1, "global": 0, "model": 1, "rule": 2, "site": 3}
 
 
 class ThresholdError(ValueError):
@@ -85,6 +92,11 @@ def validate_document(scope: str, values: dict[str, Any], known_keys: set[str] |
     """Structural checks every reader applies; `known_keys` adds the registry check the CLI makes."""
     if not SCOPE_RE.match(scope or ""):
         raise ThresholdError(f"invalid scope {scope!r}: use global, model:<name>, rule:<id> or site:<ae-title>")
+    if scope == MODEL_SET_SCOPE:
+        model_set_of(values)
+        if known_keys is not None:
+            raise ThresholdError("the model set is pushed by `radstream models promote` / `rollback`, not as thresholds")
+        return
     kind = scope_kind(scope)
     for key, value in values.items():
         if not KEY_RE.match(key):
@@ -105,9 +117,31 @@ def validate_record(record: dict[str, Any]) -> None:
     validate_document(record.get("scope", ""), record.get("values", {}))
 
 
+def model_set_values(versions: dict[str, str]) -> dict[str, float]:
+    """The `models` record's values for a model set (model name -> version in force)."""
+    return {f"model:{name}/{version}": 1.0 for name, version in sorted(versions.items())}
+
+
+def model_set_of(values: dict[str, Any]) -> dict[str, str]:
+    """Model name -> version in force, from a `models` record's values; ThresholdError says what is wrong."""
+    versions: dict[str, str] = {}
+    for key, value in values.items():
+        if not KEY_RE.match(key) or not key.startswith("model:"):
+            raise ThresholdError(f"models: invalid key {key!r} (expected model:<name>/<version>)")
+        if value != 1:
+            raise ThresholdError(f"models: {key} = {value!r}: a version in force is 1")
+        name, version = key[len("model:"):].split("/", 1)
+        if name in versions:
+            raise ThresholdError(f"models: {name} is in force at two versions ({versions[name]}, {version})")
+        versions[name] = version
+    return versions
+
+
 def effective(records: dict[str, dict[str, Any]], site: str | None = None) -> ThresholdSet:
-    """Merge the latest record per scope by precedence (site only for the given site)."""
-    chosen = [r for s, r in records.items() if scope_kind(s) != "site" or (site and s == f"site:{site}")]
+    """Merge the latest record per scope by precedence (site only for the given site); the model
+    set is not a threshold and is left out."""
+    chosen = [r for s, r in records.items()
+              if s != MODEL_SET_SCOPE and (scope_kind(s) != "site" or (site and s == f"site:{site}"))]
     chosen.sort(key=lambda r: (PRECEDENCE[scope_kind(r["scope"])], r["scope"]))
     values: dict[str, float] = {}
     for record in chosen:
@@ -143,3 +177,13 @@ class ThresholdBook:
     @property
     def version(self) -> int:
         return max((r["version"] for r in self.records.values()), default=0)
+
+    def model_set(self) -> dict[str, str]:
+        """Model name -> version in force by the last `models` record (empty: every default manifest)."""
+        record = self.records.get(MODEL_SET_SCOPE)
+        return model_set_of(record["values"]) if record else {}
+
+    @property
+    def model_set_version(self) -> int:
+        record = self.records.get(MODEL_SET_SCOPE)
+        return record["version"] if record else 0

@@ -8,9 +8,10 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, "tests/unit/deploy")
-from deploy_expectations import consumers, edge_acls, export_consumers, model_names, stage_acls
+from deploy_expectations import consumers, edge_acls, export_consumers, model_names, shadow_consumers, stage_acls
 
-users = {c.instance: stage_acls(c) for c in consumers(model_names()) + export_consumers()}
+workers = consumers(model_names()) + shadow_consumers(model_names()) + export_consumers()
+users = {c.instance: stage_acls(c) for c in workers}
 users.update(edge_acls())
 docs = []
 for inst, acls in users.items():
@@ -31,7 +32,7 @@ Path("k8s/components/kafka-auth/kafka-users.yaml").write_text(head + yaml.safe_d
 # export Deployments come from their own components (export-dicom): an overlay lists those before
 # this one, so these patches find them; a patch whose target is not in the tree changes nothing.
 # The edges with a Deployment (components/receiver, components/gateway) log in the same way.
-pods = [c.instance for c in consumers(model_names()) + export_consumers()] + ["receiver", "gateway"]
+pods = [c.instance for c in workers] + ["receiver", "gateway"]
 lines = ["# Authenticated, encrypted Kafka for every stage (D-028, docs/security.md): SASL_SSL with",
  "# SCRAM-SHA-512, each Deployment (and the blobs-gc CronJob) logged in as its own KafkaUser",
  "# (kafka-users.yaml), whose password Secret it mounts. Needs: the Strimzi listener at",

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from radstream.domain.signatures import SigningKey, rejection, sign
-from radstream.domain.thresholds import ThresholdBook, ThresholdError, validate_document
+from radstream.domain.thresholds import MODEL_SET_SCOPE, ThresholdBook, ThresholdError, validate_document
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
@@ -83,9 +83,10 @@ def book_at(settings: KafkaSettings, version: int, trusted: dict[str, Any]) -> T
 
 
 def push(settings: KafkaSettings, docs: list[dict[str, Any]], key: SigningKey, reason: str,
-         known_keys: set[str], trusted: dict[str, Any]) -> int:
+         known_keys: set[str] | None, trusted: dict[str, Any]) -> int:
     """Validate everything, then produce every document under one new version, signed by
-    `key` (the author is the key's name)."""
+    `key` (the author is the key's name). `known_keys` None: the caller checked the keys itself
+    (the model set, whose versions services/model_rollout.py checks against the registry)."""
     if not reason:
         raise ThresholdError("a push needs --reason (it is the audit trail)")
     for doc in docs:
@@ -105,13 +106,17 @@ def push(settings: KafkaSettings, docs: list[dict[str, Any]], key: SigningKey, r
 
 def rollback(settings: KafkaSettings, version: int, key: SigningKey, known_keys: set[str],
              trusted: dict[str, Any]) -> int:
-    """Push, as a new version, the records in force at `version`; scopes born later are emptied."""
+    """Push, as a new version, the records in force at `version`; scopes born later are emptied.
+    The model set is left as it is (`radstream models rollback` moves it)."""
     then = book_at(settings, version, trusted)
     if not then.records:
         raise ThresholdError(f"no version {version} in the history")
     now = current_book(settings, trusted)
-    docs = [{"scope": s, "values": r["values"]} for s, r in sorted(then.records.items())]
-    docs += [{"scope": s, "values": {}} for s in sorted(set(now.records) - set(then.records))]
+    then_scopes = {s: r for s, r in then.records.items() if s != MODEL_SET_SCOPE}
+    docs = [{"scope": s, "values": r["values"]} for s, r in sorted(then_scopes.items())]
+    docs += [{"scope": s, "values": {}} for s in sorted(set(now.records) - set(then_scopes) - {MODEL_SET_SCOPE})]
+    if not docs:
+        raise ThresholdError(f"version {version} holds no thresholds (only the model set)")
     return push(settings, docs, key, f"rollback to version {version}", known_keys, trusted)
 
 
@@ -120,7 +125,7 @@ def show(book: ThresholdBook, effective: bool) -> str:
         docs: Any = {"scope": "global", "values": book.effective().values}
         header = f"# effective thresholds, version {book.effective().version}\n"
     else:
-        docs = [{"scope": s, "values": r["values"]} for s, r in sorted(book.records.items())]
+        docs = [{"scope": s, "values": r["values"]} for s, r in sorted(book.records.items()) if s != MODEL_SET_SCOPE]
         header = f"# thresholds per scope, version {book.version}\n"
     return header + yaml.safe_dump(docs, sort_keys=True)
 

@@ -119,6 +119,10 @@ class Stage:
         """Called once the runner has subscribed, before its first poll: work that may go on while
         the member joins and polls (infer loads its model in the background, D-043)."""
 
+    def between_batches(self) -> None:
+        """Called by the runner on every loop, after the config watcher's poll and never during a
+        batch: what a stage follows of the config beyond thresholds (infer: the model set, D-053)."""
+
     def on_tick(self, now_ms: int) -> list[Output]:
         return []
 

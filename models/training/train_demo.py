@@ -8,6 +8,7 @@ models/training/train_qc.py. Deterministic for a given seed on CPU. NOT FOR CLIN
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +74,39 @@ DEMO_MODELS: tuple[DemoModel, ...] = (
     DemoModel("demo-rfdetr", "detector", "rf-detr", DETECTOR_PROFILE, epochs=14, default_threshold=0.3,
               train_options={"lr": 4e-4}, version="2"),
 )
+
+
+# Earlier versions kept in the registry beside the default manifests (models/registry/versions/,
+# D-053), so a rollout can be shown and tested on real artifacts of one family: v1 of the
+# classifier is the same recipe with a quarter of the data and a quarter of the epochs.
+EARLIER_VERSIONS: tuple[DemoModel, ...] = (
+    DemoModel("demo-classifier", "classifier", "densenet", CLASSIFIER_PROFILE, epochs=3, default_threshold=0.5,
+              version="1", n_train=200),
+)
+
+
+def build_earlier_version(registry_dir: Path, spec: DemoModel, seed: int = 0,
+                          progress: Callable[[str], None] = print) -> ModelManifest:
+    """Train `spec` like build_demo, into `<registry>/versions/<name>/<version>.json` and
+    `<registry>/../artifacts/<name>-<version>.pt`; the default manifest is left alone."""
+    import shutil
+    import tempfile
+
+    from radstream.models.registry import VERSIONS_DIR
+
+    registry_dir = Path(registry_dir).resolve()
+    with tempfile.TemporaryDirectory() as scratch:
+        # the default's phantoms (and so its profile's mean and std), of which spec.n_train are trained on
+        [built] = build_demo(Path(scratch) / "registry", seed=seed, progress=progress, models=(spec,))
+        artifact = registry_dir.parent / "artifacts" / Path(built.artifact.path).name
+        artifact.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built.artifact_path(), artifact)
+        target = registry_dir / VERSIONS_DIR / spec.name / f"{spec.version}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        built.artifact = type(built.artifact)(path=os.path.relpath(artifact, target.parent),
+                                              sha256=built.artifact.sha256, encrypted=built.artifact.encrypted)
+        built.write(target)
+    return ModelManifest.read(target)
 
 
 def training_set(rendered: RenderedSet, profile: InputProfile, n: int) -> TrainingSet:

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--registry", help="registry folder (default: the shipped models/registry)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--only", metavar="NAME[,NAME...]",
-                    help="rebuild only these models (default: the whole demo ensemble, the QC models included)")
+                    help="rebuild only these models (default: the whole demo ensemble, the QC models included); "
+                         "NAME@VERSION: an earlier version kept in versions/ (demo-classifier@1)")
     sp.set_defaults(func=cmd_build_demo)
     sp = models.add_parser("encrypt", help="encrypt weights with AES-256-GCM under RADSTREAM_MODEL_KEY(_FILE)")
     sp.add_argument("input")
@@ -74,22 +75,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                  "RADSTREAM_ENGINE_CACHE, default ~/.cache/radstream/engines)")
     sp.add_argument("--fp32", action="store_true", help="build FP32 engines (default FP16)")
     sp.set_defaults(func=cmd_compile)
+    from radstream.services.commands.model_rollout import register_rollout
+
+    register_rollout(models)  # promote, rollback, versions, compare (D-053)
 
 
 def cmd_build_demo(args: argparse.Namespace) -> int:
     from radstream.models.registry import default_registry_dir
-    from radstream.models.training.train_demo import DEMO_MODELS, build_demo
+    from radstream.models.training.train_demo import DEMO_MODELS, EARLIER_VERSIONS, build_demo, build_earlier_version
     from radstream.models.training.train_qc import QC_MODELS, build_qc_demo
 
     registry = Path(args.registry) if args.registry else default_registry_dir()
+    earlier = {f"{m.name}@{m.version}": m for m in EARLIER_VERSIONS}  # versions/ beside the defaults (D-053)
     known = {m.name for m in (*DEMO_MODELS, *QC_MODELS)}
     wanted = set(args.only.split(",")) if args.only else known
-    unknown = wanted - known
+    unknown = wanted - known - set(earlier)
     if unknown:
-        raise CliError(f"not a demo model: {', '.join(sorted(unknown))}", EXIT_USAGE)
+        raise CliError(f"not a demo model: {', '.join(sorted(unknown))} (earlier versions: "
+                       f"{', '.join(sorted(earlier))})", EXIT_USAGE)
     chosen = tuple(m for m in DEMO_MODELS if m.name in wanted)
     progress = functools.partial(print, flush=True)  # training takes minutes: show it live, even in a log file
     manifests = build_demo(registry, seed=args.seed, models=chosen, progress=progress) if chosen else []
+    manifests += [build_earlier_version(registry, spec, seed=args.seed, progress=progress)
+                  for name, spec in sorted(earlier.items()) if name in wanted]
     manifests += [build_qc_demo(registry, seed=args.seed, progress=progress, spec=spec)
                   for spec in QC_MODELS if spec.name in wanted]
     for m in manifests:

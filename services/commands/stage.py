@@ -13,6 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp = add_bootstrap(subparsers.add_parser("stage", help="run one stage worker"))
     sp.add_argument("name", help="decode, preprocess, infer, fuse or qc")
     sp.add_argument("--model", help="model name (infer only)")
+    sp.add_argument("--shadow", action="store_true",
+                    help="infer only: run a candidate version beside the live one, in its own group, "
+                         "writing to inference.shadow (fuse ignores it; `models compare` reads it)")
+    sp.add_argument("--version", help="with --shadow: the version to run (default: the newest registered)")
     sp.add_argument("--health-port", type=int, default=None)
     sp.set_defaults(func=cmd_stage)
 
@@ -26,9 +30,9 @@ def cmd_stage(args: argparse.Namespace) -> int:
     config = require_bootstrap(args)
     try:
         trusted = config.trusted_keys()  # a stage that cannot check pushes does not start
-        stage = build_stage(args.name, config, args.model)
+        stage = build_stage(args.name, config, args.model, shadow=args.shadow, version=args.version)
     except (ModelLoadError, KeyFileError) as exc:
-        label = f"{args.name}:{args.model}" if args.model else args.name
+        label = f"{args.name}:{args.model}" + (":shadow" if args.shadow else "") if args.model else args.name
         return serve_unhealthy(label, str(exc), config.health_host, args.health_port or config.health_port)
     if args.name == "monitor" and config.monitor_webhook:
         from radstream.services.monitor.alerts import SECRET_ENV, wire_webhook

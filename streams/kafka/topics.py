@@ -17,6 +17,9 @@ DICOM_ARRIVED = "dicom.arrived"
 IMAGE_DECODED = "image.decoded"
 IMAGE_PREPROCESSED = "image.preprocessed"
 INFERENCE_RESULTS = "inference.results"
+# A candidate model version's results (`radstream stage infer --model M --shadow`): the same
+# contract as inference.results, read by `radstream models compare` only; fuse never consumes it.
+INFERENCE_SHADOW = "inference.shadow"
 FINDINGS_FUSED = "findings.fused"
 STUDY_RESULTS = "study.results"
 FINDINGS_OVERRIDES = "findings.overrides"
@@ -72,6 +75,7 @@ SCHEMAS: dict[str, str] = {
     IMAGE_DECODED: "ImageDecoded",
     IMAGE_PREPROCESSED: "ImagePreprocessed",
     INFERENCE_RESULTS: "InferenceResult",
+    INFERENCE_SHADOW: "InferenceResult",
     FINDINGS_FUSED: "FindingsFused",
     STUDY_RESULTS: "StudyResult",
     FINDINGS_OVERRIDES: "FindingOverride",
@@ -142,6 +146,7 @@ def topic_specs(partitions: int = 3, per_topic: Mapping[str, int] | None = None)
     specs.append(TopicSpec(CONFIG_AUDIT, 1, retain_forever=True))
     specs.append(TopicSpec(OVERRIDES_AUDIT, 1, retain_forever=True))
     specs.append(TopicSpec(MONITOR_ALARMS, partitions))
+    specs.append(TopicSpec(INFERENCE_SHADOW, count(INFERENCE_RESULTS)))  # keyed like inference.results
     return specs
 
 

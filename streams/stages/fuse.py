@@ -46,8 +46,12 @@ class FuseStage(Stage):
     def __init__(self, models: list[ExpectedModel], rules: list[Rule], deadline_s: float = 30.0,
                  iou_thr: float = DEFAULT_IOU_THR, skip_box_thr: float = 0.0, *,
                  fusion_method: str = DEFAULT_FUSION_METHOD, fusion_methods: dict[str, str] | None = None,
-                 config: ThresholdBook | None = None, state: StateStore | None = None) -> None:
+                 config: ThresholdBook | None = None, state: StateStore | None = None,
+                 calibrations: dict[tuple[str, str], dict | None] | None = None) -> None:
+        """`calibrations`: (model, version) -> its calibration, for every registered version; a
+        result of a version absent there takes its model's (ExpectedModel.calibration)."""
         self.models = {m.name: m for m in models}
+        self.calibrations = dict(calibrations or {})
         self.rules = rules
         self.deadline_ms = int(deadline_s * 1000)
         self.retention_ms = max(self.deadline_ms * 4, 300_000)
@@ -90,6 +94,11 @@ class FuseStage(Stage):
                 self.state.delete(key)
         return outputs
 
+    def _calibration(self, result: dict) -> dict | None:
+        model = result["model"]
+        key = (model["name"], model["version"])
+        return self.calibrations[key] if key in self.calibrations else self.models[model["name"]].calibration
+
     def fuse(self, results: dict[str, dict], missing: list[str]) -> Output:
         """Pure: model outputs for one image -> one FindingsFused event."""
         first = next(iter(results.values()))
@@ -98,7 +107,7 @@ class FuseStage(Stage):
             ModelBoxes(
                 model=name,
                 boxes=[d["box"] for d in r["detections"]],
-                scores=[calibrate(d["score"], self.models[name].calibration) for d in r["detections"]],
+                scores=[calibrate(d["score"], self._calibration(r)) for d in r["detections"]],
                 labels=[d["label"] for d in r["detections"]],
                 weight=self.models[name].weight,
             )
@@ -112,8 +121,8 @@ class FuseStage(Stage):
             for source in box.sources:
                 source["raw_score"] = raw.get((source["model"], tuple(source["box"])))
         classifier_outputs = [
-            {"model": name, "label": label, "probability": calibrate(p, self.models[name].calibration),
-             "calibrated": bool(self.models[name].calibration), "raw_probability": float(p)}
+            {"model": name, "label": label, "probability": calibrate(p, self._calibration(r)),
+             "calibrated": bool(self._calibration(r)), "raw_probability": float(p)}
             for name, r in sorted(results.items())
             for label, p in sorted(r["classifications"].items())
         ]

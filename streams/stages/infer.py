@@ -5,6 +5,12 @@ up to `max_wait_ms` after the first message, only while more messages keep arriv
 `max_batch`; the whole batch runs as one forward pass and its offsets are committed after
 every output is acknowledged.
 Boxes leave this stage in original-image pixels (the letterbox is undone here).
+
+The version served follows the model set in force on the config topic (D-053): when a push names
+another version of this model, it is opened in the background while the old one keeps serving,
+and swapped in between batches once ready; one that cannot be opened is refused with a one-line
+error and the old one stays. A shadow stage (`--shadow`) runs one fixed version in its own group
+and writes to inference.shadow, which fuse never reads.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from radstream.streams.blobstore import BlobStore
 from radstream.domain.errors import PermanentError, TransientError, classify
 from radstream.domain.thresholds import ThresholdBook
 from radstream.streams.contracts import carried_fields
-from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS, schema_of
+from radstream.streams.kafka.topics import IMAGE_PREPROCESSED, INFERENCE_RESULTS, INFERENCE_SHADOW, schema_of
 from radstream.streams.stage import Inbound, Output, Result, Stage
 from radstream.domain.keys import idempotency_key, image_key
 from radstream.domain.thresholds import ThresholdKey
@@ -55,14 +61,31 @@ def letterbox_of(tensor: dict[str, Any]) -> Letterbox:
 class InferStage(Stage):
     name = "infer"
     input_topic = IMAGE_PREPROCESSED
-    output_topics = (INFERENCE_RESULTS,)
+    output_topics: tuple[str, ...] = (INFERENCE_RESULTS,)
+    shadow_output_topics = (INFERENCE_SHADOW,)  # what a shadow stage writes instead (its KafkaUser's ACLs)
 
     def __init__(self, manifest: ModelManifest, backend: Any, store: BlobStore,
                  max_batch: int = 8, max_wait_ms: int = 20, backend_name: str = "torch-cpu", *,
-                 config: ThresholdBook | None = None, loader: Callable[[], Any] | None = None) -> None:
+                 config: ThresholdBook | None = None, loader: Callable[[], Any] | None = None,
+                 shadow: bool = False, versions: Callable[[str], tuple[ModelManifest, Callable[[], Any]]] | None = None
+                 ) -> None:
         """`loader`: instead of `backend`, a function that opens it, run in the background by
-        `start` (the stage process joins its group and polls meanwhile; D-043)."""
+        `start` (the stage process joins its group and polls meanwhile; D-043). `versions`: for a
+        live stage, version -> (its manifest, a loader), called in the background when the model
+        set in force names another version (None: this stage serves `manifest` only). `shadow`:
+        results go to inference.shadow, in a group of their own."""
         self.manifest = manifest
+        self.default_version = manifest.version  # in force while no model set names this model
+        self.shadow = shadow
+        if shadow:
+            self.output_topics = self.shadow_output_topics
+        self._versions = versions
+        self._switch: threading.Thread | None = None
+        self._switched: tuple[ModelManifest, Any] | None = None
+        self._refused: tuple[int, str] | None = None  # (model set version, model version) refused
+        self._refusal: str | None = None
+        self._live_noted: str | None = None
+        self._batches = 0
         self.backend = backend
         self._loader = loader
         self._loading: threading.Thread | None = None
@@ -76,7 +99,7 @@ class InferStage(Stage):
 
     @property
     def group_id(self) -> str:
-        return f"radstream-infer-{self.manifest.name}"
+        return f"radstream-infer-{self.manifest.name}" + ("-shadow" if self.shadow else "")
 
     @property
     def timing_label(self) -> str:
@@ -104,9 +127,60 @@ class InferStage(Stage):
             self._loading = None
         if self._load_error is not None:
             raise self._load_error
+        if self._batches == 0 and self._switch is not None:  # a restart after a promotion: serve the
+            self._switch.join()  # version in force from the first result on, not the default first
+            self.between_batches()
+
+    def wanted_version(self) -> str:
+        """The version the model set in force names for this model, else the default manifest's."""
+        try:
+            wanted = self.config.model_set() if self.config is not None else {}
+        except ValueError:  # a record that validated when applied always parses; never fatal
+            wanted = {}
+        return wanted.get(self.manifest.name, self.default_version)
+
+    def between_batches(self) -> None:
+        """Follow the model set (live stage), or say that the shadowed version went live (shadow)."""
+        if self._switch is not None and not self._switch.is_alive():
+            self._switch = None
+            if self._switched is not None:
+                old = self.manifest
+                self.manifest, self.backend = self._switched
+                self._switched = None
+                self.backend_name = getattr(self.backend, "name", self.backend_name)
+                self.profile_hash = self.manifest.input_profile.hash()
+                log.info("%s: now serving version %s (was %s; model set version %d)", self.manifest.name,
+                         self.manifest.version, old.version, self.config.model_set_version if self.config else 0)
+        wanted = self.wanted_version()
+        if self.shadow:
+            if wanted == self.manifest.version and self._live_noted != wanted:
+                log.warning("shadow of %s: version %s is the live version now (model set version %d); its results "
+                            "duplicate the live ones, and this shadow can be stopped", self.manifest.name, wanted,
+                            self.config.model_set_version if self.config else 0)
+            self._live_noted = wanted if wanted == self.manifest.version else None
+            return
+        set_version = self.config.model_set_version if self.config is not None else 0
+        if (wanted == self.manifest.version or self._versions is None or self._switch is not None
+                or self._refused == (set_version, wanted)):
+            return
+        self._switch = threading.Thread(target=self._open_version, args=(wanted, set_version),
+                                        name=f"switch-{self.manifest.name}-{wanted}", daemon=True)
+        self._switch.start()
+
+    def _open_version(self, version: str, set_version: int) -> None:
+        try:
+            manifest, loader = self._versions(version)  # type: ignore[misc]
+            self._switched = (manifest, loader())
+            self._refusal = None
+            log.info("%s: version %s opened in the background; switching between batches", manifest.name, version)
+        except Exception as exc:  # refused, never fatal: the version serving now stays
+            self._refused = (set_version, version)
+            self._refusal = f"version {version} refused: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            log.error("%s: %s; keeping version %s", self.manifest.name, self._refusal, self.manifest.version)
 
     def process_batch(self, events: list[Inbound]) -> list[Result]:
         self.wait_for_model()
+        self._batches += 1
         results: list[Result | None] = [None] * len(events)
         tensors, ready = [], []
         for i, ev in enumerate(events):
@@ -176,6 +250,8 @@ class InferStage(Stage):
             "config_version": thresholds.version,
             "stage_ms": dict(event["stage_ms"]),
         })
+        if self.shadow:
+            return Output(INFERENCE_SHADOW, image_key(event["sop_uid"], event["frame"]), value)
         return Output(INFERENCE_RESULTS, image_key(event["sop_uid"], event["frame"]), value)
 
     def _record_gpu_memory(self) -> None:
@@ -188,6 +264,12 @@ class InferStage(Stage):
     def health(self) -> dict[str, Any]:
         m = self.manifest
         backend = self.backend_name if self.backend is not None else "loading"
-        return {"models": [{"name": m.name, "version": m.version, "sha256": m.artifact.sha256, "backend": backend}]}
+        model = {"name": m.name, "version": m.version, "sha256": m.artifact.sha256, "backend": backend,
+                 "shadow": self.shadow}
+        if self._switch is not None:
+            model["opening_version"] = self.wanted_version()
+        if self._refusal:
+            model["refused"] = self._refusal
+        return {"models": [model]}
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from radstream.domain.thresholds import ThresholdBook, ThresholdKey
 from radstream.models.manifest import ModelManifest
-from radstream.models.registry import default_registry_dir, load_manifests
+from radstream.models.registry import default_registry_dir, every_version, load_manifests, load_version, \
+    registered_versions
 from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
 from radstream.streams.kafka.topics import CHANGELOGS
@@ -26,7 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def models_in_force(config: Config) -> dict[str, ModelManifest]:
-    return load_manifests(config.model_registry or default_registry_dir(), config.models)
+    return load_manifests(registry_dir(config), config.models)
+
+
+def registry_dir(config: Config) -> Path:
+    return config.model_registry or default_registry_dir()
 
 
 def rules_in_force(config: Config, manifests: dict[str, ModelManifest]) -> list:
@@ -57,6 +63,15 @@ def fusion_methods_in_force(config: Config, manifests: dict[str, ModelManifest])
 
     labels = {label for m in manifests.values() if m.task == "detector" for label in m.labels}
     return parse_fusion_methods(config.rules, labels) if config.rules is not None else {}
+
+
+def raw_operating_points(manifest: ModelManifest, floors: dict[str, float]) -> dict[str, float]:
+    """Per label, the threshold on the raw scores infer writes: a pushed `model:<name>/<label>`
+    value, else the manifest's operating point before calibration (`models compare`'s flips)."""
+    raw = (manifest.calibration or {}).get("raw_default_thresholds") or manifest.default_thresholds
+    return {label: floors.get(str(ThresholdKey.model_label(manifest.name, label)),
+                              float(raw.get(label, manifest.default_thresholds.get(label, 0.5))))
+            for label in manifest.labels}
 
 
 def known_threshold_keys(config: Config) -> set[str]:
@@ -91,12 +106,16 @@ def _decode(config: Config, model: str | None, book: ThresholdBook, state: State
 def _preprocess(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
     from radstream.streams.stages.preprocess import PreprocessStage
 
-    profiles = {m.input_profile.hash(): m.input_profile for m in models_in_force(config).values()}
+    # every registered version's profile: a version put in force or shadowed finds its tensor (D-053)
+    versions = every_version(registry_dir(config), sorted(models_in_force(config)))
+    profiles = {m.input_profile.hash(): m.input_profile for m in versions}
     return PreprocessStage(open_blob_store(config.blob_url), list(profiles.values()))
 
 
-def _infer(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
+def _infer(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None, *,
+           shadow: bool = False, version: str | None = None) -> Stage:
     from radstream.models.backends.select import open_backend
+    from radstream.models.manifest import ModelLoadError, production_refusal, read_weights
     from radstream.streams.stages.infer import InferStage
 
     manifests = models_in_force(config)
@@ -104,30 +123,42 @@ def _infer(config: Config, model: str | None, book: ThresholdBook, state: StateS
         raise ValueError(f"infer needs --model, one of: {', '.join(sorted(manifests))}")
     if model not in manifests:
         raise ValueError(f"model {model!r} is not in the set in force ({', '.join(sorted(manifests))})")
-    if config.production:  # before any weights are read: no plaintext weights, no dev key
-        from radstream.models.manifest import ModelLoadError, production_refusal
-
-        refusal = production_refusal(manifests[model])
-        if refusal:
-            raise ModelLoadError(refusal)
+    registry = registry_dir(config)
     max_batch = 8  # InferStage's dynamic batch; a TensorRT engine built for more serves it too
-    # The artifact's hash and key are checked now (no torch needed, milliseconds): a stage with a
-    # wrong key or a tampered artifact does not start, and says why on /healthz, as before.
-    from radstream.models.manifest import read_weights
 
-    read_weights(manifests[model])
+    def checked(manifest: ModelManifest) -> ModelManifest:
+        if config.production:  # before any weights are read: no plaintext weights, no dev key
+            refusal = production_refusal(manifest)
+            if refusal:
+                raise ModelLoadError(refusal)
+        # The artifact's hash and key are checked now (no torch needed, milliseconds): a stage with a
+        # wrong key or a tampered artifact does not start, and says why on /healthz, as before.
+        read_weights(manifest)
+        return manifest
 
-    def load() -> Any:
-        backend = open_backend(manifests[model], config.device, config.engine_cache, max_batch,  # logs its choice
-                               torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs,
-                               backend=config.backend, threads=config.compute_threads)
-        limit_compute_threads(config.compute_threads)  # now that the backend has loaded torch (or not)
-        return backend
+    def loader(manifest: ModelManifest) -> Callable[[], Any]:
+        def load() -> Any:
+            backend = open_backend(manifest, config.device, config.engine_cache, max_batch,  # logs its choice
+                                   torch_precision=config.torch_precision, cuda_graphs=config.cuda_graphs,
+                                   backend=config.backend, threads=config.compute_threads)
+            limit_compute_threads(config.compute_threads)  # now that the backend has loaded torch (or not)
+            return backend
+        return load
 
+    def open_version(v: str) -> tuple[ModelManifest, Callable[[], Any]]:
+        """A version the model set names, checked like the first (run in the background, D-053)."""
+        manifest = checked(load_version(registry, model, v))
+        return manifest, loader(manifest)
+
+    if shadow:  # a candidate: the version asked for, else the newest registered
+        manifest = checked(load_version(registry, model, version or registered_versions(registry, model)[-1]))
+    else:
+        manifest = checked(manifests[model])
     # The model loads once the runner polls (InferStage.start, D-043): a restarted infer process is
     # back in its group in about a second and holds its partitions while torch and the weights load.
-    return InferStage(manifests[model], None, open_blob_store(config.blob_url), max_batch=max_batch,
-                      backend_name="loading", config=book, loader=load)
+    return InferStage(manifest, None, open_blob_store(config.blob_url), max_batch=max_batch,
+                      backend_name="loading", config=book, loader=loader(manifest), shadow=shadow,
+                      versions=None if shadow else open_version)
 
 
 def _fuse(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
@@ -135,7 +166,11 @@ def _fuse(config: Config, model: str | None, book: ThresholdBook, state: StateSt
 
     manifests = models_in_force(config)
     expected = [ExpectedModel(m.name, m.task, m.fusion_weight, m.calibration or None) for m in manifests.values()]
+    # each registered version's own calibration: a promoted version's scores are calibrated as it was fitted
+    calibrations = {(m.name, m.version): m.calibration or None
+                    for m in every_version(registry_dir(config), sorted(manifests))}
     return FuseStage(expected, rules_in_force(config, manifests), deadline_s=config.join_deadline_s,
+                     calibrations=calibrations,
                      iou_thr=config.fusion_iou, fusion_method=config.fusion_method,
                      fusion_methods=fusion_methods_in_force(config, manifests), config=book,
                      state=_changelog_unless(state, config, "fuse"))
@@ -200,10 +235,16 @@ def limit_compute_threads(threads: int) -> None:
 
 
 def build_stage(name: str, config: Config, model: str | None = None, *, book: ThresholdBook | None = None,
-                state: StateStore | None = None) -> Stage:
+                state: StateStore | None = None, shadow: bool = False, version: str | None = None) -> Stage:
     """`book`: the thresholds in force (default: a new, empty book). `state`: a stateful stage's
-    store (default: its changelog, which the runtime restores; stateless stages have none)."""
+    store (default: its changelog, which the runtime restores; stateless stages have none).
+    `shadow` (infer only): run `version` of `model` (default: its newest) beside the live one."""
     limit_compute_threads(config.compute_threads)
+    if shadow or version is not None:
+        if name != "infer" or not shadow:
+            raise ValueError("--shadow and --version are for `stage infer --model M --shadow [--version V]` only")
+        return _infer(config, model, book if book is not None else ThresholdBook(), state, shadow=True,
+                      version=version)
     try:
         factory = STAGES[name]
     except KeyError:

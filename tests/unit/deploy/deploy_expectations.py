@@ -29,15 +29,17 @@ class Consumer:
     model: str | None
     group_id: str
     input_topic: str  # logical name; the deployed one carries RADSTREAM_TOPIC_PREFIX
+    shadow: bool = False  # `stage infer --model M --shadow`: a candidate version (D-053)
 
     @property
     def instance(self) -> str:
         """The name of its Deployment (radstream-<instance>) and compose service."""
-        return f"{self.stage}-{self.model}" if self.model else self.stage
+        return (f"{self.stage}-{self.model}" if self.model else self.stage) + ("-shadow" if self.shadow else "")
 
     @property
     def args(self) -> list[str]:
-        return ["stage", self.stage] + (["--model", self.model] if self.model else [])
+        return ["stage", self.stage] + (["--model", self.model] if self.model else []) + (
+            ["--shadow"] if self.shadow else [])
 
 
 def stage_class(name: str) -> type[Stage]:
@@ -58,10 +60,10 @@ def model_names() -> list[str]:
     return names
 
 
-def _group_id(cls: type[Stage], model: str | None) -> str:
+def _group_id(cls: type[Stage], model: str | None, shadow: bool = False) -> str:
     # The Stage's own group_id property, evaluated without building the stage
     # (which would load models and open the blob store).
-    fake_self = SimpleNamespace(name=cls.name, manifest=SimpleNamespace(name=model))
+    fake_self = SimpleNamespace(name=cls.name, manifest=SimpleNamespace(name=model), shadow=shadow)
     group_id = inspect.getattr_static(cls, "group_id")
     return group_id.fget(fake_self)
 
@@ -74,6 +76,13 @@ def consumers(models: list[str]) -> list[Consumer]:
         for model in (models if name in PER_MODEL_STAGES else [None]):
             result.append(Consumer(name, model, _group_id(cls, model), cls.input_topic))
     return result
+
+
+def shadow_consumers(models: list[str]) -> list[Consumer]:
+    """A shadow infer worker per model (`stage infer --model M --shadow`, components/shadow-infer):
+    each has its identity ready, used when an overlay deploys that model's shadow."""
+    cls = stage_class("infer")
+    return [Consumer("infer", m, _group_id(cls, m, shadow=True), cls.input_topic, shadow=True) for m in models]
 
 
 def export_classes() -> dict[str, type[Stage]]:
@@ -125,7 +134,8 @@ def stage_acls(consumer: Consumer) -> set[Acl]:
         read.append(stat_twin(consumer.input_topic))  # the STAT lane (D-044): read urgent first; its DLQ is the input's
     acls: set[Acl] = {("topic", topic, op) for topic in read for op in ("Read", "Describe")}
     acls.add(("group", consumer.group_id, "Read"))
-    outputs = [*cls.output_topics, *(stat_twin(t) for t in cls.output_topics if t in STAT_LANED)]
+    declared = cls.shadow_output_topics if consumer.shadow else cls.output_topics  # type: ignore[attr-defined]
+    outputs = [*declared, *(stat_twin(t) for t in declared if t in STAT_LANED)]
     # a reader of verdicts audits the ones it ignores (the monitor, as the gateway: D-036)
     audits = (OVERRIDES_AUDIT,) if FINDINGS_OVERRIDES in inputs else ()
     for topic in (*outputs, *(dlq(t) for t in inputs), CONFIG_AUDIT, *audits):
@@ -156,7 +166,7 @@ def edge_acls() -> dict[str, set[Acl]]:
     def write(*topics: str) -> set[Acl]:
         return {("topic", t, op) for t in topics for op in ("Write", "Describe")}
 
-    workers = consumers(model_names()) + export_consumers()
+    workers = consumers(model_names()) + shadow_consumers(model_names()) + export_consumers()
     return {
         # KEDA's lag triggers: the offsets of every scaled group on its input topic, nothing more
         "keda": {("topic", c.input_topic, "Describe") for c in workers} | {("group", c.group_id, "Describe") for c in workers},
