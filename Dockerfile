@@ -6,7 +6,7 @@
 #
 # Targets: builder (the radstream wheel) -> deps-cpu / deps-gpu (a venv with the
 # matching torch build) -> runtime-cpu / runtime-gpu (slim, non-root, no compilers).
-# The image carries models/registry/*.json and models/artifacts/* as they are in the
+# The image carries models/registry/*.json (and versions/*/*.json) and models/artifacts/* as they are in the
 # build context: build the demo models (`radstream models build-demo`) first.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

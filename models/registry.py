@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from radstream.models.manifest import ModelLoadError, ModelManifest
+
+
+log = logging.getLogger(__name__)
 
 
 def default_registry_dir() -> Path:
@@ -68,4 +72,11 @@ def registered_versions(registry_dir: Path, name: str) -> list[str]:
 def every_version(registry_dir: Path, names: list[str]) -> list[ModelManifest]:
     """Each registered version of each of `names`: what preprocess renders tensors for and fuse
     calibrates by, so a version put in force (or shadowed) needs no restart of either."""
-    return [load_version(registry_dir, name, v) for name in names for v in registered_versions(registry_dir, name)]
+    found = []
+    for name in names:
+        for version in registered_versions(registry_dir, name):
+            try:
+                found.append(load_version(registry_dir, name, version))
+            except ModelLoadError as exc:  # a broken candidate must not stop the stages serving the rest
+                log.error("skipping %s version %s: %s", name, version, exc)
+    return found
