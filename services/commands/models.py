@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                  "RADSTREAM_ENGINE_CACHE, default ~/.cache/radstream/engines)")
     sp.add_argument("--fp32", action="store_true", help="build FP32 engines (default FP16)")
     sp.set_defaults(func=cmd_compile)
-    from radstream.services.commands.model_rollout import register_rollout
+    from radstream.services.commands.models_rollout import register_rollout
 
     register_rollout(models)  # promote, rollback, versions, compare (D-053)
 

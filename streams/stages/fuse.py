@@ -48,8 +48,8 @@ class FuseStage(Stage):
                  fusion_method: str = DEFAULT_FUSION_METHOD, fusion_methods: dict[str, str] | None = None,
                  config: ThresholdBook | None = None, state: StateStore | None = None,
                  calibrations: dict[tuple[str, str], dict | None] | None = None) -> None:
-        """`calibrations`: (model, version) -> its calibration, for every registered version; a
-        result of a version absent there takes its model's (ExpectedModel.calibration)."""
+        """`calibrations`: (model, version) -> its calibration, for the registered versions other
+        than the default; a result of any other version takes its model's (ExpectedModel.calibration)."""
         self.models = {m.name: m for m in models}
         self.calibrations = dict(calibrations or {})
         self.rules = rules

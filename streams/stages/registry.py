@@ -166,9 +166,11 @@ def _fuse(config: Config, model: str | None, book: ThresholdBook, state: StateSt
 
     manifests = models_in_force(config)
     expected = [ExpectedModel(m.name, m.task, m.fusion_weight, m.calibration or None) for m in manifests.values()]
-    # each registered version's own calibration: a promoted version's scores are calibrated as it was fitted
+    # each other registered version's own calibration: a promoted version's scores are calibrated as it
+    # was fitted (the default versions' are their ExpectedModel's)
     calibrations = {(m.name, m.version): m.calibration or None
-                    for m in every_version(registry_dir(config), sorted(manifests))}
+                    for m in every_version(registry_dir(config), sorted(manifests))
+                    if m.version != manifests[m.name].version}
     return FuseStage(expected, rules_in_force(config, manifests), deadline_s=config.join_deadline_s,
                      calibrations=calibrations,
                      iou_thr=config.fusion_iou, fusion_method=config.fusion_method,

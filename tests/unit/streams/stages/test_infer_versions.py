@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from radstream.domain.thresholds import MODEL_SET_SCOPE, ThresholdBook, model_set_values
-from radstream.models.registry import default_registry_dir, registered_versions
+from radstream.models.profile import apply_profile
+from radstream.models.registry import default_registry_dir, every_version, registered_versions
 from radstream.streams.blobstore import FileBlobStore
 from radstream.streams.config import Config
 from radstream.streams.kafka.topics import INFERENCE_RESULTS, INFERENCE_SHADOW
@@ -49,6 +50,26 @@ def _config(tmp_path: Path) -> Config:
                                 "RADSTREAM_BLOB_URL": str(tmp_path / "blobs")})
 
 
+def _events(config: Config, store: FileBlobStore, n: int) -> list:
+    """Preprocessed images with a tensor for every registered version's input profile, as
+    preprocess renders them (v1 and v2 were trained with different profile statistics)."""
+    manifests = every_version(config.model_registry, [NAME])
+    events = []
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        event = _event(store, manifests[0], f"1.2.3.{i}", rng)
+        pixels = np.random.default_rng(i).normal(1000, 200, (300, 400)).astype(np.float32)  # _event's image
+        for m in manifests[1:]:
+            if m.input_profile.hash() not in {t["profile"] for t in event.value["tensors"]}:
+                tensor, box = apply_profile(pixels, m.input_profile)
+                event.value["tensors"].append(
+                    {"profile": m.input_profile.hash(), "tensor": store.put_array(tensor), "scale_x": box.scale_x,
+                     "scale_y": box.scale_y, "pad_x": box.pad_x, "pad_y": box.pad_y,
+                     "orig_width": box.original_width, "orig_height": box.original_height})
+        events.append(event)
+    return events
+
+
 def _push(book: ThresholdBook, version: int, model_version: str) -> None:
     assert book.apply({"version": version, "scope": MODEL_SET_SCOPE, "author": "lead", "reason": "r",
                        "created_at": 1, "values": model_set_values({NAME: model_version})})
@@ -69,7 +90,7 @@ def test_live_infer_switches_versions_between_batches_and_refuses_a_bad_one(tmp_
     stage = build_stage("infer", config, NAME, book=book)
     stage.start()
     store = FileBlobStore(tmp_path / "blobs")
-    events = [_event(store, stage.manifest, f"1.2.3.{i}", np.random.default_rng(i)) for i in range(3)]
+    events = _events(config, store, 3)
     [[before]] = stage.process_batch(events[:1])
     assert before.topic == INFERENCE_RESULTS and before.value["model"]["version"] == "2"
     assert stage.group_id == f"radstream-infer-{NAME}"
@@ -110,7 +131,7 @@ def test_shadow_infer_writes_to_the_shadow_topic_and_says_when_it_went_live(tmp_
     assert stage.group_id == f"radstream-infer-{NAME}-shadow" and stage.manifest.version == "1"
     stage.start()
     store = FileBlobStore(tmp_path / "blobs")
-    [[out]] = stage.process_batch([_event(store, stage.manifest, "1.2.3.9", np.random.default_rng(9))])
+    [[out]] = stage.process_batch(_events(config, store, 1))
     assert out.topic == INFERENCE_SHADOW and out.value["model"]["version"] == "1"
     with caplog.at_level(logging.WARNING):
         _push(book, 1, "1")
