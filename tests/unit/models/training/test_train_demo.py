@@ -47,5 +47,5 @@ def test_build_demo_only_with_an_unknown_name_is_a_one_line_usage_error(tmp_path
 
     assert main(["models", "build-demo", "--registry", str(tmp_path), "--only", "demo-qc,no-such-model"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["radstream: error: not a demo model: no-such-model"]
+    assert err == ["radstream: error: not a demo model: no-such-model (earlier versions: demo-classifier@1)"]
     assert not list(tmp_path.iterdir())  # nothing was trained or written
