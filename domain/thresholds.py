@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 SCOPE_RE = re.compile(r"^(global|models|(model|rule|site):[A-Za-z0-9._-]+)$")
 
-# The model set in force (D-053): one record of scope `models` whose keys name a version of a model,
+# The model set in force (D-056): one record of scope `models` whose keys name a version of a model,
 # `model:<name>/<version>`, each 1. It shares the topic, the versions, the signatures and the audit
 # of the thresholds, but it is not a threshold: `effective` leaves it out, so a promotion does not
 # change any result's config_version (results carry model_versions for that).

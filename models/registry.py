@@ -36,7 +36,7 @@ def load_manifests(registry_dir: Path, names: list[str] | None = None) -> dict[s
 
 # Other versions of a model than its default manifest (`<name>.json`, what serves when no model set
 # is pushed): `versions/<name>/<version>.json`, each with its own artifact. `radstream models promote`
-# puts one in force through the config topic (D-053); `stage infer --shadow` runs one beside the live.
+# puts one in force through the config topic (D-056); `stage infer --shadow` runs one beside the live.
 VERSIONS_DIR = "versions"
 
 

@@ -1,4 +1,4 @@
-"""Model versions in force: promote and roll back by pushing the model set onto the config topic (D-053).
+"""Model versions in force: promote and roll back by pushing the model set onto the config topic (D-056).
 
 The model set is one signed record of scope `models` on the config topic (domain/thresholds.py):
 model name -> version in force; a model it does not name serves its default manifest. A promotion

@@ -205,7 +205,7 @@ class StageRunner:
         self._last_loop = time.time()
         if self._config.poll():  # between batches only: a message is processed wholly under one version
             self._config_changed()
-        self.stage.between_batches()  # infer follows the model set in force here (D-053)
+        self.stage.between_batches()  # infer follows the model set in force here (D-056)
         metrics.config_rejections.labels(self.stage.name).set(self._config.book.rejections)
         metrics.config_untrusted.labels(self.stage.name).set(self._config.untrusted)
         if self._holds is not None:

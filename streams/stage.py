@@ -121,7 +121,7 @@ class Stage:
 
     def between_batches(self) -> None:
         """Called by the runner on every loop, after the config watcher's poll and never during a
-        batch: what a stage follows of the config beyond thresholds (infer: the model set, D-053)."""
+        batch: what a stage follows of the config beyond thresholds (infer: the model set, D-056)."""
 
     def on_tick(self, now_ms: int) -> list[Output]:
         return []

@@ -77,7 +77,7 @@ DEMO_MODELS: tuple[DemoModel, ...] = (
 
 
 # Earlier versions kept in the registry beside the default manifests (models/registry/versions/,
-# D-053), so a rollout can be shown and tested on real artifacts of one family: v1 of the
+# D-056), so a rollout can be shown and tested on real artifacts of one family: v1 of the
 # classifier is the same recipe with half the data and half the epochs.
 EARLIER_VERSIONS: tuple[DemoModel, ...] = (
     DemoModel("demo-classifier", "classifier", "densenet", CLASSIFIER_PROFILE, epochs=6, default_threshold=0.5,

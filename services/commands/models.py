@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.set_defaults(func=cmd_compile)
     from radstream.services.commands.models_rollout import register_rollout
 
-    register_rollout(models)  # promote, rollback, versions, compare (D-053)
+    register_rollout(models)  # promote, rollback, versions, compare (D-056)
 
 
 def cmd_build_demo(args: argparse.Namespace) -> int:
@@ -86,7 +86,7 @@ def cmd_build_demo(args: argparse.Namespace) -> int:
     from radstream.models.training.train_qc import QC_MODELS, build_qc_demo
 
     registry = Path(args.registry) if args.registry else default_registry_dir()
-    earlier = {f"{m.name}@{m.version}": m for m in EARLIER_VERSIONS}  # versions/ beside the defaults (D-053)
+    earlier = {f"{m.name}@{m.version}": m for m in EARLIER_VERSIONS}  # versions/ beside the defaults (D-056)
     known = {m.name for m in (*DEMO_MODELS, *QC_MODELS)}
     wanted = set(args.only.split(",")) if args.only else known
     unknown = wanted - known - set(earlier)

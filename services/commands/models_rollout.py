@@ -1,5 +1,5 @@
 """`radstream models promote|rollback|compare|versions`: model versions rolled out through the
-config topic (D-053), registered under `radstream models` by services/commands/models.py."""
+config topic (D-056), registered under `radstream models` by services/commands/models.py."""
 
 from __future__ import annotations
 

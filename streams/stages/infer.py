@@ -6,7 +6,7 @@ up to `max_wait_ms` after the first message, only while more messages keep arriv
 every output is acknowledged.
 Boxes leave this stage in original-image pixels (the letterbox is undone here).
 
-The version served follows the model set in force on the config topic (D-053): when a push names
+The version served follows the model set in force on the config topic (D-056): when a push names
 another version of this model, it is opened in the background while the old one keeps serving,
 and swapped in between batches once ready; one that cannot be opened is refused with a one-line
 error and the old one stays. A shadow stage (`--shadow`) runs one fixed version in its own group

@@ -106,7 +106,7 @@ def _decode(config: Config, model: str | None, book: ThresholdBook, state: State
 def _preprocess(config: Config, model: str | None, book: ThresholdBook, state: StateStore | None) -> Stage:
     from radstream.streams.stages.preprocess import PreprocessStage
 
-    # every registered version's profile: a version put in force or shadowed finds its tensor (D-053)
+    # every registered version's profile: a version put in force or shadowed finds its tensor (D-056)
     versions = every_version(registry_dir(config), sorted(models_in_force(config)))
     profiles = {m.input_profile.hash(): m.input_profile for m in versions}
     return PreprocessStage(open_blob_store(config.blob_url), list(profiles.values()))
@@ -146,7 +146,7 @@ def _infer(config: Config, model: str | None, book: ThresholdBook, state: StateS
         return load
 
     def open_version(v: str) -> tuple[ModelManifest, Callable[[], Any]]:
-        """A version the model set names, checked like the first (run in the background, D-053)."""
+        """A version the model set names, checked like the first (run in the background, D-056)."""
         manifest = checked(load_version(registry, model, v))
         return manifest, loader(manifest)
 

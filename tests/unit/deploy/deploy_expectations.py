@@ -29,7 +29,7 @@ class Consumer:
     model: str | None
     group_id: str
     input_topic: str  # logical name; the deployed one carries RADSTREAM_TOPIC_PREFIX
-    shadow: bool = False  # `stage infer --model M --shadow`: a candidate version (D-053)
+    shadow: bool = False  # `stage infer --model M --shadow`: a candidate version (D-056)
 
     @property
     def instance(self) -> str:

@@ -37,6 +37,6 @@ def test_declared_output_topics_cover_every_output_the_stage_builds(name: str) -
     cls = _stage_class(name)
     built = _output_topics_in_source(cls)
     assert built, f"{name}: no Output(...) found, this test would check nothing"
-    # infer's shadow mode (D-053) writes its own topic instead, declared apart for its own ACLs
+    # infer's shadow mode (D-056) writes its own topic instead, declared apart for its own ACLs
     declared = set(cls.output_topics) | set(getattr(cls, "shadow_output_topics", ()))
     assert built == declared, f"{name}: builds outputs for {built}, declares {declared}"

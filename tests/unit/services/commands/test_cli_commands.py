@@ -32,7 +32,7 @@ def _handlers(parser: argparse.ArgumentParser):
 def test_every_command_module_is_registered_once() -> None:
     modules = {p.stem for p in COMMANDS_DIR.glob("*.py")} - NOT_COMMANDS
     targets = {m for m in modules if m.startswith("export_")}  # `radstream export <target>`, not commands
-    # `radstream models promote|rollback|versions|compare`, registered by models.py (D-053)
+    # `radstream models promote|rollback|versions|compare`, registered by models.py (D-056)
     models_subcommands = {m for m in modules if m.startswith("models_")}
     assert models_subcommands == {"models_rollout"}
     assert sorted(commands.COMMANDS) == sorted(modules - targets - models_subcommands)
