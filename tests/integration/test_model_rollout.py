@@ -127,6 +127,7 @@ def test_shadow_compare_promote_and_rollback_without_a_restart(stack, pipeline_e
                        for s in live)
         assert flips == expected and report["boxes"] is None
         table = _cli(env, "models", "compare", NAME, "--since", "30m")
+        print(table.stdout)  # the figures, in the test log
         assert table.returncode == 0 and "live 1 vs shadow 2" in table.stdout and "6 images matched" in table.stdout
         for bad, message in (("yesterday", "not a time"),
                              ((dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat(), "no image has both")):

@@ -140,3 +140,17 @@ def test_shadow_infer_writes_to_the_shadow_topic_and_says_when_it_went_live(tmp_
     said = [r.getMessage() for r in caplog.records if "live version now" in r.getMessage()]
     assert len(said) == 1 and "shadow of demo-classifier: version 1" in said[0]
     assert stage.manifest.version == "1" and stage._switch is None  # a shadow never switches
+
+
+def test_a_stage_started_after_a_promotion_serves_the_version_in_force_from_its_first_result(tmp_path) -> None:
+    """The runner reads the config topic after the default version began loading (D-043): the
+    first batch waits for the version the model set names rather than answering with the default."""
+    config = _config(tmp_path)
+    book = ThresholdBook()
+    _push(book, 4, "1")  # in force before this process started
+    stage = build_stage("infer", config, NAME, book=book)
+    stage.start()  # the default (v2) loads in the background, as in the runner
+    stage.between_batches()  # the runner's first loop after the config load: v1 opens
+    assert stage._switch is not None
+    [[first]] = stage.process_batch(_events(config, FileBlobStore(tmp_path / "blobs"), 1))
+    assert first.value["model"]["version"] == "1" and stage.health()["models"][0]["version"] == "1"
