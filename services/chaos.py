@@ -119,6 +119,8 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
         producer.close()
         say(f"all {len(studies)} arrival(s) published; waiting for results ...")
         keys: dict[str, set[str]] = {}
+        partial_first: set[str] = set()  # a study whose first final result lacked a model (fuse's deadline)
+        amendments: set[str] = set()  # late_amendment results (distinct keys): a later, different version
         raw = 0
         deadline = time.monotonic() + 600
         for _, result in read_events(settings, STUDY_RESULTS, follow=True, idle_timeout_s=120):
@@ -126,6 +128,10 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
             if not result["final"]:
                 continue  # incremental updates are not study results
             raw += 1
+            if result["study_uid"] not in keys and any(i["missing_models"] for i in result["images"]):
+                partial_first.add(result["study_uid"])
+            if result["completion"] == "late_amendment":
+                amendments.add(result["idempotency_key"])
             keys.setdefault(result["study_uid"], set()).add(result["idempotency_key"])
             if set(studies) <= set(keys) or time.monotonic() > deadline:
                 break
@@ -139,14 +145,18 @@ def run_chaos(config: Config, bootstrap: str | None, kills: int = 20, events: in
     distinct = sum(len(v) for v in keys.values())
     report = {
         "events": len(arrivals), "published": len(studies), "kills": kills, "elapsed_s": elapsed,
-        "results_seen": raw, "duplicates_removed": raw - len(keys),
+        # results read until every study had one: a second, different final result is not a duplicate
+        "results_seen": raw, "duplicates_removed": raw - distinct,
         "studies_with_more_than_one_distinct_result": sum(1 for v in keys.values() if len(v) > 1),
+        "studies_first_final_partial": len(partial_first), "late_amendments": len(amendments),
         "distinct_results": distinct, "dead_lettered": len(dead), "lost": len(lost),
         "recoveries": recoveries,
     }
     times = sorted(r["recovery_s"] for r in recoveries if r["recovery_s"] is not None)
     say(f"events {report['events']}, kills {kills}, lost {report['lost']}, results seen {raw}, "
-        f"duplicates removed {report['duplicates_removed']}, dead-lettered {len(dead)}; recovery per kill: "
+        f"duplicates removed {report['duplicates_removed']}, first final result partial "
+        f"{report['studies_first_final_partial']}, amendments {report['late_amendments']}, "
+        f"dead-lettered {len(dead)}; recovery per kill: "
         + (f"median {times[len(times) // 2]:.2f}s, max {times[-1]:.2f}s" if times else "n/a")
         + f"; {elapsed:.0f}s in all")
     return report

@@ -21,7 +21,19 @@ from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
-from radstream.streams.kafka.topics import STUDY_RESULTS
+from radstream.streams.kafka.topics import (
+    FINDINGS_FUSED,
+    IMAGE_DECODED,
+    IMAGE_PREPROCESSED,
+    INFERENCE_RESULTS,
+    STAT_LANED,
+    STUDY_RESULTS,
+    stat_twin,
+)
+
+# The hops an urgent image takes, each the output topic of one stage (and its .stat twin, if any).
+HOPS = {"decode": IMAGE_DECODED, "preprocess": IMAGE_PREPROCESSED, "infer (last model)": INFERENCE_RESULTS,
+        "fuse": FINDINGS_FUSED, "qc": STUDY_RESULTS}
 
 
 def run_stat_bench(config: Config, bootstrap: str | None, urgent: int = 5, backlog: int = 500,
@@ -50,6 +62,7 @@ def run_stat_bench(config: Config, bootstrap: str | None, urgent: int = 5, backl
         loaded = _urgent_latencies(settings, stack, producer, store, loaded_paths)
         finals = {r["study_uid"] for _, r in read_events(settings, STUDY_RESULTS, skip_undecodable=True) if r["final"]}
         routine_done = len(set(routine) & finals)
+        hops = {"idle": _hop_medians(settings, idle), "loaded": _hop_medians(settings, loaded)}
         producer.close()
     idle_p50, loaded_p50 = percentile(list(idle.values()), 50), percentile(list(loaded.values()), 50)
     report = {
@@ -59,11 +72,36 @@ def run_stat_bench(config: Config, bootstrap: str | None, urgent: int = 5, backl
         "ratio_p50": loaded_p50 / idle_p50,
         "routine_done_when_urgent_done": routine_done,
         "latency_ms": {"p50": loaded_p50},
+        "hops_ms": hops,
     }
     say(f"urgent latency: idle p50 {idle_p50:.0f} ms (max {report['idle_ms']['max']:.0f}); behind {backlog} "
         f"routine: p50 {loaded_p50:.0f} ms (max {report['loaded_ms']['max']:.0f}), {report['ratio_p50']:.2f}x idle; "
         f"{routine_done}/{backlog} routine studies were done when the last urgent one was")
+    for phase, medians in hops.items():
+        say(f"  {phase}, median ms from publish to each stage's output: "
+            + ", ".join(f"{hop} {ms:.0f}" for hop, ms in medians.items()))
     return report
+
+
+def _hop_medians(settings, latencies: dict[str, float]) -> dict[str, float]:
+    """Per stage, the median over the urgent studies of the time from publish to that stage's output
+    (broker timestamps; infer: its last model's). `latencies` is study -> ms, as measured, so the
+    publish time is the final result's timestamp less it."""
+    finals: dict[str, float] = {}
+    for msg, r in read_events(settings, STUDY_RESULTS, skip_undecodable=True):
+        if r["final"] and r["study_uid"] in latencies and r["study_uid"] not in finals:
+            finals[r["study_uid"]] = msg.timestamp()[1]
+    sent = {study: finals[study] - ms for study, ms in latencies.items() if study in finals}
+    medians = {}
+    for hop, topic in HOPS.items():
+        at: dict[str, float] = {}
+        for t in (topic, stat_twin(topic)) if topic in STAT_LANED else (topic,):
+            for msg, r in read_events(settings, t, skip_undecodable=True):
+                if r["study_uid"] in sent:
+                    at[r["study_uid"]] = max(at.get(r["study_uid"], 0.0), msg.timestamp()[1])
+        if at:
+            medians[hop] = percentile([at[s] - sent[s] for s in at], 50)
+    return medians
 
 
 def _urgent_latencies(settings, stack: Stack, producer: EventPublisher, store, paths: list[Path],

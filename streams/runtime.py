@@ -28,14 +28,12 @@ from radstream.streams.holds import PartitionHolds
 from radstream.streams.kafka.consumer import group_consumer
 from radstream.streams.kafka.producer import open_producer
 from radstream.streams.kafka.settings import KafkaSettings
-from radstream.streams.kafka.topics import STAT_LANED, dlq, lane_of, schema_of, stat_twin
+from radstream.streams.kafka.topics import dlq, lane_of, schema_of
 from radstream.streams.lanes import StatFirst
-from radstream.streams.stage import Inbound, Output, Result, Stage
+from radstream.streams.stage import Inbound, Output, Result, Stage, stat_input
 from radstream.streams.state import ChangelogStore
 
 log = logging.getLogger(__name__)
-
-LANED_BATCH = 4
 
 
 class StageRunner:
@@ -72,19 +70,19 @@ class StageRunner:
         self.backoff_s = backoff_s
         self.input_topic = settings.topic(stage.input_topic)
         self._inputs = {settings.topic(t): t for t in stage.input_topics}  # deployed name -> logical
-        # The STAT lane (streams/lanes.py): a stateless stage whose one input has a .stat twin reads
-        # it too, urgent first; the twin shares the input's schema and DLQ (D-044).
-        laned = (stage.input_topic in STAT_LANED and not stage.extra_input_topics and not stage.stateful
-                 and not stage.retry_until_answered)
-        self.stat_topic = settings.topic(stat_twin(stage.input_topic)) if laned else None
-        if self.stat_topic:
-            self._inputs[self.stat_topic] = stat_twin(stage.input_topic)
+        # The STAT lane (streams/lanes.py): a stage whose one input has a .stat twin reads it too,
+        # urgent first; the twin shares the input's schema, partitions and DLQ (D-044, D-057).
+        twin = stat_input(stage)
+        self.stat_topic = settings.topic(twin) if twin else None
+        if twin:
+            self._inputs[settings.topic(twin)] = twin
         self.dlq_topic = settings.topic(dlq(stage.input_topic))
         self._producer = open_producer(settings)
         self.group_id = settings.group(stage.group_id)
-        # Co-partitioned inputs of a stateful stage (monitor) must stay together: range assigns
-        # partition p of every input topic to one member; everything else is cooperative-sticky.
-        co_partitioned = stage.stateful and bool(stage.extra_input_topics)
+        # Co-partitioned inputs of a stateful stage (the monitor; fuse and qc with their STAT twin)
+        # must stay together: range assigns partition p of every input topic to one member, whose
+        # state for p both feed; everything else is cooperative-sticky.
+        co_partitioned = stage.stateful and len(self._inputs) > 1
         self._consumer = group_consumer(settings, self.group_id, static_member=True,
                                         assignor="range" if co_partitioned else None)
         self._stopping = False
@@ -97,12 +95,6 @@ class StageRunner:
         self.stall_after_s = stall_after_s
         self._checkpoint = Checkpoint(self._producer, self._consumer, self.input_topic, self.state)
         self._lane = StatFirst(self._consumer, self.input_topic, self.stat_topic) if self.stat_topic else None
-        # An urgent message waits for the batch in hand. A laned stage that batches only to share
-        # produce-flush-commit (max_wait_ms 0: decode, preprocess) takes at most LANED_BATCH at a
-        # time; one that batches for its model (infer) keeps its batch (D-044).
-        self._max_batch = stage.max_batch
-        if self._lane is not None and stage.max_wait_ms == 0:
-            self._max_batch = min(stage.max_batch, LANED_BATCH)
         # Held partitions: an export peer that does not answer (retry_until_answered), and for every
         # stateless stage a blob store that does not answer (BlobStoreUnavailable), are waited for,
         # never dead-lettered. Stateful stages hold nothing else: their state moved as they processed.
@@ -227,8 +219,11 @@ class StageRunner:
                 self._lane.select([])  # nothing urgent came: the routine partitions may resume
             return []
         batch = [first]
-        if self._max_batch > 1:  # run now when nothing more is buffered (streams/batching.py)
-            batch = collect_batch(first, self._consumer.consume, self._max_batch, self.stage.max_wait_ms / 1000)
+        # An urgent message waits for the batch in hand: a laned stage takes `laned_batch` at a time
+        # (asked each time: infer's depends on the backend it loaded; D-044, D-057).
+        limit = self.stage.laned_batch() if self._lane is not None else self.stage.max_batch
+        if limit > 1:  # run now when nothing more is buffered (streams/batching.py)
+            batch = collect_batch(first, self._consumer.consume, limit, self.stage.max_wait_ms / 1000)
         good = []
         for m in batch:
             err = m.error()

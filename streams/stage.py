@@ -11,10 +11,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from radstream.domain.thresholds import ThresholdBook, ThresholdSet
 from radstream.domain.errors import StageError, classify
-from radstream.streams.kafka.topics import schema_of
+from radstream.streams.kafka.topics import STAT_LANED, schema_of, stat_twin
 
 if TYPE_CHECKING:
     from radstream.streams.state import StateStore
+
+
+# While a stage reads a STAT twin, the batch it takes at a time when it batches only to share
+# produce-flush-commit (D-044): an urgent message waits for at most this many.
+LANED_BATCH = 4
 
 
 @dataclass
@@ -80,6 +85,14 @@ class Stage:
     config: ThresholdBook | None = None  # None: manifest defaults only (version 0)
     state: StateStore | None = None  # stateful stages only
 
+    def laned_batch(self) -> int:
+        """The most messages taken at a time while this stage reads a STAT twin: an urgent message
+        waits for the batch in hand. decode and preprocess batch only to share produce-flush-commit
+        and take milliseconds per message, so 4 (D-044); fuse and qc (stateful) take a fraction of a
+        millisecond per message, so their batch costs an urgent one little and they keep it; infer
+        overrides it (D-057)."""
+        return self.max_batch if self.stateful else min(self.max_batch, LANED_BATCH)
+
     def thresholds(self, site: str | None = None) -> ThresholdSet:
         """The effective thresholds for a message from `site` (version 0: manifest defaults)."""
         return self.config.effective(site) if self.config else ThresholdSet()
@@ -144,3 +157,12 @@ def traceparent_of(event: Inbound) -> str | None:
 
 def trace_parent(traceparent: str | None) -> list[tuple[str, bytes | None]] | None:
     return [("traceparent", traceparent.encode())] if traceparent else None
+
+
+def stat_input(stage: Stage | type[Stage]) -> str | None:
+    """The `.stat` twin a stage reads beside its input, urgent first (D-044, D-057), or None: a
+    stage with one input topic that has a twin, unless it holds partitions for a peer (an export
+    edge). The runtime subscribes to it and the deploy tests derive the ACLs from it."""
+    if stage.input_topic in STAT_LANED and not stage.extra_input_topics and not stage.retry_until_answered:
+        return stat_twin(stage.input_topic)
+    return None

@@ -46,7 +46,7 @@ def inference_result(model: str, task: str, sop: str = "1.2.3.4.5", detections=N
                      study: str = "1.2.3", expected_instances: int | None = 1, **overrides) -> dict:
     value = {
         "schema_version": 1, "idempotency_key": f"{sop}-{model}", "study_uid": study, "series_uid": study + ".9",
-        "sop_uid": sop, "frame": 0, "site": "TEST", "expected_instances": expected_instances,
+        "sop_uid": sop, "frame": 0, "site": "TEST", "priority": "routine", "expected_instances": expected_instances,
         "arrived_at": int(time.time() * 1000), "model": {"name": model, "version": "1", "task": task},
         "detections": detections or [], "classifications": classifications or {}, "batch_size": 1,
         "display": None, "metadata": metadata(), "source": blob_ref(), "image_stats": None, "config_version": 0,

@@ -47,11 +47,11 @@ def dlq(topic: str) -> str:
 
 
 # The STAT lane (D-044): an urgent event of these topics travels on its twin `<topic>.stat`, which
-# the consuming stage drains first. These are the inputs of the stateless stages, where a
-# backlog queues (decode, preprocess, infer); fuse and qc join and assemble per partition from
-# one input topic each, so their inputs have no twin. A twin shares its topic's schema and DLQ.
+# the consuming stage drains first: every stage's input from decode to qc (D-057: fuse and qc read
+# partition p of both topics on one member, into one state per partition). study.results, read by
+# the reporting edges, has none. A twin shares its topic's schema, partitions and DLQ.
 STAT_SUFFIX = ".stat"
-STAT_LANED = (DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED)
+STAT_LANED = (DICOM_ARRIVED, IMAGE_DECODED, IMAGE_PREPROCESSED, INFERENCE_RESULTS, FINDINGS_FUSED)
 
 
 def stat_twin(topic: str) -> str:

@@ -130,7 +130,9 @@ class FuseStage(Stage):
         stage_ms: dict[str, float] = {}
         for r in results.values():
             stage_ms.update(r["stage_ms"])
-        value = {k: first[k] for k in CARRIED}
+        # a result restored from a changelog written before a field was carried (priority, D-057)
+        # lacks it: the contract's default then applies
+        value = {k: first[k] for k in CARRIED if k in first}
         value.update({
             "idempotency_key": idempotency_key(first["sop_uid"], first["frame"], sorted(versions.items()),
                                                thresholds.version, sorted(missing)),

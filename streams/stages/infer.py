@@ -97,6 +97,14 @@ class InferStage(Stage):
         self.config = config
         self.profile_hash = manifest.input_profile.hash()
 
+    def laned_batch(self) -> int:
+        """While laned, an urgent image waits for the forward pass in hand. On a CPU the per-image
+        time mostly does not fall with the batch (D-031's table: on ONNX Runtime batch 8 costs
+        more than 6 times batch 1 for every model), so a CPU backend takes what decode and
+        preprocess take; a GPU keeps its batch, which is its throughput (D-057)."""
+        on_gpu = self.backend_name == "tensorrt" or self.backend_name.endswith("-cuda")
+        return self.max_batch if on_gpu else super().laned_batch()
+
     @property
     def group_id(self) -> str:
         return f"radstream-infer-{self.manifest.name}" + ("-shadow" if self.shadow else "")

@@ -1,10 +1,11 @@
-"""The STAT lane through a real decode stage process on the embedded broker (D-044).
+"""The STAT lane through real stage processes on the embedded broker (D-044, D-057).
 
-A backlog of routine arrivals is queued, then one urgent arrival (its header says
-RequestedProcedurePriority STAT); the decode stage starts afterwards, so both are waiting.
-The urgent image must come out on image.decoded.stat ahead of most of the backlog, every
-routine image must still come out once (pausing and seeking back skips nothing), and both
-topics' offsets are committed. Order, not time, is asserted (the stage stamps each output).
+A backlog of routine work is queued, then one urgent image; the stages start afterwards, so
+both are waiting. The urgent image must come out on the next `.stat` twin ahead of most of
+the backlog, every routine image must still come out once (pausing and seeking back skips
+nothing), and both topics' offsets are committed. Order, not time, is asserted (the broker
+stamps each output). Through decode (arrivals), and through fuse and qc (model outputs: the
+two stateful stages read both topics' partition p into one state, range-assigned).
 """
 
 from __future__ import annotations
@@ -23,11 +24,21 @@ from radstream.streams.blobstore import open_blob_store
 from radstream.streams.config import Config
 from radstream.streams.kafka.producer import EventPublisher
 from radstream.streams.kafka.reader import read_events
-from radstream.streams.kafka.topics import DICOM_ARRIVED, IMAGE_DECODED, create_topics, stat_twin
+from radstream.domain.keys import image_key
+from radstream.streams.kafka.topics import (
+    DICOM_ARRIVED,
+    FINDINGS_FUSED,
+    IMAGE_DECODED,
+    INFERENCE_RESULTS,
+    STUDY_RESULTS,
+    create_topics,
+    stat_twin,
+)
 from confluent_kafka import TopicPartition
 
 from radstream.streams.kafka.consumer import group_consumer
 from tests.export_stage import wait_until
+from tests.factories import inference_result
 
 pytestmark = pytest.mark.integration
 BACKLOG = 40
@@ -86,3 +97,64 @@ def test_an_urgent_arrival_overtakes_the_routine_backlog(pipeline_env: dict[str,
     finally:
         stage.terminate()
         stage.wait(60)
+
+
+LEAN = {"demo-classifier": "classifier", "demo-frcnn": "detector", "demo-qc": "qc"}  # conftest's LEAN_MODELS
+
+
+def _stage(name: str, pipeline_env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "radstream.services.cli", "stage", name],
+                            env={**os.environ, **pipeline_env, "RADSTREAM_GROUP_INSTANCE_ID": f"stat-test-{name}"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_an_urgent_image_stays_urgent_through_fuse_and_qc(pipeline_env: dict[str, str]) -> None:
+    """Every expected model's output of BACKLOG routine single-image studies on inference.results,
+    then the urgent one's on inference.results.stat (infer's lane); fuse and qc start after."""
+    settings = Config.from_env(env={**os.environ, **pipeline_env}).kafka
+    assert set(pipeline_env["RADSTREAM_MODELS"].split(",")) == set(LEAN)
+    create_topics(settings, 3)
+    producer = EventPublisher(settings)
+
+    def outputs_of(study: str, priority: str) -> None:
+        sop = study + ".1"
+        for model, task in LEAN.items():
+            value = inference_result(model, task, sop=sop, study=study, priority=priority)
+            producer.send(stat_twin(INFERENCE_RESULTS) if priority == "stat" else INFERENCE_RESULTS,
+                          image_key(sop, 0), value)
+
+    routine = [f"1.2.826.0.1.3680043.10.1.{i}" for i in range(BACKLOG)]
+    urgent = "1.2.826.0.1.3680043.10.2.1"
+    for study in routine:
+        outputs_of(study, "routine")
+    outputs_of(urgent, "stat")
+    producer.flush()
+
+    stages = [_stage("fuse", pipeline_env), _stage("qc", pipeline_env)]
+    try:
+        def finals() -> list:
+            return [(m, r) for m, r in read_events(settings, STUDY_RESULTS) if r["final"]]
+
+        wait_until("every study final", lambda: len(finals()) >= BACKLOG + 1, timeout_s=240)
+        [(_, fused_urgent)] = list(read_events(settings, stat_twin(FINDINGS_FUSED)))
+        fused = list(read_events(settings, FINDINGS_FUSED))
+        assert fused_urgent["study_uid"] == urgent and fused_urgent["priority"] == "stat"
+        assert not fused_urgent["missing_models"]  # joined on the twin's partition, every model there
+        assert sorted(r["study_uid"] for _, r in fused) == sorted(routine)  # each routine image once
+        assert {r["priority"] for _, r in fused} == {"routine"}
+        results = finals()
+        assert sorted(r["study_uid"] for _, r in results) == sorted([*routine, urgent])
+        [urgent_at] = [m.timestamp()[1] for m, r in results if r["study_uid"] == urgent]
+        before = sum(1 for m, r in results if r["study_uid"] != urgent and m.timestamp()[1] < urgent_at)
+        assert before < BACKLOG // 2, f"{before} of {BACKLOG} routine studies were final before the urgent one"
+        fuse_group, qc_group = settings.group("radstream-fuse"), settings.group("radstream-qc")
+        wait_until("both lanes committed", lambda: (
+            _committed(settings, fuse_group, INFERENCE_RESULTS) == BACKLOG * len(LEAN)
+            and _committed(settings, fuse_group, stat_twin(INFERENCE_RESULTS)) == len(LEAN)
+            and _committed(settings, qc_group, FINDINGS_FUSED) == BACKLOG
+            and _committed(settings, qc_group, stat_twin(FINDINGS_FUSED)) == 1), timeout_s=60)
+    finally:
+        for stage in stages:
+            stage.terminate()
+        for stage in stages:
+            stage.wait(60)

@@ -125,13 +125,13 @@ def stage_acls(consumer: Consumer) -> set[Acl]:
     )
 
     from radstream.streams.kafka.topics import STAT_LANED, stat_twin
+    from radstream.streams.stage import stat_input
 
     cls = stage_class(consumer.stage)
     inputs = (consumer.input_topic, *cls.extra_input_topics)  # the monitor also reads findings.overrides
     read = list(inputs)
-    if consumer.input_topic in STAT_LANED and not cls.extra_input_topics and not cls.stateful \
-            and not cls.retry_until_answered:
-        read.append(stat_twin(consumer.input_topic))  # the STAT lane (D-044): read urgent first; its DLQ is the input's
+    if stat_input(cls):
+        read.append(stat_input(cls))  # the STAT lane (D-044, D-057): read urgent first; its DLQ is the input's
     acls: set[Acl] = {("topic", topic, op) for topic in read for op in ("Read", "Describe")}
     acls.add(("group", consumer.group_id, "Read"))
     declared = cls.shadow_output_topics if consumer.shadow else cls.output_topics  # type: ignore[attr-defined]

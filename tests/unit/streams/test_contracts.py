@@ -17,16 +17,16 @@ from radstream.streams.stages.decode import METADATA_FIELDS, METADATA_SOURCES, i
 # plus `source` (the original instance, for the export edges), carried since it was added, and
 # `image_stats` (drift monitoring: decode's exposure statistics, set again by preprocess with the
 # profiles' statistics), carried by infer and fuse since it was added,
-# and `priority` (the STAT lane, D-044) through the laned stages.
+# and `priority` (the STAT lane, D-044) through the laned stages, to fuse and qc since D-057.
 CARRIED_BEFORE = {
     "decode": {"study_uid", "series_uid", "sop_uid", "site", "expected_instances", "arrived_at", "config_version",
                "trace_id", "priority"},
     "preprocess": {"study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
                    "config_version", "trace_id", "display", "metadata", "source", "priority"},
     "infer": {"study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
-              "config_version", "trace_id", "display", "metadata", "source", "image_stats"},
+              "config_version", "trace_id", "display", "metadata", "source", "image_stats", "priority"},
     "fuse": {"study_uid", "series_uid", "sop_uid", "frame", "site", "expected_instances", "arrived_at",
-             "display", "metadata", "source", "trace_id", "image_stats"},
+             "display", "metadata", "source", "trace_id", "image_stats", "priority"},
 }
 METADATA_BEFORE = ("sop_class_uid", "modality", "body_part", "view_position", "laterality", "series_laterality",
                    "manufacturer", "manufacturer_model", "pixel_spacing_mm", "rows", "columns", "frames",

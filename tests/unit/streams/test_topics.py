@@ -67,7 +67,7 @@ def test_per_topic_partitions_carry_to_twins_dlqs_and_co_partitioned_changelogs(
     assert per_topic == {"image.preprocessed": 12, "inference.results": 6}
     counts = {s.name: s.partitions for s in topic_specs(3, per_topic)}
     assert counts["image.preprocessed"] == counts["image.preprocessed.stat"] == counts["image.preprocessed.dlq"] == 12
-    assert counts["inference.results"] == counts["radstream.fuse.changelog"] == 6
+    assert counts["inference.results"] == counts["inference.results.stat"] == counts["radstream.fuse.changelog"] == 6
     assert counts["image.decoded"] == counts["radstream.qc.changelog"] == 3
     assert counts["config.thresholds"] == 1
     assert set(CHANGELOG_INPUTS) == set(CHANGELOGS)
@@ -98,3 +98,23 @@ def test_bad_topic_partitions_are_one_clear_error(text: str) -> None:
 
     with pytest.raises(ValueError, match="RADSTREAM_TOPIC_PARTITIONS: .* is not TOPIC=N"):
         parse_topic_partitions(text)
+
+
+def test_every_stage_from_decode_to_qc_reads_a_stat_twin_and_the_others_none() -> None:
+    """The STAT lane runs up to qc (D-044, D-057): its twin has the input's schema; the monitor
+    (two inputs) and the export edges (study.results, holding partitions) read none."""
+    from radstream.services.export.stage import ExportStage
+    from radstream.streams.stage import stat_input
+    from radstream.streams.stages.decode import DecodeStage
+    from radstream.streams.stages.fuse import FuseStage
+    from radstream.streams.stages.infer import InferStage
+    from radstream.streams.stages.monitor import MonitorStage
+    from radstream.streams.stages.preprocess import PreprocessStage
+    from radstream.streams.stages.qc import QcStage
+
+    for stage in (DecodeStage, PreprocessStage, InferStage, FuseStage, QcStage):
+        assert stat_input(stage) == stage.input_topic + ".stat"
+        assert schema_of(stat_input(stage)) == schema_of(stage.input_topic)
+    assert stat_input(MonitorStage) is None and stat_input(ExportStage) is None
+    assert topics.lane_of("findings.fused", {"priority": "stat"}) == "findings.fused.stat"
+    assert topics.lane_of("study.results", {"priority": "stat"}) == "study.results"

@@ -22,7 +22,8 @@ def _event(store: FileBlobStore, manifest, sop: str, rng: np.random.Generator) -
              "scale_y": box.scale_y, "pad_x": box.pad_x, "pad_y": box.pad_y, "orig_width": box.original_width,
              "orig_height": box.original_height}
     return Inbound({"idempotency_key": sop, "study_uid": "1.2", "series_uid": "1.2.3", "sop_uid": sop, "frame": 0,
-                    "site": "T", "expected_instances": 1, "arrived_at": 1, "config_version": 0, "trace_id": None,
+                    "site": "T", "priority": "routine", "expected_instances": 1, "arrived_at": 1, "config_version": 0,
+                    "trace_id": None,
                     "display": None, "source": None, "image_stats": None, "metadata": metadata(), "tensors": [entry], "stage_ms": {}})
 
 
@@ -78,3 +79,16 @@ def test_onnxruntime_allocation_failures_count_as_out_of_memory() -> None:
     with pytest.raises(Exception) as info:
         backend.session.run(None, {"input": np.zeros((1, 1, 7, 7), np.float32)})
     assert type(info.value).__module__.startswith("onnxruntime") and not is_out_of_memory(info.value)
+
+
+@pytest.mark.parametrize("backend,expected", [
+    ("onnxruntime-cpu", 4), ("torch-cpu", 4), ("loading", 4),  # before the model is open: as a CPU
+    ("onnxruntime-cuda", 8), ("torch-cuda", 8), ("tensorrt", 8),
+])
+def test_a_laned_infer_takes_a_small_batch_on_a_cpu_and_keeps_its_batch_on_a_gpu(tmp_path, backend: str,
+                                                                                  expected: int) -> None:
+    """While laned, an urgent image waits for the forward pass in hand (D-057)."""
+    manifest = load_manifests(default_registry_dir())["demo-qc"]
+    stage = InferStage(manifest, None, FileBlobStore(tmp_path), max_batch=8, backend_name=backend)
+    assert stage.laned_batch() == expected
+    assert InferStage(manifest, None, FileBlobStore(tmp_path), max_batch=2, backend_name=backend).laned_batch() == 2

@@ -42,6 +42,36 @@ def test_fuse_emits_once_when_every_model_answered_and_ignores_redelivery() -> N
     assert stage.process(Inbound(inference_result("cls", "classifier", classifications={"nodule": 0.7}))) == []
 
 
+def test_an_urgent_image_stays_urgent_through_fuse_its_partial_too() -> None:
+    """fuse carries `priority`, so the runtime's lane_of sends the fused result to
+    findings.fused.stat, also when the deadline emits it from the state (D-057)."""
+    from radstream.streams.codec import Codec
+    from radstream.streams.kafka.topics import lane_of
+
+    stage = _fuse(deadline_s=0.0)
+    first = inference_result("det", "detector", detections=[DET], priority="stat")
+    stage.process(Inbound(first))
+    [partial] = stage.on_tick(first["arrived_at"] + 10_000)
+    assert partial.value["priority"] == "stat" and lane_of(partial.topic, partial.value) == "findings.fused.stat"
+    [update] = stage.process(Inbound(inference_result("cls", "classifier", priority="stat")))
+    assert update.value["priority"] == "stat" and lane_of(update.topic, update.value) == "findings.fused.stat"
+    Codec().encode("FindingsFused", update.value)
+
+
+def test_a_state_from_before_priority_was_carried_reads_as_routine() -> None:
+    """A changelog written before D-057 holds results without `priority`: the contract's default."""
+    from radstream.streams.codec import Codec
+
+    stage = _fuse()
+    old = inference_result("det", "detector", detections=[DET])
+    del old["priority"]
+    stage.process(Inbound(old))
+    [out] = stage.process(Inbound(inference_result("cls", "classifier")))
+    assert "priority" not in out.value
+    _, decoded = Codec().decode(Codec().encode("FindingsFused", out.value))
+    assert decoded["priority"] == "routine"
+
+
 def test_classifier_below_threshold_fires_no_rule() -> None:
     stage = _fuse()
     stage.process(Inbound(inference_result("det", "detector")))
