@@ -1,11 +1,13 @@
-"""`radstream bench --stat N`: the STAT lane under load (D-044).
+"""`radstream bench --stat N`: the STAT lane under load (D-044, D-057).
 
 One stack, warmed with three routine studies (every model loaded), then two phases: N urgent
 single-image studies published on an idle pipeline (the baseline), then a routine backlog (500 by default) and, at once after it, N more urgent
 studies. Each urgent study's latency is from just before its publish to its final result's
 broker timestamp (what qc produced it at, not when this process read it). The target is the
 loaded p50 at most 2x the idle p50; the report also says how much of the backlog was done when
-the last urgent result landed, which shows whether the urgent ones overtook it.
+the last urgent result landed, which shows whether the urgent ones overtook it, and for each
+stage the median time from an urgent publish to that stage's output (`hops_ms`), which says
+where an urgent image waited.
 """
 
 from __future__ import annotations
