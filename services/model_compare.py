@@ -1,6 +1,7 @@
 """`radstream models compare NAME --since T`: a shadow version against the live one, on the same images.
 
-Reads inference.results and inference.shadow from T (by the records' broker timestamps), keeps
+Reads inference.results and inference.shadow from T (sought by the broker's time index where it
+has one, then filtered by each record's timestamp), keeps
 the latest result of NAME per image on each side, and hands the pairs to the pure comparison
 (domain/model_agreement.py). The live version's thresholds are its raw operating points (the
 manifest's, before calibration, as infer's results carry raw scores), or a pushed
@@ -30,7 +31,7 @@ def latest_per_image(settings: KafkaSettings, topic: str, model: str, since_ms: 
     """Image key -> the latest result of `model` on `topic` at or after `since_ms`."""
     found: dict[str, tuple[int, dict[str, Any]]] = {}
     read = 0
-    for msg, record in read_events(settings, topic, skip_undecodable=True):
+    for msg, record in read_events(settings, topic, skip_undecodable=True, since_ms=since_ms):
         read += 1
         if progress is not None and read % PROGRESS_EVERY == 0:
             progress(f"{topic}: {read} records read, {len(found)} images of {model} so far")

@@ -15,12 +15,16 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+import logging
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from radstream.streams.codec import Codec
 from radstream.streams.kafka.consumer import standalone_consumer
 from radstream.streams.kafka.settings import KafkaSettings
 from radstream.streams.kafka.topics import schema_of
+
+log = logging.getLogger(__name__)
 
 
 def partitions_of(consumer: Consumer, topic: str, timeout_s: float = 30.0) -> list[int]:
@@ -50,6 +54,27 @@ class PartitionEnds:
         """What to `assign()` to read these partitions from their first offset."""
         return [TopicPartition(t, p, OFFSET_BEGINNING) for t, p in self.ends]
 
+    def from_time(self, consumer: Consumer, since_ms: int, timeout_s: float = 60.0) -> list[TopicPartition]:
+        """What to `assign()` to read these partitions from the first record at or after `since_ms`
+        (the broker's time index); a partition with none is read from its end, and a broker that
+        cannot answer is read from the beginning (the caller filters by timestamp either way)."""
+        try:
+            found = consumer.offsets_for_times([TopicPartition(t, p, since_ms) for t, p in self.ends], timeout=timeout_s)
+        except KafkaException as exc:
+            log.debug("offsets for time %d not available (%s): reading from the beginning", since_ms, exc)
+            return self.from_beginning()
+        out = []
+        for tp in found:
+            key = (tp.topic, tp.partition)
+            if tp.error is not None:
+                out.append(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+            elif tp.offset < 0:  # nothing at or after since_ms: nothing to wait for either
+                self._pending.discard(key)
+                out.append(TopicPartition(tp.topic, tp.partition, self.ends[key]))
+            else:
+                out.append(TopicPartition(tp.topic, tp.partition, tp.offset))
+        return out
+
     def saw(self, msg: Message) -> None:
         self._last_data = time.monotonic()
         tp = (msg.topic(), msg.partition())
@@ -61,13 +86,14 @@ class PartitionEnds:
 
 
 def read_to_end(consumer: Consumer, topic: str, partitions: list[int], timeout_s: float = 60.0,
-                settle_s: float = 0.5) -> Iterator[Message]:
-    """Assign `partitions` of `topic` from the beginning; yield every message up to the end.
+                settle_s: float = 0.5, since_ms: int | None = None) -> Iterator[Message]:
+    """Assign `partitions` of `topic` from the beginning (or from `since_ms`, by the broker's
+    time index, where it has one); yield every message up to the end.
 
     The consumer stays assigned afterwards, so a caller may go on following the topic.
     """
     ends = PartitionEnds(consumer, {topic: partitions}, timeout_s, settle_s)
-    consumer.assign(ends.from_beginning())
+    consumer.assign(ends.from_beginning() if since_ms is None else ends.from_time(consumer, since_ms, timeout_s))
     deadline = time.monotonic() + timeout_s
     while True:
         msg = consumer.poll(0.05)
@@ -85,15 +111,17 @@ def read_to_end(consumer: Consumer, topic: str, partitions: list[int], timeout_s
 
 
 def read_topic(settings: KafkaSettings, topic: str, follow: bool = False, idle_timeout_s: float | None = None,
-               timeout_s: float = 30.0) -> Iterator[Message]:
+               timeout_s: float = 30.0, since_ms: int | None = None) -> Iterator[Message]:
     """Yield messages of `topic` (logical name) to its end, or forever with `follow=True`.
 
-    `idle_timeout_s` ends a follow after that long without data.
+    `idle_timeout_s` ends a follow after that long without data. `since_ms`: start at the first
+    record at or after that time where the broker can say which (earlier ones may still come).
     """
     physical = settings.topic(topic)
     consumer = standalone_consumer(settings)
     try:
-        yield from read_to_end(consumer, physical, partitions_of(consumer, physical, timeout_s), timeout_s)
+        yield from read_to_end(consumer, physical, partitions_of(consumer, physical, timeout_s), timeout_s,
+                               since_ms=since_ms)
         last_data = time.monotonic()
         while follow:
             msg = consumer.poll(0.2)
@@ -109,7 +137,7 @@ def read_topic(settings: KafkaSettings, topic: str, follow: bool = False, idle_t
 
 def read_events(settings: KafkaSettings, topic: str, follow: bool = False, idle_timeout_s: float | None = None,
                 codec: Codec | None = None, skip_undecodable: bool = False, schema: str | None = None,
-                timeout_s: float = 30.0) -> Iterator[tuple[Message, dict[str, Any]]]:
+                timeout_s: float = 30.0, since_ms: int | None = None) -> Iterator[tuple[Message, dict[str, Any]]]:
     """`read_topic`, each message decoded with the schema of `topic` (topics.SCHEMAS): (message, record).
 
     A message that does not decode as that schema raises (DecodeError, one line), or with
@@ -118,7 +146,8 @@ def read_events(settings: KafkaSettings, topic: str, follow: bool = False, idle_
     """
     codec = codec or Codec(settings.schema_registry_config())
     schema = schema or schema_of(topic)
-    for msg in read_topic(settings, topic, follow=follow, idle_timeout_s=idle_timeout_s, timeout_s=timeout_s):
+    for msg in read_topic(settings, topic, follow=follow, idle_timeout_s=idle_timeout_s, timeout_s=timeout_s,
+                          since_ms=since_ms):
         try:
             _, record = codec.decode(msg.value(), expect=schema)
         except Exception:  # the Confluent path can raise the registry's or fastavro's own errors too

@@ -28,7 +28,7 @@ def topic_holding(monkeypatch):
     read = []
 
     def install(*values: bytes | None):
-        def fake_read_topic(settings, topic, follow=False, idle_timeout_s=None, timeout_s=30.0):
+        def fake_read_topic(settings, topic, follow=False, idle_timeout_s=None, timeout_s=30.0, since_ms=None):
             read.append(topic)
             yield from (FakeMessage(v, i) for i, v in enumerate(values))
         monkeypatch.setattr(reader, "read_topic", fake_read_topic)
