@@ -1,6 +1,6 @@
 """`radstream models compare NAME --since T`: a shadow version against the live one, on the same images.
 
-Reads inference.results and inference.shadow from T (sought by the broker's time index where it
+Reads inference.results (and its STAT twin) and inference.shadow from T (sought by the broker's time index where it
 has one, then filtered by each record's timestamp), keeps
 the latest result of NAME per image on each side, and hands the pairs to the pure comparison
 (domain/model_agreement.py). The live version's thresholds are its raw operating points (the
@@ -20,21 +20,23 @@ from radstream.models.manifest import ModelLoadError, ModelManifest
 from radstream.models.registry import load_version
 from radstream.streams.kafka.reader import read_events
 from radstream.streams.kafka.settings import KafkaSettings
-from radstream.streams.kafka.topics import INFERENCE_RESULTS, INFERENCE_SHADOW
+from radstream.streams.kafka.topics import INFERENCE_RESULTS, INFERENCE_SHADOW, stat_twin
 from radstream.streams.stages.registry import raw_operating_points
 
 PROGRESS_EVERY = 5000
 
 
-def latest_per_image(settings: KafkaSettings, topic: str, model: str, since_ms: int,
+def latest_per_image(settings: KafkaSettings, topics: tuple[str, ...], model: str, since_ms: int,
                      progress: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
-    """Image key -> the latest result of `model` on `topic` at or after `since_ms`."""
+    """Image key -> the latest result of `model` on `topics` at or after `since_ms`."""
     found: dict[str, tuple[int, dict[str, Any]]] = {}
     read = 0
-    for msg, record in read_events(settings, topic, skip_undecodable=True, since_ms=since_ms):
+    records = ((msg, record) for topic in topics
+               for msg, record in read_events(settings, topic, skip_undecodable=True, since_ms=since_ms))
+    for msg, record in records:
         read += 1
         if progress is not None and read % PROGRESS_EVERY == 0:
-            progress(f"{topic}: {read} records read, {len(found)} images of {model} so far")
+            progress(f"{', '.join(topics)}: {read} records read, {len(found)} images of {model} so far")
         stamp = msg.timestamp()[1]
         if record["model"]["name"] != model or stamp < since_ms:
             continue
@@ -46,8 +48,9 @@ def latest_per_image(settings: KafkaSettings, topic: str, model: str, since_ms: 
 
 def compare(settings: KafkaSettings, registry_dir: Path, model: str, since_ms: int, floors: dict[str, float],
             iou_thr: float = 0.5, progress: Callable[[str], None] | None = None) -> Agreement:
-    live = latest_per_image(settings, INFERENCE_RESULTS, model, since_ms, progress)
-    shadow = latest_per_image(settings, INFERENCE_SHADOW, model, since_ms, progress)
+    # the live results of urgent images are on the STAT twin (D-057); a shadow's all go to inference.shadow
+    live = latest_per_image(settings, (INFERENCE_RESULTS, stat_twin(INFERENCE_RESULTS)), model, since_ms, progress)
+    shadow = latest_per_image(settings, (INFERENCE_SHADOW,), model, since_ms, progress)
     versions = sorted({r["model"]["version"] for r in live.values()})
     reference = _manifest(registry_dir, model, versions[-1] if versions else None)
     return compare_versions(model, live, shadow, reference.labels, raw_operating_points(reference, floors),

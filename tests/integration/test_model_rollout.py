@@ -58,10 +58,10 @@ def _wait_serving(stack, group_suffix: str, version: str, timeout_s: float = 90)
     raise AssertionError(f"{group_suffix} not serving v{version}: {_infer_healths(stack.config.home)}")
 
 
-def _publish(stack, tmp_path: Path, seed: int, studies: int = 2) -> set[str]:
+def _publish(stack, tmp_path: Path, seed: int, studies: int = 2, priority: str | None = None) -> set[str]:
     files = [f for k in range(studies) for f in write_synthetic_study(tmp_path / f"s{seed}-{k}", 2, seed + k)]
     uids, errors = publish(EventPublisher(stack.config.kafka), open_blob_store(stack.config.blob_url), files,
-                           log=lambda m: None)
+                           log=lambda m: None, priority=priority)
     assert not errors
     return set(uids)
 
@@ -90,22 +90,26 @@ def test_shadow_compare_promote_and_rollback_without_a_restart(stack, pipeline_e
                                "--shadow", "--version", "2"], env=env, stdout=shadow_log, stderr=subprocess.STDOUT)
     try:
         _wait_serving(stack, f"infer-{NAME}-shadow", "2")
-        topics = {t: kafka.topic(t) for t in ("inference.results", "inference.shadow", "findings.fused",
-                                              "study.results")}
+        topics = {t: kafka.topic(t) for t in ("inference.results", "inference.results.stat", "inference.shadow",
+                                              "findings.fused", "findings.fused.stat", "study.results")}
         reader = PlainReader(kafka.bootstrap, list(topics.values()))
 
         def finals(r) -> set[str]:
             return {x["study_uid"] for x in r[topics["study.results"]] if x["final"]}
 
-        first = _publish(stack, tmp_path, 101, studies=3)
+        # one urgent study: its live results and fused findings take the STAT twins (D-057), its shadow
+        # results inference.shadow like the rest
+        first = _publish(stack, tmp_path, 101, studies=2) | _publish(stack, tmp_path, 111, studies=1, priority="stat")
         assert reader.poll_until(lambda r: finals(r) >= first and len(r[topics["inference.shadow"]]) >= 6, 180,
                                  stack.poll), (finals(reader.records), len(reader.records[topics["inference.shadow"]]))
-        live = {x["sop_uid"]: x for x in reader.records[topics["inference.results"]]}
+        live = {x["sop_uid"]: x for t in ("inference.results", "inference.results.stat")
+                for x in reader.records[topics[t]]}
+        assert len(reader.records[topics["inference.results.stat"]]) == 2
         shadowed = {x["sop_uid"]: x for x in reader.records[topics["inference.shadow"]]}
         assert {x["model"]["version"] for x in live.values()} == {"1"}
         assert {x["model"]["version"] for x in shadowed.values()} == {"2"} and set(shadowed) == set(live)
         # fuse never read the shadow: every fused result is v1's, with v1's own probability
-        fused = reader.records[topics["findings.fused"]]
+        fused = reader.records[topics["findings.fused"]] + reader.records[topics["findings.fused.stat"]]
         assert len(fused) == 6 and all(f["model_versions"] == {NAME: "1"} for f in fused)
         for f in fused:
             [out] = f["classifier_outputs"]
