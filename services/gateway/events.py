@@ -15,8 +15,10 @@ from radstream.streams.kafka.topics import (
     FINDINGS_OVERRIDES,
     IMAGE_DECODED,
     INFERENCE_RESULTS,
+    STAT_LANED,
     STUDY_RESULTS,
     schema_of,
+    stat_twin,
 )
 
 # The topics the gateway follows. The SSE event type is the topic's logical name.
@@ -29,6 +31,9 @@ KINDS: tuple[str, ...] = (
 )
 # Each followed topic by the schema it carries (topics.SCHEMAS): a decoded record's schema names its kind.
 KIND_BY_SCHEMA: dict[str, str] = {schema_of(kind): kind for kind in KINDS}
+# The topics read for them: each kind's topic and, on the STAT lane, its .stat twin, where an
+# urgent image's events are (D-044, D-057); a twin's events are of its topic's kind.
+FOLLOWED: tuple[str, ...] = tuple(t for kind in KINDS for t in (kind, stat_twin(kind)) if t == kind or kind in STAT_LANED)
 
 
 def dedupe_key(kind: str, record: dict[str, Any]) -> str:

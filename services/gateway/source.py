@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from radstream.services.gateway.events import KIND_BY_SCHEMA, KINDS, Position
+from radstream.services.gateway.events import FOLLOWED, KIND_BY_SCHEMA, Position
 from radstream.services.gateway.hub import EventHub
 from radstream.services.overrides import untrusted_override
 from radstream.streams.codec import Codec
@@ -49,7 +49,7 @@ class KafkaEventSource:
         self.on_rejected = on_rejected
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._logical = {settings.topic(k): k for k in KINDS}
+        self._logical = {settings.topic(t): t for t in FOLLOWED}
 
     def start(self, loop: asyncio.AbstractEventLoop, hub: EventHub) -> None:
         def deliver(batch: Batch) -> None:

@@ -80,6 +80,7 @@ def gateway_url(stack, pipeline_env: dict[str, str], tmp_path: Path) -> Iterator
 def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_config, pipeline_env: dict[str, str],
                                                   tmp_path: Path) -> None:
     synthetic = [write_synthetic_study(tmp_path / f"syn{i}", n_images=2, seed=700 + i) for i in range(2)]
+    urgent_paths = write_synthetic_study(tmp_path / "urgent", n_images=1, seed=710)
     store = open_blob_store(pipeline_config.blob_url)
 
     async def scenario() -> None:
@@ -92,6 +93,10 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
                     publish, EventPublisher(pipeline_config.kafka), store,
                     real_radiographs() + [p for s in synthetic for p in s], SITE, lambda m: None)
                 assert not errors and len(studies) == 4
+                [urgent], errors = await asyncio.to_thread(
+                    publish, EventPublisher(pipeline_config.kafka), store, urgent_paths, SITE, lambda m: None,
+                    priority="stat")  # down the STAT lane: its events are on the .stat twins (D-057)
+                assert not errors
                 seen: list[SseMessage] = []
                 finals: set[str] = set()
                 pings = 0
@@ -104,10 +109,14 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
                     payload = json.loads(msg.data)
                     if msg.event == "study.results" and payload["record"]["final"]:
                         finals.add(payload["study_uid"])
-                    if finals >= set(studies):
+                    if finals >= {*studies, urgent}:
                         break
             assert pings >= 1  # the stack takes seconds: heartbeats kept the stream alive meanwhile
             assert {m.event for m in seen} == {"image.decoded", "inference.results", "findings.fused", "study.results"}
+            lanes = {(m.event, json.loads(m.data)["position"]["topic"]) for m in seen
+                     if json.loads(m.data)["study_uid"] == urgent}
+            assert lanes == {("image.decoded", "image.decoded.stat"), ("inference.results", "inference.results.stat"),
+                             ("findings.fused", "findings.fused.stat"), ("study.results", "study.results")}
             seqs = [int(m.id.rsplit("-", 1)[1]) for m in seen]
             assert seqs == sorted(set(seqs))  # strictly increasing, no duplicates
 
@@ -195,7 +204,7 @@ def test_real_studies_stream_over_sse_with_resume(gateway_url: str, pipeline_con
                 async with anonymous.get(f"{gateway_url}/studies/{study}/events") as r:
                     assert r.status == 401
             health = await (await session.get(f"{gateway_url}/healthz")).json()
-            assert health["ready"] and health["studies"] == 4
+            assert health["ready"] and health["studies"] == 5  # the four and the urgent one
 
     asyncio.run(scenario())
 

@@ -149,7 +149,7 @@ def stage_acls(consumer: Consumer) -> set[Acl]:
 def edge_acls() -> dict[str, set[Acl]]:
     """The identities that are not stage workers: the gateway reads, and writes only the viewer's
     verdicts (D-042), only the thresholds identity writes config.thresholds, the receiver writes arrivals."""
-    from radstream.services.gateway.events import KINDS
+    from radstream.services.gateway.events import FOLLOWED
     from radstream.streams.kafka.topics import (
         CONFIG_AUDIT,
         CONFIG_THRESHOLDS,
@@ -172,7 +172,7 @@ def edge_acls() -> dict[str, set[Acl]]:
         "keda": {("topic", c.input_topic, "Describe") for c in workers} | {("group", c.group_id, "Describe") for c in workers},
         # the gateway reads; it writes the audit of the verdicts it ignored (D-036) and the
         # viewer's verdicts (D-042)
-        "gateway": read(*KINDS, CONFIG_THRESHOLDS) | write(OVERRIDES_AUDIT, FINDINGS_OVERRIDES),
+        "gateway": read(*FOLLOWED, CONFIG_THRESHOLDS) | write(OVERRIDES_AUDIT, FINDINGS_OVERRIDES),
         "thresholds": read(CONFIG_THRESHOLDS, CONFIG_AUDIT) | write(CONFIG_THRESHOLDS),
         "receiver": write(DICOM_ARRIVED, stat_twin(DICOM_ARRIVED)),
         # retention reads arrivals (urgent ones on the STAT twin) and results, and the export groups'
