@@ -96,8 +96,11 @@ def build_earlier_version(registry_dir: Path, spec: DemoModel, seed: int = 0,
 
     registry_dir = Path(registry_dir).resolve()
     with tempfile.TemporaryDirectory() as scratch:
-        # the default's phantoms (and so its profile's mean and std), of which spec.n_train are trained on
-        [built] = build_demo(Path(scratch) / "registry", seed=seed, progress=progress, models=(spec,))
+        # the default's phantoms, of which spec.n_train are trained on, under the default's input profile
+        # (its mean and std included): preprocess then renders one tensor for both versions
+        default = ModelManifest.read(registry_dir / f"{spec.name}.json")
+        [built] = build_demo(Path(scratch) / "registry", seed=seed, progress=progress, models=(spec,),
+                             fixed_profiles={spec.name: default.input_profile})
         artifact = registry_dir.parent / "artifacts" / Path(built.artifact.path).name
         artifact.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built.artifact_path(), artifact)
@@ -129,11 +132,14 @@ def build_demo(
     n_held_out: int = N_HELD_OUT,
     epochs: int | None = None,
     models: tuple[DemoModel, ...] = DEMO_MODELS,
+    fixed_profiles: dict[str, InputProfile] | None = None,
 ) -> list[ModelManifest]:
     """Train each model, fit its calibration, evaluate it on held-out phantoms, write it.
 
     Artifacts go to `<registry_dir>/../artifacts/`, referenced relative to the manifests.
     `n_train`, `n_held_out` and `epochs` (one for all) exist so tests run the whole path in seconds.
+    `fixed_profiles`: model name -> the profile to train it under, statistics included (an earlier
+    version keeps the default's, so preprocess renders one tensor for both).
     """
     registry_dir = Path(registry_dir).resolve()
     artifacts_dir = registry_dir.parent / "artifacts"
@@ -148,7 +154,7 @@ def build_demo(
     manifests = []
     for spec in models:
         family = get_family(spec.family)
-        profile = spec.profile.with_stats(*rendered[spec.profile].mean_std())
+        profile = (fixed_profiles or {}).get(spec.name) or spec.profile.with_stats(*rendered[spec.profile].mean_std())
         data = training_set(rendered[spec.profile], profile, min(spec.n_train, n_train))
         torch.manual_seed(seed)
         net = family.build(1, profile.channels, profile.size, spec.architecture)

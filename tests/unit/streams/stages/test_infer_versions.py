@@ -51,8 +51,8 @@ def _config(tmp_path: Path) -> Config:
 
 
 def _events(config: Config, store: FileBlobStore, n: int) -> list:
-    """Preprocessed images with a tensor for every registered version's input profile, as
-    preprocess renders them (v1 and v2 were trained with different profile statistics)."""
+    """Preprocessed images with a tensor for every registered version's distinct input profile, as
+    preprocess renders them (the shipped v1 shares v2's; another version may have its own)."""
     manifests = every_version(config.model_registry, [NAME])
     events = []
     for i in range(n):
@@ -154,3 +154,24 @@ def test_a_stage_started_after_a_promotion_serves_the_version_in_force_from_its_
     assert stage._switch is not None
     [[first]] = stage.process_batch(_events(config, FileBlobStore(tmp_path / "blobs"), 1))
     assert first.value["model"]["version"] == "1" and stage.health()["models"][0]["version"] == "1"
+
+
+def test_preprocess_and_fuse_know_every_registered_version(tmp_path) -> None:
+    """A version with its own input profile gets its tensor from preprocess, and fuse calibrates
+    its results by its own manifest, without a restart of either when it is put in force."""
+    from radstream.streams.state import MemoryStore
+
+    config = _config(tmp_path)
+    other = json.loads((config.model_registry / "versions" / NAME / "1.json").read_text())
+    other.update(version="3")
+    other["input_profile"]["mean"] = other["input_profile"]["mean"] + 0.05
+    other.pop("input_profile_hash")
+    other["calibration"] = {"method": "temperature", "temperature": 2.0}
+    (config.model_registry / "versions" / NAME / "3.json").write_text(json.dumps(other))
+    shipped = {m.version: m.input_profile.hash() for m in every_version(config.model_registry, [NAME])}
+    assert shipped["3"] != shipped["2"]
+    preprocess = build_stage("preprocess", config)
+    assert set(preprocess.profiles) == set(shipped.values())
+    fuse = build_stage("fuse", config, state=MemoryStore())
+    assert fuse.calibrations[(NAME, "3")] == {"method": "temperature", "temperature": 2.0}
+    assert (NAME, "2") not in fuse.calibrations  # the default's is its ExpectedModel's
