@@ -100,8 +100,14 @@ def test_shadow_compare_promote_and_rollback_without_a_restart(stack, pipeline_e
         # one urgent study: its live results and fused findings take the STAT twins (D-057), its shadow
         # results inference.shadow like the rest
         first = _publish(stack, tmp_path, 101, studies=2) | _publish(stack, tmp_path, 111, studies=1, priority="stat")
-        assert reader.poll_until(lambda r: finals(r) >= first and len(r[topics["inference.shadow"]]) >= 6, 180,
-                                 stack.poll), (finals(reader.records), len(reader.records[topics["inference.shadow"]]))
+        def count(r, *names: str) -> int:
+            return sum(len(r[topics[n]]) for n in names)
+
+        # every topic to its count: one reader's fetches across topics come in no set order
+        assert reader.poll_until(lambda r: finals(r) >= first and count(r, "inference.shadow") >= 6
+                                 and count(r, "inference.results", "inference.results.stat") >= 6
+                                 and count(r, "findings.fused", "findings.fused.stat") >= 6, 180, stack.poll), \
+            {n: len(v) for n, v in reader.records.items()}
         live = {x["sop_uid"]: x for t in ("inference.results", "inference.results.stat")
                 for x in reader.records[topics[t]]}
         assert len(reader.records[topics["inference.results.stat"]]) == 2
