@@ -303,12 +303,13 @@ def decode_frames(ds: Dataset) -> tuple[list[np.ndarray], PixelTransform | None,
     stored_frames: list[np.ndarray] = []
     display: list[np.ndarray] = []
     lookup: DisplayLookup | None = None
-    general = photometric not in MONOCHROME or rescale_of(ds) is None
+    rescale = rescale_of(ds) if photometric in MONOCHROME else None
+    general = rescale is None
     for stored in iter_pixels(ds, **decoding_options(ds)):
         if not general and stored.dtype.itemsize <= 2 and stored.dtype.kind in "iu":
             if not stored.dtype.isnative:  # big endian: the tables are indexed by native bits
                 stored = stored.astype(stored.dtype.newbyteorder("="))
-            lookup = lookup or DisplayLookup(ds, stored.dtype)
+            lookup = lookup or DisplayLookup(ds, stored.dtype, rescale)
             blob, shown = lookup.frame(stored)
         elif photometric in MONOCHROME:
             general = True
@@ -336,9 +337,10 @@ class DisplayLookup:
     exactly that model value, it is the float32 model frame (`keeps_stored` False).
     """
 
-    def __init__(self, ds: Dataset, dtype: np.dtype) -> None:
+    def __init__(self, ds: Dataset, dtype: np.dtype, transform: PixelTransform | None = None) -> None:
+        """`transform`: `rescale_of(ds)` where the caller has it already (computed here otherwise)."""
         self.ds = ds
-        self.transform = rescale_of(ds)
+        self.transform = transform if transform is not None else rescale_of(ds)
         self.dtype = np.dtype(dtype)
         self.unsigned = np.dtype(f"u{self.dtype.itemsize}")
         self.domain_size = 1 << (8 * self.dtype.itemsize)
@@ -472,10 +474,15 @@ def _affine_display(stored: np.ndarray, affine: tuple[float, float, int | None, 
     import cv2
 
     alpha, beta, low, high = affine
-    if low is not None:
-        stored = cv2.max(stored, low)
-    if high is not None:
-        stored = cv2.min(stored, high)
+    if low is not None or high is not None:
+        # The clamp is a full-size copy; it changes nothing when no value is beyond the bound
+        # (a MONOCHROME1 film rarely reaches the top of its stored range), and one read-only
+        # min/max pass is cheaper than that copy.
+        first, last, _, _ = cv2.minMaxLoc(stored)
+        if low is not None and first < low:
+            stored = cv2.max(stored, low)
+        if high is not None and last > high:
+            stored = cv2.min(stored, high)
     return cv2.convertScaleAbs(stored, alpha=alpha, beta=beta)
 
 
