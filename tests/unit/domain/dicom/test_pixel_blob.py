@@ -92,3 +92,61 @@ def test_model_frame_of_an_old_float_blob_is_the_blob() -> None:
     record = PixelTransform(2.0, -1024.0, None).to_record()
     np.testing.assert_array_equal(model_frame(np.array([[0, 10]], np.int16), PixelTransform.from_record(record)),
                                   [[-1024.0, -1004.0]])
+
+
+def _rewritten(name: str, edit, **attributes: object) -> bytes:
+    """A corpus file with its stored values edited by `edit(pixels)` and `attributes` set."""
+    ds = pydicom.dcmread(BytesIO(sample_bytes(name)))
+    pixels = ds.pixel_array.copy()
+    edit(pixels)
+    ds.PixelData = pixels.tobytes()
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _affine_of(data: bytes) -> tuple[float, float, int | None, int | None]:
+    ds = read_dataset(data)
+    stored = next(iter_pixels(ds))
+    affine = decode.DisplayLookup(ds, stored.dtype)._fixed_window_tables()[1]
+    assert affine is not None, "the file must take the checked affine map"
+    return affine
+
+
+def _top_rows_to(value_range: tuple[int, int]):
+    def edit(pixels: np.ndarray) -> None:
+        low, high = value_range
+        pixels[:4] = np.linspace(low, high, pixels[:4].size).reshape(4, -1).astype(pixels.dtype)
+    return edit
+
+
+@pytest.mark.parametrize("name, values, attributes, side", [
+    # MONOCHROME1 inverts: values above the map's zero would be mirrored by convertScaleAbs
+    ("RG1_UNCR.dcm", (25000, 32767), {}, "high"),
+    # a window above the darkest values: values below its zero would be mirrored
+    ("MR2_UNCR.dcm", (0, 600), {"WindowCenter": 300, "WindowWidth": 200}, "low"),
+])
+def test_the_affine_map_clamps_values_beyond_its_zero(name: str, values: tuple[int, int],
+                                                       attributes: dict[str, object], side: str) -> None:
+    """The clamp before convertScaleAbs is skipped when no value is beyond it (the files as they
+    are); here some are, and the display still equals the general pipeline's."""
+    data = _rewritten(name, _top_rows_to(values), **attributes)
+    _, _, low, high = _affine_of(data)
+    if side == "high":
+        assert high is not None and values[1] > high > values[0]
+    else:
+        assert low is not None and values[0] < low < values[1]
+    decoded = decode_instance(data)
+    frames, display = general_path(data)
+    np.testing.assert_array_equal(decoded.display[0], display[0])
+    np.testing.assert_array_equal(decoded.frames[0], frames[0])
+
+
+def test_the_files_as_they_are_need_no_clamp() -> None:
+    """RG1 stays below its map's zero: the no-clamp branch is what the other tests compare."""
+    data = sample_bytes("RG1_UNCR.dcm")
+    _, _, low, high = _affine_of(data)
+    assert low is None and high is not None
+    assert int(decode_instance(data).stored[0].max()) <= high
