@@ -60,6 +60,7 @@ from radstream.domain.dicom.pixels import (
     apply_modality_lut,
     apply_voi_lut,
     color_value_range,
+    correct_unused_bits,
     convert_to_grayscale,
     has_window,
     model_frame,
@@ -305,12 +306,22 @@ def decode_frames(ds: Dataset) -> tuple[list[np.ndarray], PixelTransform | None,
     lookup: DisplayLookup | None = None
     rescale = rescale_of(ds) if photometric in MONOCHROME else None
     general = rescale is None
-    for stored in iter_pixels(ds, **decoding_options(ds)):
+    options = decoding_options(ds)
+    own_bits = not general and _reads_as_views(ds)
+    if own_bits:  # the frames are views on the pixel data, their unused bits corrected below
+        options = {**options, "correct_unused_bits": False, "view_only": True}
+    for stored in iter_pixels(ds, **options):
+        present = None
+        if own_bits:
+            present = _present_values(stored)
+            corrected = correct_unused_bits(stored, ds, present)
+            if corrected is not stored:
+                stored, present = corrected, _present_values(corrected)
         if not general and stored.dtype.itemsize <= 2 and stored.dtype.kind in "iu":
             if not stored.dtype.isnative:  # big endian: the tables are indexed by native bits
                 stored = stored.astype(stored.dtype.newbyteorder("="))
             lookup = lookup or DisplayLookup(ds, stored.dtype, rescale)
-            blob, shown = lookup.frame(stored)
+            blob, shown = lookup.frame(stored, present)
         elif photometric in MONOCHROME:
             general = True
             blob, shown = _grayscale_frame(stored, ds)
@@ -321,6 +332,24 @@ def decode_frames(ds: Dataset) -> tuple[list[np.ndarray], PixelTransform | None,
     # All frames share one dtype, so they all took one path.
     transform = lookup.transform if lookup is not None and lookup.keeps_stored else None
     return stored_frames, transform, display
+
+
+def _reads_as_views(ds: Dataset) -> bool:
+    """Native little-endian 8- or 16-bit pixel data: pydicom can hand each frame over as a view on
+    the Pixel Data value instead of the copy its unused-bits correction makes (that copy, and
+    its two shifts over every pixel, change nothing when the unused bits are clear: PS3.5 8.1.1
+    leaves them undefined, writers zero them). `correct_unused_bits` then corrects only the
+    frames that need it, from one read-only min/max pass that the display map reuses."""
+    syntax = ds.file_meta.TransferSyntaxUID
+    return syntax.is_little_endian and not syntax.is_encapsulated and int(ds.BitsAllocated) in (8, 16)
+
+
+def _present_values(stored: np.ndarray) -> tuple[int, int]:
+    """(min, max) of a 2-D frame in one pass (cv2 imported here: see `_affine_display`)."""
+    import cv2
+
+    first, last, _, _ = cv2.minMaxLoc(stored)
+    return int(first), int(last)
 
 
 class DisplayLookup:
@@ -424,12 +453,13 @@ class DisplayLookup:
         return affine if np.array_equal(_affine_display(domain, affine).ravel(), table) else None
 
     # -- one frame ------------------------------------------------------------------------------
-    def frame(self, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(blob frame, display frame) of one frame of stored values."""
+    def frame(self, stored: np.ndarray, present: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(blob frame, display frame) of one frame of stored values; `present`: their (min, max)
+        where the caller has it."""
         mask = pixel_padding_mask(stored, self.ds) if self.padding_declared else None
         if mask is not None and not mask.any():
             mask = None
-        shown = self._display(stored, mask)
+        shown = self._display(stored, mask, present)
         if mask is None:
             return (stored if self.keeps_stored else model_frame(stored, self.transform)), shown
         if not self.keeps_stored:
@@ -440,7 +470,7 @@ class DisplayLookup:
         blob[mask] = self.pad_value
         return blob, shown
 
-    def _display(self, stored: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    def _display(self, stored: np.ndarray, mask: np.ndarray | None, present: tuple[int, int] | None) -> np.ndarray:
         if stored.size < self.domain_size:
             return _display_direct(stored, self.ds, mask)
         if not self.fixed_window:  # a ramp over the values present, padding left out: a table per frame
@@ -449,7 +479,7 @@ class DisplayLookup:
         if self._table is None:
             self._table, self._affine = self._fixed_window_tables()
         if self._affine is not None:
-            return _affine_display(stored, self._affine)
+            return _affine_display(stored, self._affine, present)
         return np.take(self._table, stored.view(self.unsigned), mode="clip")
 
     def _present_range(self, stored: np.ndarray, mask: np.ndarray | None) -> tuple[float, float] | None:
@@ -466,7 +496,8 @@ def _int_or_none(value: object) -> int | None:
     return None if value is None or value == "" else int(value)  # type: ignore[arg-type]
 
 
-def _affine_display(stored: np.ndarray, affine: tuple[float, float, int | None, int | None]) -> np.ndarray:
+def _affine_display(stored: np.ndarray, affine: tuple[float, float, int | None, int | None],
+                    present: tuple[int, int] | None = None) -> np.ndarray:
     """convertScaleAbs saturates above 255 by itself; only the side that would go negative (and
     be mirrored by the absolute value) is clamped first. cv2 is imported here, not with the
     module: it maps ~400 MB of address space, and the receiver's header workers import this
@@ -477,8 +508,8 @@ def _affine_display(stored: np.ndarray, affine: tuple[float, float, int | None, 
     if low is not None or high is not None:
         # The clamp is a full-size copy; it changes nothing when no value is beyond the bound
         # (a MONOCHROME1 film rarely reaches the top of its stored range), and one read-only
-        # min/max pass is cheaper than that copy.
-        first, last, _, _ = cv2.minMaxLoc(stored)
+        # min/max pass (`present`, if the caller made it) is cheaper than that copy.
+        first, last = present if present is not None else _present_values(stored)
         if low is not None and first < low:
             stored = cv2.max(stored, low)
         if high is not None and last > high:

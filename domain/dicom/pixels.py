@@ -45,6 +45,22 @@ def stored_value_range(ds: Dataset) -> tuple[int, int]:
     return 0, (1 << bits_stored) - 1
 
 
+def correct_unused_bits(stored: np.ndarray, ds: Dataset, present: tuple[int, int]) -> np.ndarray:
+    """The stored values with the bits above Bits Stored ignored (PS3.5 8.1.1): sign-extended
+    from bit Bits Stored - 1 when Pixel Representation is 1, else cleared, as pydicom's own
+    correction (`correct_unused_bits`) does. `present` is the (min, max) of `stored`; when it is
+    inside `stored_value_range` (the writer left the unused bits clear, or sign-filled them)
+    the correction changes nothing, and `stored` is returned as it is, without a copy."""
+    low, high = stored_value_range(ds)
+    if low <= present[0] and present[1] <= high:
+        return stored
+    shift = 8 * stored.dtype.itemsize - int(ds.BitsStored)
+    corrected = stored.copy()
+    np.left_shift(corrected, shift, out=corrected)
+    np.right_shift(corrected, shift, out=corrected)
+    return corrected
+
+
 def apply_modality_lut(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     """Stored values -> modality values (e.g. HU), as float32 (PS3.3 C.11.1).
 

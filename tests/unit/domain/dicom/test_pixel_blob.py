@@ -9,6 +9,7 @@ must give the same model frames and the same display bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import BytesIO
 
 import numpy as np
@@ -150,3 +151,51 @@ def test_the_files_as_they_are_need_no_clamp() -> None:
     _, _, low, high = _affine_of(data)
     assert low is None and high is not None
     assert int(decode_instance(data).stored[0].max()) <= high
+
+
+@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "MR2_UNCR.dcm", "CT_small.dcm", "693_UNCR.dcm", "liver.dcm"])
+def test_the_blob_is_what_pydicom_decodes(name: str) -> None:
+    """The frames are read as views and corrected only where a value needs it (`correct_unused_bits`):
+    the stored values are still exactly pydicom's, which corrects every frame (padding aside)."""
+    data = sample_bytes(name)
+    decoded = decode_instance(data)
+    ds = pydicom.dcmread(BytesIO(data))
+    want = ds.pixel_array.reshape(len(decoded.stored), *decoded.stored[0].shape)
+    for got, expected in zip(decoded.stored, want):
+        if "PixelPaddingValue" in ds:
+            keep = expected != ds.PixelPaddingValue
+            got, expected = got[keep], expected[keep]
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_unused_high_bits_are_cleared_on_a_full_size_frame() -> None:
+    """RG1 (Bits Stored 15) with bit 15 set in its top rows, as a writer may leave it (PS3.5
+    8.1.1: the unused bits are undefined): the blob and the display are what pydicom's
+    correction and the general pipeline give, the other rows unchanged."""
+    def set_bit_15(pixels: np.ndarray) -> None:
+        pixels[:8] |= 0x8000
+
+    data = _rewritten("RG1_UNCR.dcm", set_bit_15)
+    decoded = decode_instance(data)
+    original = decode_instance(sample_bytes("RG1_UNCR.dcm"))
+    np.testing.assert_array_equal(decoded.stored[0], original.stored[0])
+    np.testing.assert_array_equal(decoded.stored[0], pydicom.dcmread(BytesIO(data)).pixel_array)
+    frames, display = general_path(data)
+    np.testing.assert_array_equal(decoded.frames[0], frames[0])
+    np.testing.assert_array_equal(decoded.display[0], display[0])
+
+
+def test_signed_values_are_sign_extended_from_bits_stored_on_a_full_size_frame(make_image: Callable[..., bytes]) -> None:
+    """12-bit signed values whose unused bits are zero, not the sign (a full frame, so the
+    table path): sign-extended from bit 11 as pydicom does."""
+    rng = np.random.default_rng(18)
+    values = rng.integers(-2048, 2048, size=(256, 512), dtype=np.int16)
+    raw = (values.view(np.uint16) & 0x0FFF).view(np.int16)  # the sign bits above bit 11 cleared
+    data = make_image(raw, BitsStored=12, RescaleSlope=1, RescaleIntercept=0)
+    decoded = decode_instance(data)
+    np.testing.assert_array_equal(decoded.stored[0], values)
+    np.testing.assert_array_equal(decoded.stored[0], pydicom.dcmread(BytesIO(data)).pixel_array)
+    frames, display = general_path(data)
+    np.testing.assert_array_equal(decoded.frames[0], frames[0])
+    np.testing.assert_array_equal(decoded.display[0], display[0])
