@@ -186,7 +186,7 @@ def test_unused_high_bits_are_cleared_on_a_full_size_frame() -> None:
     np.testing.assert_array_equal(decoded.display[0], display[0])
 
 
-def test_signed_values_are_sign_extended_from_bits_stored_on_a_full_size_frame(make_image: Callable[..., bytes]) -> None:
+def test_signed_values_are_sign_extended_on_a_full_size_frame(make_image: Callable[..., bytes]) -> None:
     """12-bit signed values whose unused bits are zero, not the sign (a full frame, so the
     table path): sign-extended from bit 11 as pydicom does."""
     rng = np.random.default_rng(18)
