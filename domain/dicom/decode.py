@@ -120,7 +120,8 @@ class DecodedInstance:
     """stored: 2-D per frame, what the decode stage stores as the pixel blob: the stored
     values (their own integer dtype, padding set to the darkest value) when `transform` says
     how they become the model frame, else (color, a Modality LUT Sequence, 32-bit samples)
-    the float32 model frame itself, with `transform` None.
+    the float32 model frame itself, with `transform` None. Native 8- and 16-bit stored frames
+    are read-only views on the input bytes (`_PixelDataInPlace`), not copies.
     frames: 2-D float32, Modality LUT applied, bone bright (for models), made on request.
     display: 2-D uint8, VOI LUT applied, bone bright (for people). Same count and shape.
     repairs: one note per header repair (`repairs.py`), also in metadata["Repairs"].
@@ -161,7 +162,8 @@ def read_dataset(data: bytes) -> Dataset:
         raise Rejected("not a DICOM file: no 'DICM' prefix at byte 128 and no data set at byte 0", code="not_dicom")
     with warnings.catch_warnings(record=True) as caught, _rejecting("not_dicom", "not a readable DICOM file"):
         warnings.simplefilter("always")
-        ds = pydicom.dcmread(BytesIO(data), force=not has_prefix)
+        ds = pydicom.dcmread(_PixelDataInPlace(data) if isinstance(data, bytes) else BytesIO(data),
+                             force=not has_prefix)
     # pydicom turns an early end of file into a warning and drops the cut element,
     # which would make a truncated image look like an object without pixels.
     # Other warnings are re-issued unchanged. (catch_warnings is process-global:
@@ -178,6 +180,38 @@ def read_dataset(data: bytes) -> Dataset:
     with _rejecting("malformed_header", "cannot determine the transfer syntax"):
         _ensure_transfer_syntax(ds)
     return ds
+
+
+class _PixelDataInPlace(BytesIO):
+    """The file's bytes, read as pydicom reads them, except that a defined-length Pixel Data
+    value is handed over as a read-only view on `data` (immutable bytes) instead of a copy
+    (7 MB for a CR); the frames are then views on it (`_reads_as_views`). pydicom reads an
+    element header in one 8-byte read (tag first), plus, for a 4-byte length (explicit VR OB/OW),
+    one 4-byte read, then the value in one read of exactly that length; anything else (an
+    encapsulated value's item scan, every other element) is read, and copied, as before."""
+
+    PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")  # (7FE0,0010), little and big endian
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._view = memoryview(data)
+        self._pixel_data_header = False
+        self._last_length = b""  # the last 4 bytes of the latest 8- or 4-byte read
+
+    def read(self, size: int | None = -1, /) -> bytes:  # type: ignore[override]
+        if size is not None and size > 8 and self._pixel_data_header and size in (
+                int.from_bytes(self._last_length, "little"), int.from_bytes(self._last_length, "big")):
+            self._pixel_data_header = False
+            start = self.tell()
+            end = min(start + size, len(self._view))
+            self.seek(end)
+            return self._view[start:end]  # type: ignore[return-value]
+        read = super().read(size)
+        if size == 8:
+            self._pixel_data_header = read[:4] in self.PIXEL_DATA_TAGS
+        if size in (4, 8):
+            self._last_length = read[-4:]
+        return read
 
 
 def check_complete(ds: Dataset, size: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -199,3 +200,37 @@ def test_signed_values_are_sign_extended_on_a_full_size_frame(make_image: Callab
     frames, display = general_path(data)
     np.testing.assert_array_equal(decoded.frames[0], frames[0])
     np.testing.assert_array_equal(decoded.display[0], display[0])
+
+
+def _dicomdir_cr() -> bytes:
+    return (Path(pydicom.__file__).parent / "data" / "test_files" / "dicomdirtests" / "77654033" / "CR1"
+            / "6154").read_bytes()
+
+
+@pytest.mark.parametrize("source", ["RG1_UNCR.dcm", "RG3_UNCR.dcm", "dicomdir CR1/6154"])
+def test_monochrome1_radiographs_read_in_place_match_pydicom_and_the_general_pipeline(source: str) -> None:
+    """Native radiographs (MONOCHROME1; RG3 is 10-bit) are decoded without copying their pixel
+    data: the blob is a view on the file's bytes, and it, the model frame and the display are
+    still exactly pydicom's corrected values and the general pipeline's."""
+    data = _dicomdir_cr() if source.startswith("dicomdir") else sample_bytes(source)
+    decoded = decode_instance(data)
+    assert decoded.metadata["PhotometricInterpretation"] == "MONOCHROME1"
+    assert np.shares_memory(decoded.stored[0], np.frombuffer(data, dtype=np.uint8))
+    np.testing.assert_array_equal(decoded.stored[0], pydicom.dcmread(BytesIO(data)).pixel_array)
+    frames, display = general_path(data)
+    np.testing.assert_array_equal(decoded.frames[0], frames[0])
+    np.testing.assert_array_equal(decoded.display[0], display[0])
+
+
+def test_encapsulated_and_big_endian_pixel_data_are_read_as_before() -> None:
+    """Only a defined-length Pixel Data value is read in place: JPEG 2000 fragments are copied
+    out as pydicom reads them, and big-endian frames are byte-swapped copies."""
+    j2k = read_dataset(sample_bytes("MR2_J2KR.dcm"))
+    assert isinstance(j2k.PixelData, bytes)
+    ds = pydicom.dcmread(BytesIO(sample_bytes("MR2_UNCR.dcm")))
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.PixelData = ds.pixel_array.astype(">u2").tobytes()
+    buffer = BytesIO()
+    dcmwrite(buffer, ds, little_endian=False, implicit_vr=False, force_encoding=True)
+    big = buffer.getvalue()
+    assert not np.shares_memory(decode_instance(big).stored[0], np.frombuffer(big, dtype=np.uint8))
