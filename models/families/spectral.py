@@ -19,8 +19,15 @@ it directly does. The graph, all in torch:
    rarely lines up so well). These two terms took the held-out AUC from 0.874 to 0.891.
 
 A logistic head reads the standardised features; it is the only trained part (the
-standardisation is fitted on the training set and kept as buffers). Torch only: ONNX has
-no median, and the graph is cheap enough on a CPU.
+standardisation is fitted on the training set and kept as buffers).
+
+The graph exports to ONNX (D-058): no torch.fft and no complex tensors, which torch's exporter
+has neither of. The 2-D real DFT of each patch is two matmuls with fixed cos/sin matrices
+(along x the rfft's 33 columns, then along y the full 64 rows, real and imaginary parts kept
+side by side), the 16-angle rfft of each band likewise, and the median over patches is the
+middle of a TopK (torch.median's lower middle for an even count). These equal the torch.fft
+features within float32 rounding (tests/unit/models/test_motion_model.py), so the trained
+head is unchanged.
 """
 
 from __future__ import annotations
@@ -57,6 +64,27 @@ def polar_pooling(patch: int, bands: int, angles: int, kappa: float, f_min: floa
     return torch.tensor(weights / weights.sum(0, keepdims=True), dtype=torch.float32)
 
 
+def dft_matrices(patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 2-D real DFT of a (patch, patch) image x as `rows @ (x @ columns)`.
+
+    columns (patch, 2k), k = patch // 2 + 1: [cos | -sin] of 2 pi n f / patch, so x @ columns
+    is the real and imaginary parts of the rfft along x; rows (2 patch, patch): [cos; sin],
+    the full DFT along y applied to both. Built in float64, then rounded once to float32.
+    """
+    n = np.arange(patch)[:, None]
+    columns = 2 * np.pi * n * np.arange(patch // 2 + 1)[None, :] / patch
+    rows = 2 * np.pi * n * np.arange(patch)[None, :] / patch
+    return (torch.tensor(np.concatenate([np.cos(columns), -np.sin(columns)], axis=1), dtype=torch.float32),
+            torch.tensor(np.concatenate([np.cos(rows), np.sin(rows)], axis=0), dtype=torch.float32))
+
+
+def harmonic_basis(angles: int, harmonics: int) -> torch.Tensor:
+    """(angles, 2 harmonics): [cos | -sin], so v @ it is the real and imaginary parts of
+    rfft(v)[1:harmonics + 1] over the orientation bins."""
+    t = 2 * np.pi * np.arange(angles)[:, None] * np.arange(1, harmonics + 1)[None, :] / angles
+    return torch.tensor(np.concatenate([np.cos(t), -np.sin(t)], axis=1), dtype=torch.float32)
+
+
 class MotionSpectrum(nn.Module):
     """Spectral anisotropy features (fixed) and a linear head (trained); see the module docstring."""
 
@@ -73,6 +101,10 @@ class MotionSpectrum(nn.Module):
         window = torch.hann_window(patch, periodic=False)
         self.register_buffer("window", window[:, None] * window[None, :], persistent=False)
         self.register_buffer("pooling", polar_pooling(patch, bands, angles, kappa, f_min, f_max), persistent=False)
+        columns, rows = dft_matrices(patch)
+        self.register_buffer("dft_columns", columns, persistent=False)
+        self.register_buffer("dft_rows", rows, persistent=False)
+        self.register_buffer("harmonic_basis", harmonic_basis(angles, harmonics), persistent=False)
         n_features = bands * (4 + harmonics) + 2 * harmonics
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_scale", torch.ones(n_features))
@@ -82,21 +114,33 @@ class MotionSpectrum(nn.Module):
         """(N, C, S, S) -> (N, bands * (4 + harmonics) + 2 * harmonics), from the first channel."""
         if min(x.shape[-2:]) < self.patch:
             raise ValueError(f"input {tuple(x.shape[-2:])} is smaller than one {self.patch} px patch")
-        patches = F.unfold(x[:, :1].float(), self.patch, stride=self.stride)  # (N, P*P, L)
-        n, _, count = patches.shape
-        patches = patches.transpose(1, 2).reshape(n, count, self.patch, self.patch)
+        p, k = self.patch, self.patch // 2 + 1
+        patches = F.unfold(x[:, :1].float(), p, stride=self.stride)  # (N, P*P, L)
+        count = patches.shape[2]
+        patches = patches.transpose(1, 2).reshape(-1, count, p, p)
         patches = patches - patches.mean(dim=(2, 3), keepdim=True)
-        power = torch.fft.rfft2(patches * self.window).abs() ** 2
+        # rfft2 as matmuls: along x to [re | im] of the k = P/2+1 columns, then along y
+        # [cos; sin] @ that = [C re, C im; S re, S im], so re = C re + S im, im = C im - S re.
+        z = self.dft_rows @ ((patches * self.window) @ self.dft_columns)  # (N, L, 2P, 2k)
+        real = z[..., :p, :k] + z[..., p:, k:]
+        imag = z[..., :p, k:] - z[..., p:, :k]
+        power = real * real + imag * imag  # (N, L, P, k), what rfft2(...).abs() ** 2 was
         power = power / (power.sum(dim=(2, 3), keepdim=True) + 1e-12)
-        spectrum = torch.log(power + 1e-8).median(dim=1).values  # (N, P, P/2+1)
-        polar = (spectrum.reshape(n, -1) @ self.pooling).reshape(n, self.bands, self.angles)
+        middle = (count - 1) // 2  # torch.median's lower middle for an even count
+        spectrum = torch.topk(torch.log(power + 1e-8), middle + 1, dim=1, largest=False).values[:, middle]
+        polar = (spectrum.reshape(spectrum.shape[0], -1) @ self.pooling).reshape(-1, self.bands, self.angles)
         level = polar.mean(dim=2, keepdim=True)
         shape = polar - level
-        harmonics = torch.fft.rfft(shape, dim=2)[:, :, 1:self.harmonics + 1]  # (N, bands, H), complex
-        phase = harmonics / (harmonics.abs() + 1e-6)
-        coherence = phase.mean(dim=1).abs()  # 1 when every band peaks in the same direction
-        neighbours = (phase[:, 1:] * phase[:, :-1].conj()).real.mean(dim=1)
-        return torch.cat([level[..., 0], (harmonics.abs() / self.angles).reshape(n, -1), shape.std(dim=2),
+        # rfft over the angles, harmonics 1..H: [re | im] = shape @ [cos | -sin]
+        harmonics = shape @ self.harmonic_basis  # (N, bands, 2H)
+        h_real, h_imag = harmonics[..., :self.harmonics], harmonics[..., self.harmonics:]
+        magnitude = torch.sqrt(h_real * h_real + h_imag * h_imag)
+        p_real, p_imag = h_real / (magnitude + 1e-6), h_imag / (magnitude + 1e-6)  # unit phase
+        # |mean over bands of the phase|: 1 when every band peaks in the same direction
+        coherence = torch.sqrt(p_real.mean(dim=1) ** 2 + p_imag.mean(dim=1) ** 2)
+        # Re(phase[b + 1] * conj(phase[b])), averaged over neighbouring bands
+        neighbours = (p_real[:, 1:] * p_real[:, :-1] + p_imag[:, 1:] * p_imag[:, :-1]).mean(dim=1)
+        return torch.cat([level[..., 0], (magnitude / self.angles).flatten(1), shape.std(dim=2),
                           shape.amin(dim=2), shape.amax(dim=2), coherence, neighbours], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +150,8 @@ class MotionSpectrum(nn.Module):
 class SpectralMotionFamily(SigmoidClassifier):
     name = "motion-spectrum"
     tasks = ("qc",)
-    backends = ("torch",)  # torch's ONNX exporter has no aten::fft_rfft2 (opset 17), nor complex values
+    # ONNX since the spectra are matmuls (D-058); TensorRT not claimed: no engine of this graph has been built yet
+    backends = ("torch", "onnx")
     default_architecture = DEFAULT_ARCHITECTURE
 
     def build(self, n_labels: int, in_channels: int, size: int, architecture: dict[str, Any]) -> nn.Module:
