@@ -22,6 +22,7 @@ from radstream.models.backends.engine_cache import (engine_batch, engine_key, en
 from radstream.models.backends.select import Platform, choose_backend, open_backend, probe_platform
 from radstream.models.backends.tensorrt_backend import batch_profile, profile_shapes
 from radstream.models.backends.torch_backend import TorchBackend, autocast_dtype, batch_bucket
+from radstream.models.families import get_family
 from radstream.models.manifest import ModelLoadError, ModelManifest
 from radstream.models.registry import default_registry_dir, load_manifests
 from radstream.streams.config import Config
@@ -285,7 +286,8 @@ def test_a_gpu_without_the_cuda_provider_keeps_torch_on_cuda(tmp_path: Path, exp
         choose_backend(exportable, "cuda", tmp_path, 8, cpu_only, backend="onnxruntime")
 
 
-def test_a_forced_backend_is_that_one_or_a_one_line_error(tmp_path: Path, exportable: ModelManifest) -> None:
+def test_a_forced_backend_is_that_one_or_a_one_line_error(tmp_path: Path, exportable: ModelManifest,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     _cached_engine(tmp_path, exportable)
     assert choose_backend(exportable, "auto", tmp_path, 8, ORT_GPU, backend="tensorrt").backend == "tensorrt"
     assert choose_backend(exportable, "auto", tmp_path, 8, ORT_GPU, backend="onnxruntime").backend == "onnxruntime-cuda"
@@ -295,8 +297,9 @@ def test_a_forced_backend_is_that_one_or_a_one_line_error(tmp_path: Path, export
         choose_backend(exportable, "auto", tmp_path, 8, ORT_CPU, backend="tensorrt")
     with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=tensorrt, but TensorRT needs a CUDA device"):
         choose_backend(exportable, "cpu", tmp_path, 8, ORT_GPU, backend="tensorrt")
-    with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=onnxruntime, but family motion-spectrum does not export"):
-        choose_backend(replace(exportable, family="motion-spectrum"), "auto", tmp_path, 8, ORT_CPU, backend="onnxruntime")
+    monkeypatch.setattr(get_family("tiny-cnn"), "backends", ("torch",))  # every shipped family exports (D-058)
+    with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=onnxruntime, but family tiny-cnn does not export"):
+        choose_backend(replace(exportable, family="tiny-cnn"), "auto", tmp_path, 8, ORT_CPU, backend="onnxruntime")
     with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=onnxruntime, but ONNX Runtime not installed"):
         choose_backend(exportable, "auto", tmp_path, 8, Platform(cuda=False), backend="onnxruntime")
     with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND='openvino': expected one of auto, tensorrt"):

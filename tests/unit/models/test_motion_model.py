@@ -6,6 +6,10 @@ Training draws from SeedSequence([0, 13]) and the manifest's held-out set from (
 the seed below is used nowhere else. Bars sit a margin below what the shipped model scores
 on it at its default threshold 0.6 (400 films, 85 blurred: AUC 0.844, sensitivity 0.388,
 specificity 0.990).
+
+Its features are matmuls since D-058 (the graph exports to ONNX): they must equal what the
+trained head was fitted on, the torch.fft computation (copied below as it was), on real films,
+training phantoms and noise, and ONNX Runtime must score the real films as torch does.
 """
 
 from pathlib import Path
@@ -14,11 +18,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from radstream.models.backends.export import PARITY_TOLERANCE
+from radstream.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from radstream.models.backends.torch_backend import TorchBackend
 from radstream.models.training.evaluation import evaluate_multilabel, predict_images
 from radstream.models.families import get_family
-from radstream.models.families.spectral import MotionSpectrum, polar_pooling
+from radstream.models.families.spectral import DEFAULT_ARCHITECTURE, MotionSpectrum, polar_pooling
+from radstream.models.profile import apply_profile
 from radstream.services.synthetic.phantoms import make_phantom
 from radstream.models.training.qc_defects import MOTION, motion_kernel
 from radstream.models.registry import default_registry_dir, load_manifests
@@ -29,11 +37,81 @@ from radstream.domain.dicom.decode import decode_instance
 FRESH_SEED = 4_242
 AUC_BAR, SENSITIVITY_BAR, SPECIFICITY_BAR = 0.78, 0.30, 0.95
 REAL_FILM_MARGIN = 0.2  # RG1 must stay this far below the threshold
+# In units of each feature's training spread (feature_scale). The torch.fft features themselves
+# differ from a float64 DFT by up to about 3e-4 of these units (float32 rounding, mostly in
+# the log of the weakest bins); the matmul ones differ from the torch.fft ones by as much.
+FEATURE_TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
 def backend() -> TorchBackend:
     return TorchBackend(load_manifests(default_registry_dir(), ["demo-motion"])["demo-motion"])
+
+
+def torch_fft_features(net: MotionSpectrum, x: torch.Tensor) -> torch.Tensor:
+    """MotionSpectrum.features as trained (models/families/spectral.py before D-058), verbatim
+    but for the full pooling matrix, which the module now keeps only for the bins it pools."""
+    arch = {k: DEFAULT_ARCHITECTURE[k] for k in ("patch", "bands", "angles", "kappa", "f_min", "f_max")}
+    pooling = polar_pooling(**arch)
+    patches = F.unfold(x[:, :1].float(), net.patch, stride=net.stride)  # (N, P*P, L)
+    n, _, count = patches.shape
+    patches = patches.transpose(1, 2).reshape(n, count, net.patch, net.patch)
+    patches = patches - patches.mean(dim=(2, 3), keepdim=True)
+    power = torch.fft.rfft2(patches * net.window).abs() ** 2
+    power = power / (power.sum(dim=(2, 3), keepdim=True) + 1e-12)
+    spectrum = torch.log(power + 1e-8).median(dim=1).values  # (N, P, P/2+1)
+    polar = (spectrum.reshape(n, -1) @ pooling).reshape(n, net.bands, net.angles)
+    level = polar.mean(dim=2, keepdim=True)
+    shape = polar - level
+    harmonics = torch.fft.rfft(shape, dim=2)[:, :, 1:net.harmonics + 1]  # (N, bands, H), complex
+    phase = harmonics / (harmonics.abs() + 1e-6)
+    coherence = phase.mean(dim=1).abs()
+    neighbours = (phase[:, 1:] * phase[:, :-1].conj()).real.mean(dim=1)
+    return torch.cat([level[..., 0], (harmonics.abs() / net.angles).reshape(n, -1), shape.std(dim=2),
+                      shape.amin(dim=2), shape.amax(dim=2), coherence, neighbours], dim=1)
+
+
+def _real_films() -> tuple[list[str], list[np.ndarray]]:
+    paths = real_radiographs()
+    return [p.name for p in paths], [decode_instance(p.read_bytes()).frames[0] for p in paths]
+
+
+def _parity_inputs(backend: TorchBackend) -> dict[str, torch.Tensor]:
+    """Profile tensors of the real films and of training phantoms, and noise at the profile's
+    size and at one whose patch count is even (20: the median's lower middle)."""
+    profile = backend.manifest.input_profile
+    phantoms = [s.image for s in generate_qc_samples(np.random.default_rng([0, DEMO_MOTION.seed_offset]), 24)]
+    noise = np.random.default_rng(FRESH_SEED).standard_normal
+
+    def as_tensor(images: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([apply_profile(image, profile)[0] for image in images]))
+
+    return {"real films": as_tensor(_real_films()[1]), "training phantoms": as_tensor(phantoms),
+            "noise 256": torch.from_numpy(noise((6, 1, 256, 256), dtype=np.float32)),
+            "noise 160x192": torch.from_numpy(noise((3, 1, 160, 192), dtype=np.float32))}
+
+
+def test_the_matmul_features_equal_the_torch_fft_ones_the_head_was_trained_on(backend: TorchBackend) -> None:
+    net = backend.net.eval()
+    for what, x in _parity_inputs(backend).items():
+        with torch.inference_mode():
+            new, old = net.features(x), torch_fft_features(net, x)
+            standardised = ((new - old).abs() / net.feature_scale).max().item()
+            scores = (torch.sigmoid(net.head((new - net.feature_mean) / net.feature_scale))
+                      - torch.sigmoid(net.head((old - net.feature_mean) / net.feature_scale))).abs().max().item()
+        assert new.shape == old.shape == (len(x), net.head.in_features), what
+        assert standardised <= FEATURE_TOLERANCE and scores <= PARITY_TOLERANCE, (what, standardised, scores)
+
+
+def test_onnxruntime_scores_the_real_films_as_torch_does(backend: TorchBackend) -> None:
+    names, frames = _real_films()
+    ort_backend = OnnxRuntimeBackend(backend.manifest, threads=1)
+    for name, (by_torch, _), (by_ort, _) in zip(names, predict_images(backend, frames), predict_images(ort_backend, frames)):
+        assert abs(by_ort.classifications[MOTION] - by_torch.classifications[MOTION]) <= PARITY_TOLERANCE, name
+    recorded = backend.manifest.validation["real_chest_radiographs"]
+    for name, (output, _) in zip(names, predict_images(ort_backend, frames)):
+        if name in recorded:  # what the manifest recorded at training, under torch.fft
+            assert abs(output.classifications[MOTION] - recorded[name][MOTION]) <= 5e-5 + PARITY_TOLERANCE, name
 
 
 def test_motion_meets_its_bar_on_fresh_films(backend: TorchBackend) -> None:

@@ -46,7 +46,7 @@ def _batch(manifest: ModelManifest, n: int = 3) -> np.ndarray:
 
 def test_every_shipped_family_that_exports_is_served_by_onnxruntime() -> None:
     names = {m.name for m in _exportable()}
-    assert {"demo-classifier", "demo-effdet", "demo-rfdetr", "demo-qc", "demo-frcnn"} <= names, names
+    assert {"demo-classifier", "demo-effdet", "demo-rfdetr", "demo-qc", "demo-frcnn", "demo-motion"} <= names, names
 
 
 @pytest.mark.parametrize("manifest", _exportable(), ids=lambda m: m.name)
