@@ -132,17 +132,19 @@ class MotionSpectrum(nn.Module):
         patches = welch_patches(x[:, 0].float(), p, self.stride)  # (N, L, P, P)
         count = patches.shape[1]
         patches = patches - patches.mean(dim=(2, 3), keepdim=True)
-        # rfft2 as matmuls: along x to [re | im] of the k = P/2+1 columns, then along y
-        # [cos; sin] @ that = [C re, C im; S re, S im], so re = C re + S im, im = C im - S re.
-        z = self.dft_rows @ ((patches * self.window) @ self.dft_columns)  # (N, L, 2P, 2k)
-        real = z[..., :p, :k] + z[..., p:, k:]
-        imag = z[..., :p, k:] - z[..., p:, :k]
-        power = real * real + imag * imag  # (N, L, P, k): what rfft2(...).abs() ** 2 was
-        power = (power / (power.sum(dim=(2, 3), keepdim=True) + 1e-12)).flatten(2)[:, :, self.bins]
+        # rfft2 as matmuls: along x to [re | im] of the k = P/2+1 columns; then, the patches moved
+        # last, along y [cos; sin] @ that = [C re, C im; S re, S im], so re = C re + S im and
+        # im = C im - S re. One GEMM per stage, and the median below reads contiguous rows.
+        along_x = ((patches * self.window) @ self.dft_columns).permute(0, 2, 3, 1)  # (N, P, 2k, L)
+        z = (self.dft_rows @ along_x.reshape(-1, p, 2 * k * count)).reshape(-1, 2 * p, 2 * k, count)
+        real = z[:, :p, :k] + z[:, p:, k:]
+        imag = z[:, :p, k:] - z[:, p:, :k]
+        power = (real * real + imag * imag).reshape(-1, p * k, count)  # rfft2(...).abs() ** 2, bins x patches
+        power = (power / (power.sum(dim=1, keepdim=True) + 1e-12))[:, self.bins]
         # The median over patches (torch.median's lower middle for an even count): the least of
         # the count - middle largest. Then the log: it is monotonic, so it commutes with the median.
         middle = (count - 1) // 2
-        median = torch.topk(power, count - middle, dim=1, sorted=False).values.amin(dim=1)  # (N, bins)
+        median = torch.topk(power, count - middle, dim=2, sorted=False).values.amin(dim=2)  # (N, bins)
         polar = (torch.log(median + 1e-8) @ self.pooling).reshape(-1, self.bands, self.angles)
         level = polar.mean(dim=2, keepdim=True)
         shape = polar - level
