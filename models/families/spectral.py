@@ -21,7 +21,7 @@ it directly does. The graph, all in torch:
 A logistic head reads the standardised features; it is the only trained part (the
 standardisation is fitted on the training set and kept as buffers).
 
-The graph exports to ONNX (D-058): no torch.fft and no complex tensors, which torch's exporter
+The graph exports to ONNX (D-059): no torch.fft and no complex tensors, which torch's exporter
 has neither of. The 2-D real DFT of each patch is two matmuls with fixed cos/sin matrices
 (along x the rfft's 33 columns, then along y the full 64 rows, real and imaginary parts kept
 side by side), the 16-angle rfft of each band likewise, and the median over patches is the
@@ -167,7 +167,7 @@ class MotionSpectrum(nn.Module):
 class SpectralMotionFamily(SigmoidClassifier):
     name = "motion-spectrum"
     tasks = ("qc",)
-    # ONNX since the spectra are matmuls (D-058); TensorRT not claimed: no engine of this graph has been built yet
+    # ONNX since the spectra are matmuls (D-059); TensorRT not claimed: no engine of this graph has been built yet
     backends = ("torch", "onnx")
     default_architecture = DEFAULT_ARCHITECTURE
 

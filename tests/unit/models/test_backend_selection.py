@@ -297,7 +297,7 @@ def test_a_forced_backend_is_that_one_or_a_one_line_error(tmp_path: Path, export
         choose_backend(exportable, "auto", tmp_path, 8, ORT_CPU, backend="tensorrt")
     with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=tensorrt, but TensorRT needs a CUDA device"):
         choose_backend(exportable, "cpu", tmp_path, 8, ORT_GPU, backend="tensorrt")
-    monkeypatch.setattr(get_family("tiny-cnn"), "backends", ("torch",))  # every shipped family exports (D-058)
+    monkeypatch.setattr(get_family("tiny-cnn"), "backends", ("torch",))  # every shipped family exports (D-059)
     with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=onnxruntime, but family tiny-cnn does not export"):
         choose_backend(replace(exportable, family="tiny-cnn"), "auto", tmp_path, 8, ORT_CPU, backend="onnxruntime")
     with pytest.raises(ModelLoadError, match="RADSTREAM_BACKEND=onnxruntime, but ONNX Runtime not installed"):

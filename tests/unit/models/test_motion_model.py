@@ -7,7 +7,7 @@ the seed below is used nowhere else. Bars sit a margin below what the shipped mo
 on it at its default threshold 0.6 (400 films, 85 blurred: AUC 0.844, sensitivity 0.388,
 specificity 0.990).
 
-Its features are matmuls since D-058 (the graph exports to ONNX): they must equal what the
+Its features are matmuls since D-059 (the graph exports to ONNX): they must equal what the
 trained head was fitted on, the torch.fft computation (copied below as it was), on real films,
 training phantoms and noise, and ONNX Runtime must score the real films as torch does.
 """
@@ -50,7 +50,7 @@ def backend() -> TorchBackend:
 
 
 def torch_fft_features(net: MotionSpectrum, x: torch.Tensor) -> torch.Tensor:
-    """MotionSpectrum.features as trained (models/families/spectral.py before D-058), verbatim
+    """MotionSpectrum.features as trained (models/families/spectral.py before D-059), verbatim
     but for the full pooling matrix, which the module now keeps only for the bins it pools."""
     arch = {k: DEFAULT_ARCHITECTURE[k] for k in ("patch", "bands", "angles", "kappa", "f_min", "f_max")}
     pooling = polar_pooling(**arch)

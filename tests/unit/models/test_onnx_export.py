@@ -1,6 +1,6 @@
 """ONNX export of every model and family: ONNX Runtime matches torch within PARITY_TOLERANCE,
 one export serves any batch size, and a family whose backends lack onnx is refused in one line.
-Since the motion spectrum's graph became matmuls (D-058) every shipped family exports; the
+Since the motion spectrum's graph became matmuls (D-059) every shipped family exports; the
 refusal is checked on a real family with onnx taken out of its backends."""
 
 from __future__ import annotations
