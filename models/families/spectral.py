@@ -128,6 +128,14 @@ class MotionSpectrum(nn.Module):
         """(N, C, S, S) -> (N, bands * (4 + harmonics) + 2 * harmonics), from the first channel."""
         if min(x.shape[-2:]) < self.patch:
             raise ValueError(f"input {tuple(x.shape[-2:])} is smaller than one {self.patch} px patch")
+        if len(x) > 1 and not torch.jit.is_tracing():
+            # Eager torch, image by image: one image's spectra (about 1.6 MB at 256 px) stay in
+            # cache, 1.6x faster at batch 8 on one thread. A traced graph keeps the batch axis
+            # (ONNX Runtime gains nothing from the split).
+            return torch.cat([self._features(x[i:i + 1]) for i in range(len(x))])
+        return self._features(x)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         p, k = self.patch, self.patch // 2 + 1
         patches = welch_patches(x[:, 0].float(), p, self.stride)  # (N, L, P, P)
         count = patches.shape[1]
