@@ -8,8 +8,8 @@ GPU without ONNX Runtime's CUDA provider, torch on CUDA is preferred to ONNX Run
 backend that cannot run the model is a one-line load error, not a silent substitute.
 
 The choice is made once per infer process and logged at INFO with its reason, so a slow
-stage explains itself ("model demo-frcnn: backend torch-cpu (family faster-rcnn does not export
-to ONNX; no CUDA device)"). `choose_backend` is pure given a `Platform`, so every branch is
+stage explains itself ("model demo-frcnn: backend onnxruntime-cpu (TensorRT: manifest backends:
+torch, onnx; no CUDA device)"). `choose_backend` is pure given a `Platform`, so every branch is
 tested on machines without a GPU; `probe_platform` is the only part that touches CUDA,
 TensorRT and ONNX Runtime.
 """

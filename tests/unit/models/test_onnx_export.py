@@ -11,13 +11,14 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import pytest
 import torch
 
 from radstream.models import families
 from radstream.models.backends.export import (INPUT_NAME, PARITY_TOLERANCE, NotExportableError, export_checked, export_onnx,
-                                     parity)
+                                     max_difference, parity)
 from radstream.models.families import get_family
 from radstream.models.manifest import ModelManifest
 from radstream.models.profile import InputProfile
@@ -135,3 +136,26 @@ def test_models_compile_writes_checked_onnx_without_tensorrt(tmp_path: Path, mon
     written = list((tmp_path / "onnx").glob("*.onnx"))
     assert [p.name.split(".")[0] for p in written] == ["demo-effdet-1"]
     assert main(["models", "compile", "--models", "no-such-model"]) == 2
+
+
+def test_the_parity_difference_counts_a_nan_and_forgives_meaningless_magnitudes() -> None:
+    expected = np.array([[0.25, 0.5, 0.75, 1.0], [-6000.0, 0.8, 6000.0, np.inf], [0.0, 0.0, 1e33, -np.inf]])
+    assert max_difference(expected.copy(), expected) == 0.0  # the same infinities agree
+    close = expected.copy()
+    close[0, 0] += 5e-5  # absolute in a row of values up to 1
+    close[1, 1] += 0.3  # a coordinate near 0 beside one of 6000 px: 5e-5 of the box
+    close[2, 2] *= 1.001  # both far beyond any meaningful output
+    assert 4e-5 < max_difference(close, expected) < 6e-5
+    wrong = expected.copy()
+    wrong[0, 2] = 0.76
+    assert max_difference(wrong, expected) > 5e-3
+    nan_late = expected.copy()
+    nan_late[2, 1] = np.nan
+    assert max_difference(nan_late, expected) == np.inf
+    flipped = expected.copy()
+    flipped[1, 3] = -np.inf
+    assert max_difference(flipped, expected) > 1
+    # the control: the plain formula gives NaN for equal infinities, which max() over outputs drops
+    with np.errstate(invalid="ignore"):
+        plain = [0.5, float(np.max(np.abs(wrong - expected)))]
+    assert max(plain) == 0.5
