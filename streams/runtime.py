@@ -3,7 +3,9 @@
 Delivery guarantee: at-least-once. Every batch ends in a checkpoint
 (streams/checkpoint.py): outputs and DLQ records acknowledged, then the stateful
 stage's changelog, and only then the input offsets, so a crash can only repeat work
-(outputs carry idempotency keys) and never lose it.
+(outputs carry idempotency keys) and never lose it. A stateless stage does not wait for
+the acknowledgement: its offsets are committed on a later turn of the loop, once it has
+come (D-058).
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ class StageRunner:
         if twin:
             self._inputs[settings.topic(twin)] = twin
         self.dlq_topic = settings.topic(dlq(stage.input_topic))
-        self._producer = open_producer(settings)
+        # A stateless stage commits once acknowledged without waiting (D-058); stateful stages and
+        # export edges (held until answered, one message at a time) keep the waiting checkpoint.
+        self._deferred = not stage.stateful and not stage.retry_until_answered
+        self._producer = open_producer(settings, linger_ms=0 if self._deferred else None)
         self.group_id = settings.group(stage.group_id)
         # Co-partitioned inputs of a stateful stage (the monitor; fuse and qc with their STAT twin)
         # must stay together: range assigns partition p of every input topic to one member, whose
@@ -169,6 +174,7 @@ class StageRunner:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions the group took away (this member's session expired): another member owns
         them already, so nothing is committed; their work is redone from the last commit."""
+        self._checkpoint.forget(sorted({p.partition for p in partitions}))
         self._forget(partitions)
         log.warning("lost partitions %s (session expired): not committing", sorted({p.partition for p in partitions}))
 
@@ -195,6 +201,8 @@ class StageRunner:
 
     def _step(self) -> None:
         self._last_loop = time.time()
+        if self._deferred:
+            self._checkpoint.settle()  # commit what the broker has acknowledged since the last turn
         if self._config.poll():  # between batches only: a message is processed wholly under one version
             self._config_changed()
         self.stage.between_batches()  # infer follows the model set in force here (D-056)
@@ -286,8 +294,11 @@ class StageRunner:
         by_topic: dict[str, list[Message]] = {self.input_topic: []}
         for i in sorted(done):
             by_topic.setdefault(msgs[i].topic(), []).append(msgs[i])
-        for topic, handled in by_topic.items():  # the first commit flushes; the others find nothing left
-            self._checkpoint.commit(last_offsets(handled), topic=topic)
+        if self._deferred:
+            self._checkpoint.commit_when_acknowledged({t: last_offsets(h) for t, h in by_topic.items() if h})
+        else:
+            for topic, handled in by_topic.items():  # the first commit flushes; the others find nothing left
+                self._checkpoint.commit(last_offsets(handled), topic=topic)
         for span in spans:
             span.end()
 

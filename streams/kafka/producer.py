@@ -2,8 +2,11 @@
 
 `AcknowledgedProducer` holds the one flush-and-error rule: `flush` raises DeliveryFailed
 unless every message produced since the last flush was acknowledged (the client is
-idempotent with acks=all: KafkaSettings.producer_config). The runtime's checkpoint uses it
-directly; commands (publish, thresholds, tests) use EventPublisher, which adds the codec.
+idempotent with acks=all: KafkaSettings.producer_config). It also numbers what it sends, so
+a caller can ask, without waiting, whether everything sent before a `mark` is acknowledged
+(`acknowledged`, `failed`): the runtime's checkpoint commits a stateless stage's offsets
+that way (streams/checkpoint.py, D-058). Commands (publish, thresholds, tests) use
+EventPublisher, which adds the codec.
 """
 
 from __future__ import annotations
@@ -27,19 +30,26 @@ class AcknowledgedProducer:
     def __init__(self, client: Producer) -> None:
         self._client = client
         self._errors: list[str] = []
+        self.sent = 0  # messages produced so far; message n (from 0) is acknowledged once n is out of _unacked
+        self._unacked: set[int] = set()
+        self._first_failed: int | None = None  # the lowest numbered message the broker refused
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None,
                 partition: int | None = None) -> None:
         """Queue one message; when the local queue is full, let it drain and retry (never drop)."""
-        kwargs: dict = {"key": key, "value": value, "headers": headers or [], "on_delivery": self._delivered}
+        seq = self.sent
+        kwargs: dict = {"key": key, "value": value, "headers": headers or [],
+                        "on_delivery": lambda err, msg: self._delivered(err, msg, seq)}
         if partition is not None:
             kwargs["partition"] = partition
         while True:
             try:
                 self._client.produce(topic, **kwargs)
-                return
+                break
             except BufferError:
                 self._client.poll(0.1)
+        self._unacked.add(seq)
+        self.sent += 1
 
     def poll(self, timeout_s: float = 0.0) -> int:
         """Serve delivery reports (and nothing else) for up to `timeout_s`."""
@@ -55,18 +65,31 @@ class AcknowledgedProducer:
             detail = "; ".join(errors[:3]) or f"{remaining} still queued after {timeout_s:g}s"
             raise DeliveryFailed(f"broker did not acknowledge {remaining + len(errors)} message(s): {detail}")
 
+    def acknowledged(self, mark: int) -> bool:
+        """Whether every message produced before `mark` (a past value of `sent`) was acknowledged,
+        as far as the delivery reports served so far (`poll`) say."""
+        return (not self._unacked or min(self._unacked) >= mark) and not self.failed(mark)
+
+    def failed(self, mark: int) -> bool:
+        """Whether the broker refused a message produced before `mark`."""
+        return self._first_failed is not None and self._first_failed < mark
+
     def drain(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for in-flight messages without judging them (shutdown, where
         every batch has already been judged by its checkpoint); returns how many are left."""
         return self._client.flush(timeout_s)
 
-    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+    def _delivered(self, err: KafkaError | None, msg: Message, seq: int) -> None:
+        self._unacked.discard(seq)
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
+            self._first_failed = seq if self._first_failed is None else min(self._first_failed, seq)
 
 
-def open_producer(settings: KafkaSettings) -> AcknowledgedProducer:
-    return AcknowledgedProducer(Producer(settings.producer_config()))
+def open_producer(settings: KafkaSettings, linger_ms: int | None = None) -> AcknowledgedProducer:
+    """`linger_ms`: instead of the settings' (0 for a stage that does not flush after each batch,
+    so its outputs leave at once, as a flush would send them)."""
+    return AcknowledgedProducer(Producer(settings.producer_config(linger_ms)))
 
 
 class EventPublisher:

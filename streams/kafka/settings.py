@@ -235,12 +235,13 @@ class KafkaSettings:
     def admin_config(self) -> dict[str, object]:
         return self._common()
 
-    def producer_config(self) -> dict[str, object]:
+    def producer_config(self, linger_ms: int | None = None) -> dict[str, object]:
+        """`linger_ms`: instead of 2 (a flush sends at once whatever lingers)."""
         conf = self._common()
         conf.update({
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 2,
+            "linger.ms": 2 if linger_ms is None else linger_ms,
             "compression.type": "lz4",
         })
         return conf

@@ -238,3 +238,149 @@ def test_a_second_input_topic_is_committed_under_its_own_name_and_on_revocation(
     journal.clear()
     checkpoint.commit_sync([0])
     assert journal == [("commit", [(INPUT, 0, 5), ("overrides", 0, 3)], "sync")]
+
+
+# -- a stateless stage: committed once acknowledged, without waiting (D-058) ---------------------
+
+class AcknowledgingClient(FakeProducerClient):
+    """As FakeProducerClient, but the broker's acknowledgements come when the test says
+    (`ack`), and poll() serves the ones that have come, as the real client's poll does."""
+
+    def __init__(self, journal: list, fail: set[str] = frozenset()) -> None:
+        super().__init__(journal, fail)
+        self.acked: list[tuple[str, Any]] = []
+
+    def ack(self, *keys: bytes) -> None:
+        """The broker acknowledges these keys' messages (all queued ones without keys)."""
+        keep = []
+        for topic, key, on_delivery in self.queued:
+            (self.acked if not keys or key in keys else keep).append((topic, key, on_delivery))
+        self.queued = keep
+
+    def produce(self, topic: str, key: bytes | None = None, value: bytes | None = None,
+                headers: list | None = None, partition: int | None = None, on_delivery: Any = None) -> None:
+        self.journal.append(("produce", topic, key))
+        self.queued.append((topic, key, on_delivery))
+
+    def poll(self, timeout: float = 0) -> int:
+        served, self.acked = self.acked, []
+        for topic, _, on_delivery in served:
+            on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT) if topic in self.fail else None, FakeMessage(topic))
+        return len(served)
+
+    def flush(self, timeout: float = 0) -> int:
+        self.journal.append(("flush",))
+        self.ack()
+        self.poll()
+        return 0
+
+
+def _deferred(journal: list, fail: set[str] = frozenset()) -> tuple[Checkpoint, AcknowledgedProducer, AcknowledgingClient]:
+    client = AcknowledgingClient(journal, fail)
+    producer = AcknowledgedProducer(client)
+    return Checkpoint(producer, FakeConsumer(journal), INPUT), producer, client
+
+
+def _commits(journal: list) -> list:
+    return [e for e in journal if e[0] == "commit"]
+
+
+def test_a_stateless_batch_is_committed_once_acknowledged_without_a_flush() -> None:
+    journal: list = []
+    checkpoint, producer, client = _deferred(journal)
+    producer.produce(OUTPUT, b"a", b"v")
+    checkpoint.commit_when_acknowledged({INPUT: {0: 41}})
+    checkpoint.settle()
+    assert _commits(journal) == [] and ("flush",) not in journal  # not acknowledged yet: nothing committed
+    client.ack()
+    checkpoint.settle()
+    assert _commits(journal) == [("commit", [(INPUT, 0, 42)], "async")]
+    checkpoint.settle()
+    assert len(_commits(journal)) == 1  # committed once
+
+
+def test_a_later_batch_acknowledged_first_waits_for_the_earlier_one() -> None:
+    """Offsets are committed oldest batch first: a commit of batch 2's offset would also cover
+    batch 1's message, whose output the broker has not acknowledged."""
+    journal: list = []
+    checkpoint, producer, client = _deferred(journal)
+    producer.produce(OUTPUT, b"a", b"v")
+    checkpoint.commit_when_acknowledged({INPUT: {0: 5}})
+    producer.produce(OUTPUT, b"b", b"v")
+    checkpoint.commit_when_acknowledged({INPUT: {0: 6}, "in.stat": {0: 2}})
+    client.ack(b"b")
+    checkpoint.settle()
+    assert _commits(journal) == []
+    client.ack(b"a")
+    checkpoint.settle()
+    assert _commits(journal) == [("commit", [(INPUT, 0, 7), ("in.stat", 0, 3)], "async")]
+
+
+@pytest.mark.parametrize("failing", [OUTPUT, DLQ])
+def test_a_refused_output_or_dlq_record_commits_nothing_from_its_batch_on(failing: str) -> None:
+    journal: list = []
+    checkpoint, producer, client = _deferred(journal, fail={failing})
+    producer.produce("other", b"ok", b"v")
+    checkpoint.commit_when_acknowledged({INPUT: {0: 1}})
+    producer.produce(OUTPUT, b"a", b"v")
+    producer.produce(DLQ, b"poison", b"record")
+    checkpoint.commit_when_acknowledged({INPUT: {0: 2}})
+    producer.produce("other", b"later", b"v")
+    checkpoint.commit_when_acknowledged({INPUT: {0: 3}})
+    client.ack()
+    with pytest.raises(DeliveryFailed, match=f"outputs not acknowledged, not committing: .*{failing}"):
+        checkpoint.settle()
+    assert _commits(journal) == [("commit", [(INPUT, 0, 2)], "async")]  # only the batch before the refusal
+    checkpoint.close()
+    assert _commits(journal)[1:] == [("commit", [(INPUT, 0, 2)], "sync")]
+
+
+def test_an_output_unacknowledged_past_the_flush_timeout_commits_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import radstream.streams.checkpoint as checkpoint_module
+
+    journal: list = []
+    checkpoint, producer, _ = _deferred(journal)
+    producer.produce(OUTPUT, b"a", b"v")
+    checkpoint.commit_when_acknowledged({INPUT: {0: 1}})
+    monkeypatch.setattr(checkpoint_module, "FLUSH_TIMEOUT_S", -1.0)
+    with pytest.raises(DeliveryFailed, match="not committing"):
+        checkpoint.settle()
+    assert _commits(journal) == []
+
+
+def test_revocation_waits_for_the_pending_batches_then_commits_synchronously() -> None:
+    journal: list = []
+    checkpoint, producer, _ = _deferred(journal)
+    producer.produce(OUTPUT, b"a", b"v")
+    checkpoint.commit_when_acknowledged({INPUT: {0: 5, 1: 9}})
+    checkpoint.commit_sync([0])
+    assert journal[1:] == [("flush",), ("commit", [(INPUT, 0, 6), (INPUT, 1, 10)], "async"),
+                           ("commit", [(INPUT, 0, 6)], "sync")]
+
+
+def test_a_lost_partitions_pending_offsets_are_not_committed() -> None:
+    journal: list = []
+    checkpoint, producer, client = _deferred(journal)
+    producer.produce(OUTPUT, b"a", b"v")
+    checkpoint.commit_when_acknowledged({INPUT: {0: 5, 1: 9}})
+    checkpoint.forget([1])
+    client.ack()
+    checkpoint.settle()
+    assert _commits(journal) == [("commit", [(INPUT, 0, 6)], "async")]
+
+
+def test_many_unacknowledged_batches_make_the_stage_wait_for_them() -> None:
+    from radstream.streams.checkpoint import MAX_PENDING
+
+    journal: list = []
+    checkpoint, producer, _ = _deferred(journal)
+    for offset in range(MAX_PENDING + 1):
+        producer.produce(OUTPUT, b"a", b"v")
+        checkpoint.commit_when_acknowledged({INPUT: {0: offset}})
+    assert journal[-2:] == [("flush",), ("commit", [(INPUT, 0, MAX_PENDING + 1)], "async")]
+
+
+def test_a_stateful_stage_cannot_skip_the_wait() -> None:
+    checkpoint, _, _ = _checkpoint([])
+    with pytest.raises(TypeError, match="changelog"):
+        checkpoint.commit_when_acknowledged({INPUT: {0: 1}})
