@@ -19,7 +19,7 @@ partitions land before the partitions move, so the next owner starts after what 
 process finished. It commits only offsets that went through steps 1-3 and flushes nothing:
 a batch whose outputs failed must not get its changelog written.
 
-A stateless stage (no changelog, so no step 2) need not wait in step 1 (D-058):
+A stateless stage (no changelog, so no step 2) need not wait in step 1 (D-060):
 `commit_when_acknowledged` notes the batch's offsets with the producer's count of messages
 sent so far, and `settle`, called by the runtime on every turn of its loop, commits them
 once every message sent before that count is acknowledged, oldest batch first, so a later
@@ -111,7 +111,7 @@ class Checkpoint:
         for tp in offsets:
             self._committed[(tp.topic, tp.partition)] = tp.offset
 
-    # -- stateless stages: commit once acknowledged, without waiting (D-058) --------------------
+    # -- stateless stages: commit once acknowledged, without waiting (D-060) --------------------
     def commit_when_acknowledged(self, processed: dict[str, dict[int, int]]) -> None:
         """Steps 1 and 3 for a stateless stage's batch (topic -> partition -> last offset
         handled), without waiting: committed by this or a later `settle` once acknowledged."""

@@ -5,7 +5,7 @@ Delivery guarantee: at-least-once. Every batch ends in a checkpoint
 stage's changelog, and only then the input offsets, so a crash can only repeat work
 (outputs carry idempotency keys) and never lose it. A stateless stage does not wait for
 the acknowledgement: its offsets are committed on a later turn of the loop, once it has
-come (D-058).
+come (D-060).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class StageRunner:
         if twin:
             self._inputs[settings.topic(twin)] = twin
         self.dlq_topic = settings.topic(dlq(stage.input_topic))
-        # A stateless stage commits once acknowledged without waiting (D-058); stateful stages and
+        # A stateless stage commits once acknowledged without waiting (D-060); stateful stages and
         # export edges (held until answered, one message at a time) keep the waiting checkpoint.
         self._deferred = not stage.stateful and not stage.retry_until_answered
         self._producer = open_producer(settings, linger_ms=0 if self._deferred else None)

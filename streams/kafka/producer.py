@@ -5,7 +5,7 @@ unless every message produced since the last flush was acknowledged (the client 
 idempotent with acks=all: KafkaSettings.producer_config). It also numbers what it sends, so
 a caller can ask, without waiting, whether everything sent before a `mark` is acknowledged
 (`acknowledged`, `failed`): the runtime's checkpoint commits a stateless stage's offsets
-that way (streams/checkpoint.py, D-058). Commands (publish, thresholds, tests) use
+that way (streams/checkpoint.py, D-060). Commands (publish, thresholds, tests) use
 EventPublisher, which adds the codec.
 """
 

@@ -240,7 +240,7 @@ def test_a_second_input_topic_is_committed_under_its_own_name_and_on_revocation(
     assert journal == [("commit", [(INPUT, 0, 5), ("overrides", 0, 3)], "sync")]
 
 
-# -- a stateless stage: committed once acknowledged, without waiting (D-058) ---------------------
+# -- a stateless stage: committed once acknowledged, without waiting (D-060) ---------------------
 
 class AcknowledgingClient(FakeProducerClient):
     """As FakeProducerClient, but the broker's acknowledgements come when the test says
