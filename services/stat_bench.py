@@ -62,8 +62,14 @@ def run_stat_bench(config: Config, bootstrap: str | None, urgent: int = 5, backl
         routine, _ = publish(producer, store, routine_paths, log=lambda m: None)
         say(f"  backlog published in {time.monotonic() - t0:.1f}s")
         loaded = _urgent_latencies(settings, stack, producer, store, loaded_paths)
-        finals = {r["study_uid"] for _, r in read_events(settings, STUDY_RESULTS, skip_undecodable=True) if r["final"]}
-        routine_done = len(set(routine) & finals)
+        # By the broker's timestamps: a read to the end goes on while results keep coming (D-011),
+        # so what it finds is the backlog done by the end of the read, not by the last urgent result.
+        finals: dict[str, int] = {}
+        for msg, r in read_events(settings, STUDY_RESULTS, skip_undecodable=True):
+            if r["final"]:
+                finals.setdefault(r["study_uid"], msg.timestamp()[1])
+        urgent_done_at = max(finals[s] for s in loaded)
+        routine_done = sum(1 for s in set(routine) if finals.get(s, urgent_done_at + 1) <= urgent_done_at)
         hops = {"idle": _hop_medians(settings, idle), "loaded": _hop_medians(settings, loaded)}
         producer.close()
     idle_p50, loaded_p50 = percentile(list(idle.values()), 50), percentile(list(loaded.values()), 50)
