@@ -22,6 +22,10 @@ from radstream.streams.kafka.settings import KafkaSettings
 
 
 MEMORY = "memory://tansu/"
+# The embedded broker answers a fetch only when fetch.wait.max.ms has passed, even when data came
+# sooner (Apache Kafka answers as soon as fetch.min.bytes have arrived), so every hop of the
+# pipeline waited up to the client's 50 ms; its stages wait 20 instead (D-061).
+FETCH_WAIT_MAX_MS = 20
 
 
 class BrokerError(RuntimeError):

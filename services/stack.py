@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from radstream.services.broker import EmbeddedBroker
+from radstream.services.broker import FETCH_WAIT_MAX_MS, EmbeddedBroker
 from radstream.services.durable_broker import DurableStorage, open_durable_storage
 from radstream.services.signing import ensure_dev_keys
 from radstream.services.supervisor import Child, Supervisor, child_env, stage_children
@@ -20,6 +20,12 @@ from radstream.streams.kafka.topics import create_topics
 from radstream.streams.stages.registry import models_in_force
 
 log = logging.getLogger(__name__)
+
+
+def embedded_fetch_wait(environ: dict[str, str]) -> dict[str, str]:
+    """The stages' fetch wait on the embedded broker (D-061), unless the environment sets one."""
+    key = "RADSTREAM_KAFKA_FETCH_WAIT_MAX_MS"
+    return {} if key in environ else {key: str(FETCH_WAIT_MAX_MS)}
 
 
 class Stack:
@@ -67,6 +73,8 @@ class Stack:
         if self._receiver:
             children.append(Child("receiver", command=["receiver", *self._receiver]))
         extra = {"RADSTREAM_HOME": str(home)}
+        if self.broker is not None:
+            extra.update(embedded_fetch_wait({**os.environ, **self._env}))
         if (os.cpu_count() or 1) < len(children):  # more processes than cores: one thread each
             extra["RADSTREAM_COMPUTE_THREADS"] = "1"
         env = child_env(self.bootstrap, {**extra, **self._env})
