@@ -69,7 +69,7 @@ def run_stat_bench(config: Config, bootstrap: str | None, urgent: int = 5, backl
             if r["final"]:
                 finals.setdefault(r["study_uid"], msg.timestamp()[1])
         urgent_done_at = max(finals[s] for s in loaded)
-        routine_done = sum(1 for s in set(routine) if finals.get(s, urgent_done_at + 1) <= urgent_done_at)
+        routine_done = sum(1 for s in set(routine) if s in finals and finals[s] <= urgent_done_at)
         hops = {"idle": _hop_medians(settings, idle), "loaded": _hop_medians(settings, loaded)}
         producer.close()
     idle_p50, loaded_p50 = percentile(list(idle.values()), 50), percentile(list(loaded.values()), 50)

@@ -174,9 +174,10 @@ class StageRunner:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions the group took away (this member's session expired): another member owns
         them already, so nothing is committed; their work is redone from the last commit."""
-        self._checkpoint.forget(sorted({p.partition for p in partitions}))
+        lost = sorted({p.partition for p in partitions})
+        self._checkpoint.forget(lost)
         self._forget(partitions)
-        log.warning("lost partitions %s (session expired): not committing", sorted({p.partition for p in partitions}))
+        log.warning("lost partitions %s (session expired): not committing", lost)
 
     def _forget(self, partitions: list[TopicPartition]) -> None:
         parts = sorted({p.partition for p in partitions})

@@ -235,8 +235,8 @@ def max_difference(actual: np.ndarray, expected: np.ndarray) -> float:
     same row (last axis) where that exceeds 1, else absolute. Scores (one per label) compare
     absolutely; a raw box (x1, y1, x2, y2) on a random batch can be thousands of pixels wide, and
     a coordinate near 0 is then the difference of two large values, off by float32's rounding of
-    them. A NaN on either side differs by infinity: inf - inf is NaN, which `max` over the
-    outputs would drop."""
+    them. Clipped, the same infinity on both sides differs by 0 (unclipped, inf - inf is NaN,
+    which `max` over the outputs drops); a NaN on either side differs by infinity."""
     if not expected.size:
         return 0.0
     a, e = (np.atleast_1d(np.clip(v.astype(np.float64), -OUTPUT_RANGE, OUTPUT_RANGE)) for v in (actual, expected))

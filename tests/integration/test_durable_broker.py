@@ -179,7 +179,8 @@ def test_up_durable_keeps_thresholds_audit_overrides_and_changelogs_across_a_res
     up, bootstrap = _up_durable(env, bucket)
     try:
         config = Config.from_env(bootstrap, {**os.environ, **env})
-        _stages_ready(home, 5)
+        for row in _stages_ready(home, 5):  # the embedded broker's stages fetch with its wait (D-061)
+            assert b"RADSTREAM_KAFKA_FETCH_WAIT_MAX_MS=20" in Path(f"/proc/{row['pid']}/environ").read_bytes().split(b"\0")
         pushed = _cli({**env, "RADSTREAM_BOOTSTRAP": bootstrap}, "thresholds", "push", str(thresholds),
                       "--reason", "durable check").communicate(timeout=120)[0]
         assert "pushed version 1" in pushed, pushed
